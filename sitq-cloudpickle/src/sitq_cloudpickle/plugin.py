@@ -1,0 +1,17 @@
+"""Hook implementations only; cloudpickle itself is imported when the serializer is first built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sitq import hookimpl
+
+if TYPE_CHECKING:
+    from sitq.serializer import Serializer
+
+
+@hookimpl
+def sitq_register_serializers() -> list[type[Serializer]]:
+    from sitq_cloudpickle.serializer import CloudpickleSerializer
+
+    return [CloudpickleSerializer]

@@ -1,0 +1,23 @@
+"""cloudpickle: functions that are not importable by name (lambdas, closures, `__main__`) travel by value."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, ClassVar
+
+import cloudpickle
+
+
+class CloudpickleSerializer:
+    """sitq's default serializer when installed. Loading needs only the standard library's pickle."""
+
+    name: ClassVar[str] = "cloudpickle"
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self.protocol = protocol
+
+    def dumps(self, obj: Any) -> bytes:
+        return cloudpickle.dumps(obj, protocol=self.protocol)
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)  # noqa: S301 - payloads come from the application's own queue

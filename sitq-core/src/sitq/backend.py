@@ -1,0 +1,122 @@
+"""The `Backend` protocol: the one boundary every storage meets, and the helper that shares one backend.
+
+Backends store opaque payload bytes plus plain fields; they never serialize and never run user code.
+Claiming is atomic and lease-based, and "now" is always passed in, so tests control the clock.
+Every method is required: a backend that cannot do something must say so, never quietly do nothing.
+Driver errors surface as `sitq.BackendError`, raised `from` the driver's exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import ClassVar, Protocol, Self, runtime_checkable
+
+from sitq.changes import Subscription
+from sitq.models import NewTask, ReservedTask, TaskOutcome, TaskRecord
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Persistent storage of tasks and their results."""
+
+    name: ClassVar[str]
+    """The plugin name users ask for, such as ``"sqlite"``."""
+    url_schemes: ClassVar[tuple[str, ...]]
+    """The URL schemes `from_url` accepts, such as ``("sqlite",)``."""
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Build an unconnected backend from a URL; raise `ConfigurationError` for a malformed one."""
+        ...
+
+    @property
+    def is_connected(self) -> bool:
+        """True between the first `connect()` and the matching last `close()`."""
+        ...
+
+    async def connect(self) -> None:
+        """Open the store, or count one more user of an already open one."""
+        ...
+
+    async def close(self) -> None:
+        """Count one user less; the last user's close really closes. Closing a closed backend is a no-op."""
+        ...
+
+    async def enqueue(self, tasks: Sequence[NewTask]) -> None:
+        """Store new pending tasks, atomically: every one of them is durable, or none is."""
+        ...
+
+    async def claim(
+        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[ReservedTask]:
+        """Atomically claim up to `limit` tasks due at `now`, earliest `eta` first.
+
+        A task is claimable when it is pending with `eta <= now`, or in progress with a lease that
+        expired before `now` (its worker is presumed dead). Claiming sets the task in progress for
+        `worker_id`, counts an attempt, and leases it until `now + lease`. No task is ever handed to
+        two claimers whose leases overlap.
+        """
+        ...
+
+    async def claim_task(
+        self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
+    ) -> ReservedTask | None:
+        """Claim this one task now, whatever its `eta`; None when it is not claimable (or unknown)."""
+        ...
+
+    async def renew(self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta) -> None:
+        """Extend to `now + lease` the leases that `worker_id` still holds on these tasks."""
+        ...
+
+    async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
+        """Record finished attempts, atomically as a batch.
+
+        An outcome is applied only while its worker still holds the task; a worker that lost its
+        lease to another has its late outcome ignored, so one attempt never overwrites another.
+        """
+        ...
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        """The stored state of a task, or None if no task has this id."""
+        ...
+
+    async def next_eta(self) -> datetime | None:
+        """The earliest `eta` among pending tasks, so an idle worker sleeps exactly until then."""
+        ...
+
+    def subscribe(self) -> Subscription:
+        """A subscription woken after every change committed to the store, by this process or, where the
+        store allows, by another one. Subscribe before looking at the store, then wait."""
+        ...
+
+
+class SharedConnection:
+    """Reference-counted open and close, so one backend object can serve a queue, a worker and its creator.
+
+    A backend keeps one of these and routes `connect()`/`close()` through it: the first acquire opens,
+    the last release closes.
+    """
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._users > 0
+
+    async def acquire(self, open_store: Callable[[], Awaitable[None]]) -> None:
+        async with self._lock:
+            if self._users == 0:
+                await open_store()
+            self._users += 1
+
+    async def release(self, close_store: Callable[[], Awaitable[None]]) -> None:
+        async with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0:
+                await close_store()

@@ -1,0 +1,1 @@
+"""Backends shipped with or resolved by sitq-core: `memory` here, others through plugins."""

@@ -1,0 +1,57 @@
+"""The exception tree: one root, shallow, and builtins as second parents where the meaning is the same."""
+
+from __future__ import annotations
+
+
+class SitqError(Exception):
+    """Root of every error sitq raises on purpose."""
+
+
+class ConfigurationError(SitqError):
+    """sitq was set up wrongly: an unknown URL scheme, a bad option, a broken plugin."""
+
+
+class PluginNotFoundError(ConfigurationError, ImportError):
+    """A backend or serializer was asked for by name, and no installed plugin provides it."""
+
+
+class ValidationError(SitqError, ValueError):
+    """An argument is not acceptable; the message says which and how to fix it."""
+
+
+class SerializationError(SitqError):
+    """A task's call or result could not be turned into bytes, or back."""
+
+
+class BackendError(SitqError):
+    """The storage failed: a driver error, an unreadable file, an incompatible schema."""
+
+
+class TaskQueueError(SitqError):
+    """A queue operation could not be done."""
+
+
+class TaskNotFoundError(TaskQueueError, LookupError):
+    """No task with this id was ever enqueued in this backend."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task with id {task_id!r} in this queue")
+        self.task_id = task_id
+
+
+class WorkerError(SitqError):
+    """A worker was used wrongly (started twice, asked to run a task it cannot claim)."""
+
+
+class TaskExecutionError(SitqError):
+    """A task failed; raised by `Result.unwrap()` with the task's own error and traceback."""
+
+    def __init__(self, task_id: str, error: str, traceback: str | None = None) -> None:
+        super().__init__(f"task {task_id} failed: {error}")
+        self.task_id = task_id
+        self.error = error
+        self.traceback = traceback
+
+
+class SyncTaskQueueError(SitqError, RuntimeError):
+    """`SyncTaskQueue` was used where it cannot work, such as inside a running event loop."""

@@ -1,0 +1,90 @@
+"""Every hook a sitq plugin can implement, and nothing else.
+
+Registration hooks come first: they return classes and run once per plugin manager, in whichever
+process first needs a backend or serializer. Lifecycle hooks follow: past-tense notifications that an
+implementation may write as a plain or an `async` function. sitq awaits what they return, and logs and
+swallows what they raise: an observer never fails a task or stops a worker.
+
+Signatures only grow: new keyword arguments may be added, none removed or renamed, and an
+implementation declares only the arguments it wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from sitq.backend import Backend
+    from sitq.serializer import Serializer
+
+hookspec = pluggy.HookspecMarker("sitq")
+hookimpl = pluggy.HookimplMarker("sitq")
+
+
+# Registration
+
+
+@hookspec
+def sitq_register_backends() -> list[type[Backend]]:  # type: ignore[empty-body]
+    """Return the backend classes this plugin provides.
+
+    Each class has a unique `name` and the `url_schemes` it serves; sitq builds it with
+    `cls.from_url(url)` or the user instantiates it directly. Fires once per plugin manager, in any
+    process that resolves a backend (producers and workers alike).
+    """
+
+
+@hookspec
+def sitq_register_serializers() -> list[type[Serializer]]:  # type: ignore[empty-body]
+    """Return the serializer classes this plugin provides.
+
+    Each class has a unique `name` and can be built with no arguments: a worker builds one by the name
+    stored beside a payload. Fires once per plugin manager, in any process that encodes or decodes.
+    """
+
+
+# Lifecycle events
+
+
+@hookspec
+def sitq_task_enqueued(task_id: str, task_name: str, eta: datetime) -> Awaitable[None] | None:
+    """A task was stored durably. Fires in the producer's process, after `enqueue` committed it."""
+
+
+@hookspec
+def sitq_task_started(
+    task_id: str, task_name: str, worker_id: str, attempt: int, enqueued_at: datetime
+) -> Awaitable[None] | None:
+    """A worker claimed a task and is about to run it (attempt 1 is the first). Fires in the worker's
+    process; `enqueued_at` lets an observer measure how long the task waited."""
+
+
+@hookspec
+def sitq_task_succeeded(
+    task_id: str, task_name: str, worker_id: str, duration: float
+) -> Awaitable[None] | None:
+    """A task returned normally; `duration` is its run time in seconds. Fires in the worker's process
+    once the function has returned, before the result is committed."""
+
+
+@hookspec
+def sitq_task_failed(
+    task_id: str, task_name: str, worker_id: str, duration: float, error: str, traceback: str
+) -> Awaitable[None] | None:
+    """A task raised, or its call could not be decoded. Fires in the worker's process, with the error
+    message and the formatted traceback that are recorded on the result."""
+
+
+@hookspec
+def sitq_worker_started(worker_id: str, max_concurrency: int) -> Awaitable[None] | None:
+    """A worker is connected and about to take tasks. Fires in the worker's process."""
+
+
+@hookspec
+def sitq_worker_stopped(worker_id: str) -> Awaitable[None] | None:
+    """A worker has stopped taking tasks and its in-flight tasks have finished. Fires in the worker's
+    process."""

@@ -1,0 +1,250 @@
+"""The plugin manager: entry-point discovery, the backend and serializer registries, typed hook calls.
+
+This is the only module that touches pluggy's hook relay; the rest of sitq calls the typed methods of
+`Plugins`. Entry points in the group ``sitq`` are loaded once per process, on first need, never at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import pluggy
+
+from sitq import builtin_plugins, hookspecs
+from sitq.backend import Backend
+from sitq.errors import ConfigurationError, PluginNotFoundError
+from sitq.serializer import Serializer
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "sitq"
+
+Kind = Literal["backend", "serializer"]
+
+# The plugins the sitq project publishes itself, so that a missing one comes with an install hint.
+KNOWN_DISTRIBUTIONS = {"sqlite": "sitq-sqlite", "cloudpickle": "sitq-cloudpickle", "dill": "sitq-dill"}
+
+# Names importable from sitq's own modules that a plugin provides: attribute -> (kind, plugin name).
+PLUGIN_EXPORTS: dict[str, tuple[Kind, str]] = {
+    "SQLiteBackend": ("backend", "sqlite"),
+    "CloudpickleSerializer": ("serializer", "cloudpickle"),
+    "DillSerializer": ("serializer", "dill"),
+}
+
+_LIFECYCLE_HOOKS = (
+    "sitq_task_enqueued",
+    "sitq_task_started",
+    "sitq_task_succeeded",
+    "sitq_task_failed",
+    "sitq_worker_started",
+    "sitq_worker_stopped",
+)
+
+_Registered = TypeVar("_Registered", type[Backend], type[Serializer])
+
+
+@functools.cache
+def _installed_plugins() -> tuple[tuple[str, object, str], ...]:
+    """Load every entry point of the group once: (plugin name, plugin object, providing distribution)."""
+    loaded = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        provider = f"{dist.name} {dist.version}" if dist else entry_point.value
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"the sitq plugin {entry_point.name!r} ({provider}) failed to load: {exc!r}; "
+                "reinstall or uninstall it"
+            ) from exc
+        loaded.append((entry_point.name, plugin, provider))
+    return tuple(loaded)
+
+
+class Plugins:
+    """One pluggy manager: the built-ins, every installed plugin, and any passed in explicitly."""
+
+    def __init__(self, extra: Sequence[object] = ()) -> None:
+        self._pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self._pm.add_hookspecs(hookspecs)
+        self._providers: dict[str, str] = {}
+        self._add(builtin_plugins, "sitq.builtins", "sitq-core")
+        for name, plugin, provider in _installed_plugins():
+            self._add(plugin, name, provider)
+        for plugin in extra:
+            self._add(plugin, None, "passed explicitly")
+        self._observers = {hook: self._pm.hook.__dict__[hook].get_hookimpls() for hook in _LIFECYCLE_HOOKS}
+        self._serializers: dict[str, Serializer] = {}
+
+    def _add(self, plugin: object, name: str | None, provider: str) -> None:
+        if self._pm.is_registered(plugin):
+            return
+        try:
+            registered = self._pm.register(plugin, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise ConfigurationError(f"cannot register sitq plugin {plugin!r} ({provider}): {exc}") from exc
+        if registered is not None:
+            self._providers[registered] = provider
+
+    # Registries
+
+    @functools.cached_property
+    def backends(self) -> dict[str, type[Backend]]:
+        """Every available backend class by name."""
+        return self._collect("backend", self._pm.hook.sitq_register_backends)
+
+    @functools.cached_property
+    def serializers(self) -> dict[str, type[Serializer]]:
+        """Every available serializer class by name."""
+        return self._collect("serializer", self._pm.hook.sitq_register_serializers)
+
+    def _collect(self, kind: Kind, hook: pluggy.HookCaller) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        provided_by: dict[str, str] = {}
+        for impl in hook.get_hookimpls():
+            provider = self._providers.get(impl.plugin_name, impl.plugin_name)
+            for cls in impl.function():
+                if cls.name in found:
+                    raise ConfigurationError(
+                        f"two plugins provide the {kind} {cls.name!r}: {provided_by[cls.name]} and "
+                        f"{provider}; uninstall one of them"
+                    )
+                found[cls.name] = cls
+                provided_by[cls.name] = provider
+        return found
+
+    def backend_class(self, name: str) -> type[Backend]:
+        return _lookup("backend", name, self.backends)
+
+    def serializer_class(self, name: str) -> type[Serializer]:
+        return _lookup("serializer", name, self.serializers)
+
+    def backend_from_url(self, url: str) -> Backend:
+        """Build the backend that serves this URL's scheme, unconnected."""
+        scheme = urlsplit(url).scheme
+        for cls in self.backends.values():
+            if scheme in cls.url_schemes:
+                return cls.from_url(url)
+        if scheme in KNOWN_DISTRIBUTIONS:
+            raise _missing("backend", scheme)
+        schemes = sorted(s for cls in self.backends.values() for s in cls.url_schemes)
+        raise ConfigurationError(
+            f"no installed backend serves the URL {url!r}; URLs look like 'scheme://...' and the "
+            f"installed schemes are: {', '.join(schemes)}"
+        )
+
+    def serializer(self, name: str) -> Serializer:
+        """The shared instance of the serializer called `name`."""
+        if name not in self._serializers:
+            self._serializers[name] = self.serializer_class(name)()
+        return self._serializers[name]
+
+    def default_serializer(self) -> Serializer:
+        """cloudpickle when installed, since it handles lambdas and closures; else the stdlib pickle."""
+        return self.serializer("cloudpickle" if "cloudpickle" in self.serializers else "pickle")
+
+    # Lifecycle events: each implementation is called on its own, awaited if it returns an awaitable,
+    # and its exceptions are logged, so that one observer can neither fail a task nor silence another.
+
+    async def task_enqueued(self, *, task_id: str, task_name: str, eta: datetime) -> None:
+        await self._notify("sitq_task_enqueued", task_id=task_id, task_name=task_name, eta=eta)
+
+    async def task_started(
+        self, *, task_id: str, task_name: str, worker_id: str, attempt: int, enqueued_at: datetime
+    ) -> None:
+        await self._notify(
+            "sitq_task_started",
+            task_id=task_id,
+            task_name=task_name,
+            worker_id=worker_id,
+            attempt=attempt,
+            enqueued_at=enqueued_at,
+        )
+
+    async def task_succeeded(self, *, task_id: str, task_name: str, worker_id: str, duration: float) -> None:
+        await self._notify(
+            "sitq_task_succeeded", task_id=task_id, task_name=task_name, worker_id=worker_id, duration=duration
+        )
+
+    async def task_failed(
+        self, *, task_id: str, task_name: str, worker_id: str, duration: float, error: str, traceback: str
+    ) -> None:
+        await self._notify(
+            "sitq_task_failed",
+            task_id=task_id,
+            task_name=task_name,
+            worker_id=worker_id,
+            duration=duration,
+            error=error,
+            traceback=traceback,
+        )
+
+    async def worker_started(self, *, worker_id: str, max_concurrency: int) -> None:
+        await self._notify("sitq_worker_started", worker_id=worker_id, max_concurrency=max_concurrency)
+
+    async def worker_stopped(self, *, worker_id: str) -> None:
+        await self._notify("sitq_worker_stopped", worker_id=worker_id)
+
+    async def _notify(self, hook: str, **kwargs: Any) -> None:
+        for impl in self._observers[hook]:
+            try:
+                outcome = impl.function(*(kwargs[arg] for arg in impl.argnames))
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("sitq plugin %r failed in %s; carrying on", impl.plugin_name, hook)
+
+
+def _lookup(kind: Kind, name: str, registry: dict[str, _Registered]) -> _Registered:
+    if name in registry:
+        return registry[name]
+    if name in KNOWN_DISTRIBUTIONS:
+        raise _missing(kind, name)
+    raise PluginNotFoundError(
+        f"no installed plugin provides a {kind} called {name!r}; available: {', '.join(sorted(registry))}"
+    )
+
+
+def _missing(kind: Kind, name: str) -> PluginNotFoundError:
+    distribution = KNOWN_DISTRIBUTIONS[name]
+    return PluginNotFoundError(
+        f"the {name} {kind} is provided by the {distribution} plugin, which is not installed: "
+        f"pip install {distribution}",
+        name=distribution,
+    )
+
+
+@functools.cache
+def default_plugins() -> Plugins:
+    """The process-wide manager of built-in and installed plugins, made on first need."""
+    return Plugins()
+
+
+def plugins_with(extra: Sequence[object]) -> Plugins:
+    """The default manager, or a new one that also holds `extra` (for `plugins=[...]` arguments)."""
+    return Plugins(extra) if extra else default_plugins()
+
+
+def export(name: str) -> type[Any]:
+    """Resolve a plugin-provided name such as `SQLiteBackend`, with an install hint when it is missing."""
+    kind, plugin = PLUGIN_EXPORTS[name]
+    registry = default_plugins()
+    return registry.backend_class(plugin) if kind == "backend" else registry.serializer_class(plugin)
+
+
+def lazy_exports(module: str, names: set[str]) -> Callable[[str], Any]:
+    """A module `__getattr__` that resolves `names` through the plugin registry on first access."""
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return export(name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

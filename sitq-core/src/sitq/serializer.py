@@ -1,0 +1,82 @@
+"""The `Serializer` protocol and the two the standard library can back: `json` and `pickle`.
+
+A serializer turns a task's call (function, args, kwargs) and its return value into bytes and back.
+Its `name` is stored beside every payload, so a worker decodes each one with the serializer that wrote it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    name: ClassVar[str]
+    """The plugin name stored with each payload, such as ``"cloudpickle"``."""
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode `obj`; raise any exception for what this format cannot hold."""
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """Decode what `dumps` produced."""
+        ...
+
+
+class PickleSerializer:
+    """The standard library's pickle: module-level functions by reference, no lambdas or closures."""
+
+    name: ClassVar[str] = "pickle"
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self.protocol = protocol
+
+    def dumps(self, obj: Any) -> bytes:
+        return pickle.dumps(obj, protocol=self.protocol)
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)  # noqa: S301 - payloads come from the application's own queue
+
+
+_CALLABLE_KEY = "__sitq_callable__"
+
+
+class JsonSerializer:
+    """JSON for plain data: importable functions travel as ``"module:qualname"``, the rest must be JSON.
+
+    Readable by any language and safe to load, at the price of lambdas, closures and custom objects.
+    Tuples come back as lists.
+    """
+
+    name: ClassVar[str] = "json"
+
+    def dumps(self, obj: Any) -> bytes:
+        return json.dumps(obj, default=_encode_callable, separators=(",", ":")).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data, object_hook=_decode_callable)
+
+
+def _encode_callable(obj: Any) -> dict[str, str]:
+    if not callable(obj):
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+    if module is None or module == "__main__" or "<" in qualname:
+        raise TypeError(
+            f"json can only store functions importable by name, not {qualname or obj!r}; "
+            "define it at module level, or use the cloudpickle serializer"
+        )
+    return {_CALLABLE_KEY: f"{module}:{qualname}"}
+
+
+def _decode_callable(obj: dict[str, Any]) -> Any:
+    if len(obj) != 1 or _CALLABLE_KEY not in obj:
+        return obj
+    module_name, _, qualname = obj[_CALLABLE_KEY].partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target

@@ -1,0 +1,22 @@
+"""dill: serializes more of Python than cloudpickle, at some cost in speed."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import dill
+
+
+class DillSerializer:
+    """Pick it when cloudpickle cannot carry an object; `recurse=True` captures a function's globals."""
+
+    name: ClassVar[str] = "dill"
+
+    def __init__(self, recurse: bool = True) -> None:
+        self.recurse = recurse
+
+    def dumps(self, obj: Any) -> bytes:
+        return bytes(dill.dumps(obj, recurse=self.recurse))
+
+    def loads(self, data: bytes) -> Any:
+        return dill.loads(data)
