@@ -10,6 +10,7 @@ import functools
 import importlib.metadata
 import inspect
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -19,12 +20,14 @@ import pluggy
 
 from sitq import builtin_plugins, hookspecs
 from sitq.backend import Backend
-from sitq.errors import ConfigurationError, PluginNotFoundError
+from sitq.errors import ConfigurationError, PluginNotFoundError, ValidationError
 from sitq.serializer import Serializer
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sitq"
+URL_VARIABLE = "SITQ_URL"
+DEFAULT_URL = "sqlite:///sitq.db"
 
 Kind = Literal["backend", "serializer"]
 
@@ -50,6 +53,16 @@ _LIFECYCLE_HOOKS = (
 _Registered = TypeVar("_Registered", type[Backend], type[Serializer])
 
 
+class _PluginManager(pluggy.PluginManager):
+    """Takes any ``sitq_*`` callable as a hook implementation, marked or not, as pytest does."""
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith("sitq_") and callable(getattr(plugin, name, None)):
+            return {}  # type: ignore[typeddict-item] # pluggy fills in the defaults of missing options
+        return opts
+
+
 @functools.cache
 def _installed_plugins() -> tuple[tuple[str, object, str], ...]:
     """Load every entry point of the group once: (plugin name, plugin object, providing distribution)."""
@@ -72,7 +85,7 @@ class Plugins:
     """One pluggy manager: the built-ins, every installed plugin, and any passed in explicitly."""
 
     def __init__(self, extra: Sequence[object] = ()) -> None:
-        self._pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self._pm = _PluginManager(ENTRY_POINT_GROUP)
         self._pm.add_hookspecs(hookspecs)
         self._providers: dict[str, str] = {}
         self._add(builtin_plugins, "sitq.builtins", "sitq-core")
@@ -80,7 +93,11 @@ class Plugins:
             self._add(plugin, name, provider)
         for plugin in extra:
             self._add(plugin, None, "passed explicitly")
-        self._observers = {hook: self._pm.hook.__dict__[hook].get_hookimpls() for hook in _LIFECYCLE_HOOKS}
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise ConfigurationError(f"a sitq plugin implements a hook that does not exist: {exc}") from exc
+        self._observers = {hook: getattr(self._pm.hook, hook).get_hookimpls() for hook in _LIFECYCLE_HOOKS}
         self._serializers: dict[str, Serializer] = {}
 
     def _add(self, plugin: object, name: str | None, provider: str) -> None:
@@ -139,6 +156,30 @@ class Plugins:
             f"no installed backend serves the URL {url!r}; URLs look like 'scheme://...' and the "
             f"installed schemes are: {', '.join(schemes)}"
         )
+
+    def resolve_backend(self, backend: Backend | str | None) -> Backend:
+        """A backend object as given, or built from a URL: the argument, else $SITQ_URL, else sitq.db."""
+        if backend is None:
+            backend = os.environ.get(URL_VARIABLE) or DEFAULT_URL
+        if isinstance(backend, str):
+            return self.backend_from_url(backend)
+        if not isinstance(backend, Backend):
+            raise ValidationError(
+                f"backend must be a backend object or a URL such as 'sqlite:///tasks.db', not {backend!r}"
+            )
+        return backend
+
+    def resolve_serializer(self, serializer: Serializer | str | None) -> Serializer:
+        """A serializer object as given, one built by plugin name, or the default."""
+        if serializer is None:
+            return self.default_serializer()
+        if isinstance(serializer, str):
+            return self.serializer(serializer)
+        if not isinstance(serializer, Serializer):
+            raise ValidationError(
+                f"serializer must be a serializer object or a name such as 'cloudpickle', not {serializer!r}"
+            )
+        return serializer
 
     def serializer(self, name: str) -> Serializer:
         """The shared instance of the serializer called `name`."""

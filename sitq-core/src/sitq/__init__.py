@@ -1,0 +1,67 @@
+"""sitq: an async-first task queue with pluggable backends and serializers.
+
+`SQLiteBackend`, `CloudpickleSerializer` and `DillSerializer` are provided by plugins and resolve on
+first access, with an install hint when their plugin is missing.
+"""
+
+import logging
+from typing import TYPE_CHECKING
+
+from sitq.backend import Backend
+from sitq.backends.memory import MemoryBackend
+from sitq.errors import (
+    BackendError,
+    ConfigurationError,
+    PluginNotFoundError,
+    SerializationError,
+    SitqError,
+    SyncTaskQueueError,
+    TaskExecutionError,
+    TaskNotFoundError,
+    TaskQueueError,
+    ValidationError,
+    WorkerError,
+)
+from sitq.hookspecs import hookimpl
+from sitq.models import ReservedTask, Result, Task, TaskStatus
+from sitq.plugins import lazy_exports
+from sitq.queue import TaskQueue
+from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
+from sitq.sync import SyncTaskQueue
+from sitq.worker import Worker
+
+if TYPE_CHECKING:
+    from sitq_cloudpickle import CloudpickleSerializer
+    from sitq_dill import DillSerializer
+    from sitq_sqlite import SQLiteBackend
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "ConfigurationError",
+    "JsonSerializer",
+    "MemoryBackend",
+    "PickleSerializer",
+    "PluginNotFoundError",
+    "ReservedTask",
+    "Result",
+    "SerializationError",
+    "Serializer",
+    "SitqError",
+    "SyncTaskQueue",
+    "SyncTaskQueueError",
+    "Task",
+    "TaskExecutionError",
+    "TaskNotFoundError",
+    "TaskQueue",
+    "TaskQueueError",
+    "TaskStatus",
+    "ValidationError",
+    "Worker",
+    "WorkerError",
+    "hookimpl",
+]
+
+__getattr__ = lazy_exports(__name__, {"SQLiteBackend", "CloudpickleSerializer", "DillSerializer"})
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,160 @@
+"""`TaskQueue`: the async client that enqueues tasks and reads their results."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from sitq.backend import Backend
+from sitq.batching import GroupCommit
+from sitq.codec import Codec, task_name
+from sitq.errors import TaskNotFoundError, ValidationError
+from sitq.models import NewTask, Result, Task, TaskStatus, utcnow
+from sitq.plugins import plugins_with
+from sitq.serializer import Serializer
+
+# get_result re-reads at least this often, in case a backend cannot signal every change.
+_RECHECK_SECONDS = 1.0
+
+
+class TaskQueue:
+    """Enqueue calls to run on a `Worker`, and wait for their results.
+
+    `backend` is a backend object or a URL (``"sqlite:///tasks.db"``, ``"memory://"``); by default
+    ``$SITQ_URL``, else ``sqlite:///sitq.db``. Use it as ``async with``, with `connect()`/`close()`, or
+    lazily: the first call connects. A backend object shared with a worker stays open until its last
+    user closes it.
+    """
+
+    def __init__(
+        self,
+        backend: Backend | str | None = None,
+        serializer: Serializer | str | None = None,
+        *,
+        plugins: Sequence[object] = (),
+    ) -> None:
+        self.plugins = plugins_with(plugins)
+        self.backend = self.plugins.resolve_backend(backend)
+        self.serializer = self.plugins.resolve_serializer(serializer)
+        self._codec = Codec(self.plugins, self.serializer)
+        self._enqueuer = GroupCommit(self.backend.enqueue)
+        self._holds_connection = False
+        self._connecting = asyncio.Lock()
+
+    async def connect(self) -> None:
+        """Open the backend for this queue (a no-op if this queue already did)."""
+        async with self._connecting:
+            if not self._holds_connection:
+                await self.backend.connect()
+                self._holds_connection = True
+
+    async def close(self) -> None:
+        """Let go of the backend; it really closes when its last user lets go."""
+        await self._enqueuer.flush()
+        async with self._connecting:
+            if self._holds_connection:
+                self._holds_connection = False
+                await self.backend.close()
+
+    async def __aenter__(self) -> TaskQueue:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _ready(self) -> None:
+        """Connect on first use, unless someone else (the user, a worker) already holds it open."""
+        if not self.backend.is_connected:
+            await self.connect()
+
+    async def enqueue(self, function: Callable[..., Any] | Task, /, *args: Any, **kwargs: Any) -> str:
+        """Store a call to ``function(*args, **kwargs)`` and return its task id once it is durable.
+
+        ``eta=`` (a timezone-aware datetime) delays the task; it is consumed here, so a function that
+        takes its own ``eta`` argument receives it through ``Task(function, kwargs={"eta": ...})``.
+        A `Task` may be passed instead of a function, alone.
+        """
+        if isinstance(function, Task):
+            if args or kwargs:
+                raise ValidationError("pass a Task alone: its args, kwargs and eta go inside the Task")
+            task = function
+        else:
+            eta = kwargs.pop("eta", None)
+            task = Task(function, args, kwargs, eta)
+        new_task = self._prepare(task)
+        await self._ready()
+        await self._enqueuer.submit(new_task)
+        await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
+        return new_task.id
+
+    async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
+        """Store many tasks in one atomic write: all of them are durable, or none is."""
+        new_tasks = [self._prepare(task) for task in tasks]
+        await self._ready()
+        await self.backend.enqueue(new_tasks)
+        for new_task in new_tasks:
+            await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
+        return [new_task.id for new_task in new_tasks]
+
+    def _prepare(self, task: Task) -> NewTask:
+        if not callable(task.function):
+            raise ValidationError(f"a task needs a callable, not {task.function!r}")
+        if isinstance(task.args, str | bytes) or not isinstance(task.args, Sequence):
+            raise ValidationError(f"args must be a list or tuple, not {task.args!r}")
+        if not isinstance(task.kwargs, Mapping) or not all(isinstance(key, str) for key in task.kwargs):
+            raise ValidationError(f"kwargs must be a mapping of argument names, not {task.kwargs!r}")
+        now = utcnow()
+        if task.eta is not None and (task.eta.tzinfo is None or task.eta.utcoffset() is None):
+            raise ValidationError(
+                f"eta must be timezone-aware, such as datetime.now(timezone.utc) + timedelta(seconds=5); "
+                f"got the naive {task.eta!r}"
+            )
+        return NewTask(
+            id=uuid.uuid4().hex,
+            name=task_name(task.function),
+            payload=self._codec.encode_call(task.function, task.args, task.kwargs),
+            serializer=self.serializer.name,
+            enqueued_at=now,
+            eta=now if task.eta is None else task.eta.astimezone(now.tzinfo),
+        )
+
+    async def get_status(self, task_id: str) -> TaskStatus:
+        """Where the task is now; `TaskNotFoundError` for an id never enqueued here."""
+        await self._ready()
+        record = await self.backend.get(task_id)
+        if record is None:
+            raise TaskNotFoundError(task_id)
+        return record.status
+
+    async def get_result(self, task_id: str, timeout: float | None = None) -> Result | None:
+        """Wait until the task has finished and return its `Result`, or None after `timeout` seconds.
+
+        Raises `TaskNotFoundError` at once for an id never enqueued here. A task finished in this
+        process is seen at once; one finished by another process as soon as the backend notices.
+        """
+        if timeout is not None and timeout < 0:
+            raise ValidationError(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
+        await self._ready()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        with self.backend.subscribe() as changes:
+            while True:
+                record = await self.backend.get(task_id)
+                if record is None:
+                    raise TaskNotFoundError(task_id)
+                if record.status.is_finished:
+                    return self._codec.to_result(record)
+                wait = _RECHECK_SECONDS if deadline is None else min(_RECHECK_SECONDS, deadline - loop.time())
+                if wait <= 0:
+                    return None
+                await changes.wait(wait)
+
+    def deserialize_result(self, result: Result) -> Any:
+        """The task's return value; the same as `result.value`, kept for the seed documents' spelling."""
+        return result.value

@@ -1,0 +1,99 @@
+"""`SyncTaskQueue`: `TaskQueue` for code without an event loop, such as scripts and threaded web apps."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sitq.backend import Backend
+from sitq.errors import SyncTaskQueueError
+from sitq.models import Result, Task, TaskStatus
+from sitq.queue import TaskQueue
+from sitq.serializer import Serializer
+
+T = TypeVar("T")
+
+
+class SyncTaskQueue:
+    """The same methods as `TaskQueue`, blocking. Its event loop runs in a private thread, so one
+    instance can be shared by many threads. Inside a running event loop, use `TaskQueue` instead."""
+
+    def __init__(
+        self,
+        backend: Backend | str | None = None,
+        serializer: Serializer | str | None = None,
+        *,
+        plugins: Sequence[object] = (),
+    ) -> None:
+        self.queue = TaskQueue(backend, serializer, plugins=plugins)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, method: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise SyncTaskQueueError(
+                "SyncTaskQueue blocks, so it cannot be used inside a running event loop (an async web "
+                "handler, a notebook cell); use `await` on a TaskQueue there instead"
+            )
+        return asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._running_loop()).result()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="sitq-sync", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def connect(self) -> None:
+        self._call(self.queue.connect)
+
+    def close(self) -> None:
+        """Close the queue and stop its private event loop."""
+        if self._loop is None:
+            return
+        self._call(self.queue.close)
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+
+    def __enter__(self) -> SyncTaskQueue:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def enqueue(self, function: Callable[..., Any] | Task, /, *args: Any, **kwargs: Any) -> str:
+        """See `TaskQueue.enqueue`."""
+        return self._call(self.queue.enqueue, function, *args, **kwargs)
+
+    def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
+        """See `TaskQueue.enqueue_many`."""
+        return self._call(self.queue.enqueue_many, list(tasks))
+
+    def get_status(self, task_id: str) -> TaskStatus:
+        """See `TaskQueue.get_status`."""
+        return self._call(self.queue.get_status, task_id)
+
+    def get_result(self, task_id: str, timeout: float | None = None) -> Result | None:
+        """See `TaskQueue.get_result`."""
+        return self._call(self.queue.get_result, task_id, timeout)
+
+    def deserialize_result(self, result: Result) -> Any:
+        """See `TaskQueue.deserialize_result`."""
+        return self.queue.deserialize_result(result)

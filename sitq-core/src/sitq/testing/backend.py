@@ -1,0 +1,389 @@
+"""The backend contract, checked twice: at the `Backend` protocol with a controlled clock, and end to end
+through `TaskQueue` and `Worker` on the real clock. Every backend sitq ships runs it; so should yours."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import pytest
+import pytest_asyncio
+
+from sitq.backend import Backend
+from sitq.errors import BackendError, TaskNotFoundError
+from sitq.hookspecs import hookimpl
+from sitq.models import NewTask, Task, TaskOutcome, TaskStatus, utcnow
+from sitq.queue import TaskQueue
+from sitq.worker import Worker
+
+T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+LEASE = timedelta(seconds=30)
+
+
+def new_task(eta: datetime = T0, payload: bytes = b"call", task_id: str | None = None) -> NewTask:
+    return NewTask(
+        id=task_id or uuid.uuid4().hex,
+        name="tests.task",
+        payload=payload,
+        serializer="pickle",
+        enqueued_at=T0 - timedelta(minutes=1),
+        eta=eta,
+    )
+
+
+def outcome(task_id: str, worker_id: str, status: TaskStatus = TaskStatus.SUCCESS, **fields: Any) -> TaskOutcome:
+    return TaskOutcome(task_id=task_id, worker_id=worker_id, status=status, finished_at=T0, **fields)
+
+
+def assert_same_instant(actual: datetime | None, expected: datetime) -> None:
+    """Stored times must come back timezone-aware UTC, within a millisecond of what went in."""
+    assert actual is not None
+    assert actual.utcoffset() == timedelta(0)
+    assert abs((actual - expected).total_seconds()) < 1e-3
+
+
+class _Recorder:
+    """A lifecycle plugin that records events; one hook raises to prove observers cannot hurt a task."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    @hookimpl  # marking is optional: unmarked ``sitq_*`` methods are hook implementations too
+    def sitq_task_enqueued(self, task_id: str) -> None:
+        self.events.append(("enqueued", task_id))
+
+    async def sitq_task_started(self, task_id: str, attempt: int) -> None:
+        self.events.append(("started", task_id))
+        raise RuntimeError("a broken observer")
+
+    def sitq_task_succeeded(self, task_id: str, duration: float) -> None:
+        assert duration >= 0
+        self.events.append(("succeeded", task_id))
+
+    def sitq_task_failed(self, task_id: str, error: str, traceback: str) -> None:
+        self.events.append(("failed", task_id))
+
+
+class _UnknownSerializer:
+    """A serializer only the producer has: workers must fail its tasks clearly, not crash."""
+
+    name: ClassVar[str] = "conformance-private"
+
+    def dumps(self, obj: Any) -> bytes:
+        import pickle
+
+        return pickle.dumps(obj)
+
+    def loads(self, data: bytes) -> Any:
+        raise AssertionError("a worker must not find this serializer")
+
+
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+def multiply(a: int, b: int) -> int:
+    return a * b
+
+
+def explode() -> None:
+    raise ValueError("boom")
+
+
+class _Concurrency:
+    """Module-level, so that tasks pickled by reference share it with the test in this process."""
+
+    running = 0
+    peak = 0
+
+
+async def tracked_sleep() -> None:
+    _Concurrency.running += 1
+    _Concurrency.peak = max(_Concurrency.peak, _Concurrency.running)
+    await asyncio.sleep(0.02)
+    _Concurrency.running -= 1
+
+
+class BackendConformance:
+    """Subclass and override `backend` to return a new, unconnected backend on an empty store."""
+
+    pytestmark = pytest.mark.asyncio
+
+    @pytest.fixture
+    def backend(self) -> Backend:
+        raise NotImplementedError("override the `backend` fixture to return your backend, unconnected")
+
+    @pytest_asyncio.fixture
+    async def store(self, backend: Backend) -> AsyncIterator[Backend]:
+        await backend.connect()
+        yield backend
+        await backend.close()
+
+    # Connection
+
+    async def test_connect_and_close_are_reference_counted(self, backend: Backend) -> None:
+        assert not backend.is_connected
+        await backend.connect()
+        await backend.connect()
+        await backend.close()
+        assert backend.is_connected
+        await backend.enqueue([new_task()])
+        await backend.close()
+        assert not backend.is_connected
+        await backend.close()
+
+    # Storing and reading
+
+    async def test_enqueued_task_reads_back_pending(self, store: Backend) -> None:
+        task = new_task(payload=bytes(range(256)) * 4096)
+        await store.enqueue([task])
+        record = await store.get(task.id)
+        assert record is not None
+        assert (record.id, record.name, record.status, record.serializer) == (
+            task.id,
+            task.name,
+            TaskStatus.PENDING,
+            "pickle",
+        )
+        assert record.attempts == 0
+        assert_same_instant(record.enqueued_at, task.enqueued_at)
+        assert_same_instant(record.eta, task.eta)
+        assert record.started_at is None and record.finished_at is None and record.result is None
+
+    async def test_unknown_task_is_none(self, store: Backend) -> None:
+        assert await store.get("no-such-task") is None
+
+    async def test_enqueue_is_all_or_nothing(self, store: Backend) -> None:
+        existing = new_task()
+        await store.enqueue([existing])
+        fresh = new_task()
+        with pytest.raises(BackendError):
+            await store.enqueue([fresh, new_task(task_id=existing.id)])
+        assert await store.get(fresh.id) is None
+
+    # Claiming
+
+    async def test_claim_takes_due_tasks_earliest_first_up_to_limit(self, store: Backend) -> None:
+        later, sooner, future = new_task(T0 - timedelta(seconds=1)), new_task(T0 - timedelta(seconds=2)), new_task(
+            T0 + timedelta(seconds=1)
+        )
+        await store.enqueue([later, sooner, future])
+        first = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+        assert [task.id for task in first] == [sooner.id]
+        rest = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10)
+        assert [task.id for task in rest] == [later.id]
+        claimed = first[0]
+        assert (claimed.attempt, claimed.worker_id, claimed.payload) == (1, "w1", sooner.payload)
+        assert_same_instant(claimed.started_at, T0)
+        assert_same_instant(claimed.lease_expires_at, T0 + LEASE)
+        record = await store.get(sooner.id)
+        assert record is not None and record.status is TaskStatus.IN_PROGRESS and record.worker_id == "w1"
+
+    async def test_future_task_is_claimed_once_due(self, store: Backend) -> None:
+        task = new_task(T0 + timedelta(minutes=5))
+        await store.enqueue([task])
+        assert await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=5) == []
+        due = await store.claim(worker_id="w1", now=T0 + timedelta(minutes=5), lease=LEASE, limit=5)
+        assert [claimed.id for claimed in due] == [task.id]
+
+    async def test_concurrent_claims_never_share_a_task(self, store: Backend) -> None:
+        tasks = [new_task() for _ in range(40)]
+        await store.enqueue(tasks)
+        batches = await asyncio.gather(
+            *(store.claim(worker_id=f"w{i}", now=T0, lease=LEASE, limit=3) for i in range(20))
+        )
+        claimed = [task.id for batch in batches for task in batch]
+        assert len(claimed) == len(set(claimed)) == 40
+
+    async def test_expired_lease_is_reclaimed_as_a_new_attempt(self, store: Backend) -> None:
+        task = new_task()
+        await store.enqueue([task])
+        await store.claim(worker_id="dead", now=T0, lease=LEASE, limit=1)
+        assert await store.claim(worker_id="w2", now=T0 + LEASE, lease=LEASE, limit=1) == []
+        [again] = await store.claim(worker_id="w2", now=T0 + LEASE + timedelta(seconds=1), lease=LEASE, limit=1)
+        assert (again.id, again.attempt, again.worker_id) == (task.id, 2, "w2")
+
+    async def test_renewed_lease_is_not_reclaimed(self, store: Backend) -> None:
+        task = new_task()
+        await store.enqueue([task])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+        await store.renew([task.id], worker_id="w1", now=T0 + timedelta(seconds=20), lease=LEASE)
+        await store.renew([task.id], worker_id="intruder", now=T0 + timedelta(hours=1), lease=LEASE)
+        assert await store.claim(worker_id="w2", now=T0 + timedelta(seconds=45), lease=LEASE, limit=1) == []
+        reclaimed = await store.claim(worker_id="w2", now=T0 + timedelta(seconds=51), lease=LEASE, limit=1)
+        assert [claimed.id for claimed in reclaimed] == [task.id]
+
+    async def test_claim_task_ignores_eta_but_not_a_live_lease(self, store: Backend) -> None:
+        task = new_task(T0 + timedelta(days=1))
+        await store.enqueue([task])
+        claimed = await store.claim_task(task.id, worker_id="w1", now=T0, lease=LEASE)
+        assert claimed is not None and claimed.id == task.id and claimed.attempt == 1
+        assert await store.claim_task(task.id, worker_id="w2", now=T0, lease=LEASE) is None
+        assert await store.claim_task("no-such-task", worker_id="w2", now=T0, lease=LEASE) is None
+
+    # Completing
+
+    async def test_success_and_failure_are_recorded(self, store: Backend) -> None:
+        good, bad = new_task(), new_task()
+        await store.enqueue([good, bad])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=2)
+        await store.complete(
+            [
+                outcome(good.id, "w1", result=b"\x00value"),
+                outcome(bad.id, "w1", TaskStatus.FAILED, error="ValueError: boom", traceback="Traceback ..."),
+            ]
+        )
+        done, failed = await store.get(good.id), await store.get(bad.id)
+        assert done is not None and failed is not None
+        assert (done.status, done.result, done.error) == (TaskStatus.SUCCESS, b"\x00value", None)
+        assert (failed.status, failed.error, failed.traceback) == (
+            TaskStatus.FAILED,
+            "ValueError: boom",
+            "Traceback ...",
+        )
+        assert_same_instant(done.finished_at, T0)
+        assert_same_instant(done.started_at, T0)
+        later = T0 + timedelta(days=1)
+        assert await store.claim(worker_id="w2", now=later, lease=LEASE, limit=5) == []
+        assert await store.claim_task(good.id, worker_id="w2", now=later, lease=LEASE) is None
+
+    async def test_outcome_from_a_worker_that_lost_its_lease_is_ignored(self, store: Backend) -> None:
+        task = new_task()
+        await store.enqueue([task])
+        await store.claim(worker_id="slow", now=T0, lease=LEASE, limit=1)
+        await store.claim(worker_id="w2", now=T0 + timedelta(minutes=1), lease=LEASE, limit=1)
+        await store.complete([outcome(task.id, "slow", TaskStatus.FAILED, error="late")])
+        record = await store.get(task.id)
+        assert record is not None and record.status is TaskStatus.IN_PROGRESS and record.worker_id == "w2"
+        await store.complete([outcome(task.id, "w2", result=b"ok")])
+        record = await store.get(task.id)
+        assert record is not None and (record.status, record.result, record.attempts) == (
+            TaskStatus.SUCCESS,
+            b"ok",
+            2,
+        )
+
+    # Scheduling and notification
+
+    async def test_next_eta_is_the_earliest_pending(self, store: Backend) -> None:
+        assert await store.next_eta() is None
+        running, soon, late = new_task(T0 - timedelta(hours=1)), new_task(T0 + timedelta(seconds=5)), new_task(
+            T0 + timedelta(hours=1)
+        )
+        await store.enqueue([late, running, soon])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+        assert_same_instant(await store.next_eta(), soon.eta)
+
+    async def test_subscribers_are_woken_by_enqueue_and_complete(self, store: Backend) -> None:
+        with store.subscribe() as changes:
+            assert not await changes.wait(0)
+            task = new_task()
+            await store.enqueue([task])
+            assert await changes.wait(5)
+            await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+            await changes.wait(0)
+            await store.complete([outcome(task.id, "w1", result=b"")])
+            assert await changes.wait(5)
+
+    # End to end, through the public API
+
+    async def test_worker_runs_async_sync_lambda_and_closure_tasks(self, backend: Backend) -> None:
+        offset = 100
+        async with TaskQueue(backend, "cloudpickle") as queue, Worker(queue, max_concurrency=4):
+            ids = [
+                await queue.enqueue(add, 1, 2),
+                await queue.enqueue(multiply, 3, b=4),
+                await queue.enqueue(lambda: "lambda"),
+                await queue.enqueue(lambda x: x + offset, 1),
+                await queue.enqueue(Task(function=add, args=[20], kwargs={"b": 22})),
+            ]
+            results = [await queue.get_result(task_id, timeout=10) for task_id in ids]
+        assert [result.value if result else None for result in results] == [3, 12, "lambda", 101, 42]
+        assert all(result and result.status == "success" and not result.is_error for result in results)
+
+    async def test_failure_is_recorded_and_the_worker_goes_on(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            failing = await queue.enqueue(explode)
+            after = await queue.enqueue(multiply, 6, 7)
+            failed = await queue.get_result(failing, timeout=10)
+            fine = await queue.get_result(after, timeout=10)
+        assert failed is not None and failed.is_error and failed.status == "failed"
+        assert failed.error == "ValueError: boom"
+        assert failed.traceback is not None and 'raise ValueError("boom")' in failed.traceback
+        assert fine is not None and fine.value == 42
+
+    async def test_payload_from_an_unavailable_serializer_fails_clearly(self, backend: Backend) -> None:
+        async with TaskQueue(backend, _UnknownSerializer()) as queue:
+            task_id = await queue.enqueue(multiply, 1, 2)
+            result = await Worker(backend).process_task(task_id)
+        assert result.is_error
+        assert result.error is not None and result.error.startswith("SerializationError")
+        assert "conformance-private" in result.error
+
+    async def test_get_result_waits_times_out_and_knows_unknown_ids(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            later = await queue.enqueue(add, 1, 1, eta=utcnow() + timedelta(hours=1))
+            assert await queue.get_result(later, timeout=0.05) is None
+            assert await queue.get_status(later) == "pending"
+            with pytest.raises(TaskNotFoundError):
+                await queue.get_result("no-such-task", timeout=5)
+
+    async def test_eta_delays_a_task_until_it_is_due(self, backend: Backend) -> None:
+        eta = utcnow() + timedelta(seconds=0.3)
+        async with TaskQueue(backend) as queue, Worker(queue, poll_interval=5):
+            task_id = await queue.enqueue(add, 2, 3, eta=eta)
+            result = await queue.get_result(task_id, timeout=10)
+        assert result is not None and result.value == 5
+        assert result.started_at is not None and result.started_at >= eta
+
+    async def test_worker_never_exceeds_max_concurrency(self, backend: Backend) -> None:
+        _Concurrency.peak = 0
+        async with TaskQueue(backend) as queue, Worker(queue, max_concurrency=3):
+            ids = await queue.enqueue_many([Task(tracked_sleep) for _ in range(12)])
+            results = [await queue.get_result(task_id, timeout=10) for task_id in ids]
+        assert all(result is not None and result.status == "success" for result in results)
+        assert _Concurrency.peak == 3
+
+    async def test_process_task_runs_one_task_now_and_only_once(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            task_id = await queue.enqueue(multiply, 5, 5, eta=utcnow() + timedelta(days=1))
+            worker = Worker(queue)
+            result = await worker.process_task(task_id)
+            again = await worker.process_task(task_id)
+            await worker.stop()
+            with pytest.raises(TaskNotFoundError):
+                await worker.process_task("no-such-task")
+            await worker.stop()
+        assert result.value == again.value == 25
+        assert result.finished_at == again.finished_at
+
+    async def test_lifecycle_hooks_fire_and_a_failing_observer_harms_nothing(self, backend: Backend) -> None:
+        recorder = _Recorder()
+        async with TaskQueue(backend, plugins=[recorder]) as queue, Worker(queue):
+            ok = await queue.enqueue(add, 1, 2)
+            bad = await queue.enqueue(explode)
+            assert (await queue.get_result(ok, timeout=10)) is not None
+            assert (await queue.get_result(bad, timeout=10)) is not None
+        assert set(recorder.events) == {
+            ("enqueued", ok),
+            ("enqueued", bad),
+            ("started", ok),
+            ("started", bad),
+            ("succeeded", ok),
+            ("failed", bad),
+        }
+
+    async def test_a_shared_backend_stays_open_until_its_last_user_closes(self, backend: Backend) -> None:
+        queue = TaskQueue(backend)
+        await queue.connect()
+        worker = Worker(backend)
+        await worker.start()
+        await worker.stop()
+        assert backend.is_connected
+        task_id = await queue.enqueue(add, 1, 1)
+        assert await queue.get_status(task_id) == "pending"
+        await queue.close()
+        assert not backend.is_connected
