@@ -41,6 +41,9 @@ class Subscription:
 
     async def wait(self, timeout: float | None) -> bool:
         """Wait for a change; return False if `timeout` seconds passed first. Clears the event."""
+        if self._event.is_set():
+            self._event.clear()
+            return True
         try:
             if timeout is None:
                 await self._event.wait()

@@ -1,0 +1,20 @@
+"""Result and TaskStatus behave as the seed documents use them."""
+
+import pytest
+
+from sitq import Result, TaskExecutionError, TaskStatus
+
+
+def test_status_compares_to_the_seed_strings() -> None:
+    assert [str(status) for status in TaskStatus] == ["pending", "in_progress", "success", "failed"]
+    assert TaskStatus.SUCCESS == "success"
+    assert [status.is_finished for status in TaskStatus] == [False, False, True, True]
+
+
+def test_unwrap_returns_the_value_or_raises_with_the_task_error() -> None:
+    assert Result("t1", TaskStatus.SUCCESS, value=7).unwrap() == 7
+    failed = Result("t2", TaskStatus.FAILED, error="ValueError: no", traceback="Traceback ...")
+    assert failed.is_error
+    with pytest.raises(TaskExecutionError, match="t2 failed: ValueError: no") as caught:
+        failed.unwrap()
+    assert caught.value.traceback == "Traceback ..."

@@ -1,0 +1,104 @@
+"""Worker behaviour beyond the backend contract: threads, signals, stopping, and surviving bad tasks."""
+
+import asyncio
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+from sample_tasks import add, blocking_sleep_then, exit_process, fail, return_unpicklable, sleep_then, thread_name
+
+from sitq import MemoryBackend, TaskQueue, ValidationError, Worker, WorkerError
+from sitq.models import utcnow
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency must be a whole number >= 1"),
+        ({"max_concurrency": 2.5}, "max_concurrency must be a whole number >= 1"),
+        ({"poll_interval": 0}, "poll_interval must be a number of seconds > 0"),
+        ({"lease": -1}, "lease must be a number of seconds > 0"),
+    ],
+)
+def test_bad_options_are_refused(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Worker("memory://", **options)  # type: ignore[arg-type]
+
+
+async def test_sync_functions_run_in_the_worker_threads_and_async_ones_on_the_loop() -> None:
+    async with TaskQueue(MemoryBackend()) as queue, Worker(queue):
+        in_thread = await queue.get_result(await queue.enqueue(thread_name), timeout=5)
+        on_loop = await queue.get_result(await queue.enqueue(add, 1, 1), timeout=5)
+    assert in_thread is not None and in_thread.value.startswith("sitq-task")
+    assert on_loop is not None and on_loop.value == 2
+
+
+async def test_a_task_enqueued_in_this_process_starts_without_waiting_for_a_poll() -> None:
+    async with TaskQueue(MemoryBackend()) as queue, Worker(queue, poll_interval=3600):
+        await asyncio.sleep(0.05)  # let the worker go idle first
+        result = await queue.get_result(await queue.enqueue(add, 2, 2), timeout=5)
+    assert result is not None and result.value == 4
+
+
+async def test_tasks_that_exit_or_return_the_unstorable_fail_and_the_worker_goes_on() -> None:
+    async with TaskQueue(MemoryBackend()) as queue, Worker(queue):
+        exited = await queue.get_result(await queue.enqueue(exit_process), timeout=5)
+        unstorable = await queue.get_result(await queue.enqueue(return_unpicklable), timeout=5)
+        raised = await queue.get_result(await queue.enqueue(fail, "bad input"), timeout=5)
+        fine = await queue.get_result(await queue.enqueue(add, 2, 3), timeout=5)
+    assert exited is not None and exited.error == "SystemExit: 3"
+    assert unstorable is not None and unstorable.error is not None
+    assert unstorable.error.startswith("SerializationError: the task returned a lock")
+    assert raised is not None and raised.error == "RuntimeError: bad input"
+    assert fine is not None and fine.value == 5
+
+
+async def test_stop_waits_for_in_flight_tasks_and_records_them() -> None:
+    async with TaskQueue(MemoryBackend()) as queue:
+        worker = Worker(queue, max_concurrency=2)
+        await worker.start()
+        slow = await queue.enqueue(sleep_then, 0.2, "async done")
+        blocking = await queue.enqueue(blocking_sleep_then, 0.2, "thread done")
+        while await queue.get_status(blocking) == "pending":
+            await asyncio.sleep(0.01)
+        await worker.stop()
+        assert not worker.is_running
+        assert [(await queue.get_result(task_id, timeout=0)).value for task_id in (slow, blocking)] == [  # type: ignore[union-attr]
+            "async done",
+            "thread done",
+        ]
+
+
+async def test_starting_twice_is_an_error_and_stop_is_idempotent() -> None:
+    worker = Worker("memory://")
+    await worker.start()
+    with pytest.raises(WorkerError, match="already running"):
+        await worker.start()
+    await worker.stop()
+    await worker.stop()
+    await worker.start()
+    await worker.stop()
+
+
+async def test_process_task_refuses_a_task_another_worker_is_running() -> None:
+    backend = MemoryBackend()
+    async with TaskQueue(backend) as queue:
+        task_id = await queue.enqueue(add, 1, 1)
+        await backend.claim_task(task_id, worker_id="elsewhere", now=utcnow(), lease=timedelta(minutes=1))
+        with pytest.raises(WorkerError, match="is running on worker elsewhere"):
+            await Worker(queue).process_task(task_id)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_run_stops_gracefully_on_a_signal(signum: int) -> None:
+    async with TaskQueue(MemoryBackend()) as queue:
+        worker = Worker(queue)
+        running = asyncio.create_task(worker.run())
+        task_id = await queue.enqueue(sleep_then, 0.1, "finished")
+        while await queue.get_status(task_id) == "pending":
+            await asyncio.sleep(0.01)
+        os.kill(os.getpid(), signum)
+        await asyncio.wait_for(running, 5)
+        result = await queue.get_result(task_id, timeout=0)
+    assert result is not None and result.value == "finished"
