@@ -2,8 +2,8 @@
 
 import pytest
 
-from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.serialization import CloudpickleSerializer, DillSerializer
+from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.testing import SerializerConformance
 
 

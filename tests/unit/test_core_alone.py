@@ -10,7 +10,11 @@ pytestmark = pytest.mark.core_only
 
 @pytest.mark.parametrize(
     ("name", "distribution"),
-    [("SQLiteBackend", "sitq-sqlite"), ("CloudpickleSerializer", "sitq-cloudpickle"), ("DillSerializer", "sitq-dill")],
+    [
+        ("SQLiteBackend", "sitq-sqlite"),
+        ("CloudpickleSerializer", "sitq-cloudpickle"),
+        ("DillSerializer", "sitq-dill"),
+    ],
 )
 def test_plugin_names_say_what_to_install(name: str, distribution: str) -> None:
     with pytest.raises(PluginNotFoundError, match=f"pip install {distribution}"):

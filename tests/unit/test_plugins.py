@@ -2,7 +2,6 @@
 
 import logging
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,7 +45,9 @@ def test_plugin_provided_names_resolve_lazily_to_the_plugin_classes() -> None:
 
 def test_two_plugins_with_one_backend_name_are_refused_naming_both() -> None:
     plugins = Plugins([_RenamedBackend()])
-    with pytest.raises(ConfigurationError, match="two plugins provide the backend 'memory'.*sitq-core.*explicitly"):
+    with pytest.raises(
+        ConfigurationError, match=r"two plugins provide the backend 'memory'.*sitq-core.*explicitly"
+    ):
         plugins.backends  # noqa: B018 - building the registry is the test
 
 
@@ -60,7 +61,9 @@ def test_a_misspelled_hook_is_refused() -> None:
 
 def test_unknown_names_and_schemes_list_what_is_available() -> None:
     plugins = plugins_with(())
-    with pytest.raises(PluginNotFoundError, match="called 'yaml'; available: cloudpickle, dill, json, pickle"):
+    with pytest.raises(
+        PluginNotFoundError, match="called 'yaml'; available: cloudpickle, dill, json, pickle"
+    ):
         plugins.serializer("yaml")
     with pytest.raises(ConfigurationError, match="installed schemes are: memory, sqlite"):
         TaskQueue("redis://localhost")
@@ -83,7 +86,9 @@ def broken_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 @pytest.mark.usefixtures("broken_distribution")
 def test_a_plugin_that_fails_to_load_is_named_with_its_distribution() -> None:
-    with pytest.raises(ConfigurationError, match=r"'broken' \(sitq-broken 1.0\) failed to load.*half-installed"):
+    with pytest.raises(
+        ConfigurationError, match=r"'broken' \(sitq-broken 1.0\) failed to load.*half-installed"
+    ):
         Plugins()
 
 

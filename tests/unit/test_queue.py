@@ -1,6 +1,6 @@
 """TaskQueue input validation and configuration: bad input gets a specific error that says how to fix it."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,20 @@ async def queue() -> TaskQueue:
 
 
 async def test_naive_eta_is_refused_with_an_example_of_an_aware_one(queue: TaskQueue) -> None:
-    with pytest.raises(ValidationError, match=r"eta must be timezone-aware, such as datetime.now\(timezone.utc\)"):
+    with pytest.raises(
+        ValidationError, match=r"eta must be timezone-aware, such as datetime.now\(timezone.utc\)"
+    ):
         await queue.enqueue(add, 1, 2, eta=datetime.now())
 
 
-async def test_aware_eta_in_another_zone_is_stored_as_utc_and_a_past_one_runs_at_once(queue: TaskQueue) -> None:
+async def test_aware_eta_in_another_zone_is_stored_as_utc_and_a_past_one_runs_at_once(
+    queue: TaskQueue,
+) -> None:
     tokyo = timezone(timedelta(hours=9))
     past = datetime.now(tokyo) - timedelta(hours=1)
     task_id = await queue.enqueue(add, 1, 2, eta=past)
     record = await queue.backend.get(task_id)
-    assert record is not None and record.eta == past and record.eta.tzinfo is timezone.utc
+    assert record is not None and record.eta == past and record.eta.tzinfo is UTC
     result = await Worker(queue).process_task(task_id)
     assert result.value == 3
 
@@ -65,7 +69,9 @@ async def test_a_function_argument_named_like_an_option_reaches_the_function_thr
 
 async def test_what_the_serializer_cannot_store_fails_at_enqueue_and_stores_nothing() -> None:
     async with TaskQueue(MemoryBackend(), "pickle") as queue:
-        with pytest.raises(SerializationError, match="pickle serializer cannot store a call to .*cloudpickle"):
+        with pytest.raises(
+            SerializationError, match=r"pickle serializer cannot store a call to .*cloudpickle"
+        ):
             await queue.enqueue(lambda: 1)
     async with TaskQueue(MemoryBackend(), "json") as queue:
         with pytest.raises(SerializationError, match="json can only store functions importable by name"):

@@ -6,10 +6,31 @@ import signal
 from datetime import timedelta
 
 import pytest
-from sample_tasks import add, blocking_sleep_then, exit_process, fail, return_unpicklable, sleep_then, thread_name
+from sample_tasks import (
+    add,
+    blocking_sleep_then,
+    exit_process,
+    fail,
+    return_unpicklable,
+    sleep_then,
+    thread_name,
+)
 
 from sitq import MemoryBackend, TaskQueue, ValidationError, Worker, WorkerError
 from sitq.models import utcnow
+
+
+class _Started:
+    """Tells a test, through the public hook, once `count` tasks have started."""
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.all = asyncio.Event()
+
+    def sitq_task_started(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.all.set()
 
 
 @pytest.mark.parametrize(
@@ -56,12 +77,12 @@ async def test_tasks_that_exit_or_return_the_unstorable_fail_and_the_worker_goes
 
 async def test_stop_waits_for_in_flight_tasks_and_records_them() -> None:
     async with TaskQueue(MemoryBackend()) as queue:
-        worker = Worker(queue, max_concurrency=2)
+        started = _Started(2)
+        worker = Worker(queue, max_concurrency=2, plugins=[started])
         await worker.start()
         slow = await queue.enqueue(sleep_then, 0.2, "async done")
         blocking = await queue.enqueue(blocking_sleep_then, 0.2, "thread done")
-        while await queue.get_status(blocking) == "pending":
-            await asyncio.sleep(0.01)
+        await started.all.wait()
         await worker.stop()
         assert not worker.is_running
         assert [(await queue.get_result(task_id, timeout=0)).value for task_id in (slow, blocking)] == [  # type: ignore[union-attr]
@@ -93,11 +114,11 @@ async def test_process_task_refuses_a_task_another_worker_is_running() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_run_stops_gracefully_on_a_signal(signum: int) -> None:
     async with TaskQueue(MemoryBackend()) as queue:
-        worker = Worker(queue)
+        started = _Started(1)
+        worker = Worker(queue, plugins=[started])
         running = asyncio.create_task(worker.run())
         task_id = await queue.enqueue(sleep_then, 0.1, "finished")
-        while await queue.get_status(task_id) == "pending":
-            await asyncio.sleep(0.01)
+        await started.all.wait()
         os.kill(os.getpid(), signum)
         await asyncio.wait_for(running, 5)
         result = await queue.get_result(task_id, timeout=0)

@@ -17,7 +17,7 @@ class CloudpickleSerializer:
         self.protocol = protocol
 
     def dumps(self, obj: Any) -> bytes:
-        return cloudpickle.dumps(obj, protocol=self.protocol)
+        return bytes(cloudpickle.dumps(obj, protocol=self.protocol))
 
     def loads(self, data: bytes) -> Any:
-        return pickle.loads(data)  # noqa: S301 - payloads come from the application's own queue
+        return pickle.loads(data)

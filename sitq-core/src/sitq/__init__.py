@@ -31,9 +31,9 @@ from sitq.sync import SyncTaskQueue
 from sitq.worker import Worker
 
 if TYPE_CHECKING:
-    from sitq_cloudpickle import CloudpickleSerializer
-    from sitq_dill import DillSerializer
-    from sitq_sqlite import SQLiteBackend
+    from sitq_cloudpickle import CloudpickleSerializer as CloudpickleSerializer
+    from sitq_dill import DillSerializer as DillSerializer
+    from sitq_sqlite import SQLiteBackend as SQLiteBackend
 
 __all__ = [
     "Backend",

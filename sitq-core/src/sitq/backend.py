@@ -66,7 +66,9 @@ class Backend(Protocol):
         """Claim this one task now, whatever its `eta`; None when it is not claimable (or unknown)."""
         ...
 
-    async def renew(self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta) -> None:
+    async def renew(
+        self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
+    ) -> None:
         """Extend to `now + lease` the leases that `worker_id` still holds on these tasks."""
         ...
 

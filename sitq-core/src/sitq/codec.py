@@ -35,11 +35,15 @@ class Codec:
         except PluginNotFoundError as exc:
             raise SerializationError(f"this payload was written by the {name!r} serializer: {exc}") from exc
 
-    def encode_call(self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> bytes:
+    def encode_call(
+        self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> bytes:
         try:
             return self.serializer.dumps((function, tuple(args), dict(kwargs)))
         except Exception as exc:
-            hint = "" if self.serializer.name == "cloudpickle" else "; the cloudpickle serializer handles more"
+            hint = (
+                "" if self.serializer.name == "cloudpickle" else "; the cloudpickle serializer handles more"
+            )
             raise SerializationError(
                 f"the {self.serializer.name} serializer cannot store a call to {task_name(function)}: "
                 f"{exc}{hint}"
@@ -71,7 +75,9 @@ class Codec:
         except SerializationError:
             raise
         except Exception as exc:
-            raise SerializationError(f"cannot decode this task's result with {serializer!r}: {exc!r}") from exc
+            raise SerializationError(
+                f"cannot decode this task's result with {serializer!r}: {exc!r}"
+            ) from exc
 
     def to_result(self, record: TaskRecord) -> Result:
         value = None if record.result is None else self.decode_value(record.result, record.serializer)

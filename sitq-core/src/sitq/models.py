@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sitq.errors import TaskExecutionError
@@ -18,7 +18,7 @@ from sitq.errors import TaskExecutionError
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime: the only kind sitq stores."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class TaskStatus(enum.StrEnum):

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import pluggy
@@ -59,7 +59,14 @@ class _PluginManager(pluggy.PluginManager):
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith("sitq_") and callable(getattr(plugin, name, None)):
-            return {}  # type: ignore[typeddict-item] # pluggy fills in the defaults of missing options
+            return {
+                "wrapper": False,
+                "hookwrapper": False,
+                "optionalhook": False,
+                "tryfirst": False,
+                "trylast": False,
+                "specname": None,
+            }
         return opts
 
 
@@ -127,7 +134,8 @@ class Plugins:
         provided_by: dict[str, str] = {}
         for impl in hook.get_hookimpls():
             provider = self._providers.get(impl.plugin_name, impl.plugin_name)
-            for cls in impl.function():
+            classes = cast("list[Any]", impl.function())
+            for cls in classes:
                 if cls.name in found:
                     raise ConfigurationError(
                         f"two plugins provide the {kind} {cls.name!r}: {provided_by[cls.name]} and "
@@ -211,7 +219,11 @@ class Plugins:
 
     async def task_succeeded(self, *, task_id: str, task_name: str, worker_id: str, duration: float) -> None:
         await self._notify(
-            "sitq_task_succeeded", task_id=task_id, task_name=task_name, worker_id=worker_id, duration=duration
+            "sitq_task_succeeded",
+            task_id=task_id,
+            task_name=task_name,
+            worker_id=worker_id,
+            duration=duration,
         )
 
     async def task_failed(

@@ -9,8 +9,8 @@ from sitq.plugins import lazy_exports
 from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 
 if TYPE_CHECKING:
-    from sitq_cloudpickle import CloudpickleSerializer
-    from sitq_dill import DillSerializer
+    from sitq_cloudpickle import CloudpickleSerializer as CloudpickleSerializer
+    from sitq_dill import DillSerializer as DillSerializer
 
 __all__ = ["JsonSerializer", "PickleSerializer", "Serializer"]
 

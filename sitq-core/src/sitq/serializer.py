@@ -38,7 +38,7 @@ class PickleSerializer:
         return pickle.dumps(obj, protocol=self.protocol)
 
     def loads(self, data: bytes) -> Any:
-        return pickle.loads(data)  # noqa: S301 - payloads come from the application's own queue
+        return pickle.loads(data)
 
 
 _CALLABLE_KEY = "__sitq_callable__"

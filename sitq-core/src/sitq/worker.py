@@ -185,9 +185,13 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[ReservedTask]:
         try:
-            return await self.backend.claim(worker_id=self.worker_id, now=utcnow(), lease=self.lease, limit=limit)
+            return await self.backend.claim(
+                worker_id=self.worker_id, now=utcnow(), lease=self.lease, limit=limit
+            )
         except Exception:
-            logger.exception("worker %s could not claim tasks; retrying in %ss", self.worker_id, self.poll_interval)
+            logger.exception(
+                "worker %s could not claim tasks; retrying in %ss", self.worker_id, self.poll_interval
+            )
             return []
 
     async def _idle_timeout(self) -> float:
@@ -232,7 +236,9 @@ class Worker:
         A task that has already finished is not run again: its stored result is returned.
         """
         await self._ready()
-        reserved = await self.backend.claim_task(task_id, worker_id=self.worker_id, now=utcnow(), lease=self.lease)
+        reserved = await self.backend.claim_task(
+            task_id, worker_id=self.worker_id, now=utcnow(), lease=self.lease
+        )
         if reserved is not None:
             await self._execute(reserved)
         record = await self.backend.get(task_id)
@@ -247,7 +253,9 @@ class Worker:
     async def _execute(self, reserved: ReservedTask) -> TaskOutcome:
         """Run one claimed task and record how it ended; whatever the task does, the worker goes on."""
         identity = {"task_id": reserved.id, "task_name": reserved.name, "worker_id": self.worker_id}
-        await self.plugins.task_started(**identity, attempt=reserved.attempt, enqueued_at=reserved.enqueued_at)
+        await self.plugins.task_started(
+            **identity, attempt=reserved.attempt, enqueued_at=reserved.enqueued_at
+        )
         started = time.perf_counter()
         try:
             function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
@@ -278,7 +286,9 @@ class Worker:
             task_id=reserved.id, worker_id=self.worker_id, status=status, finished_at=utcnow(), **fields
         )
 
-    async def _call(self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    async def _call(
+        self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Any:
         if inspect.iscoroutinefunction(function):
             return await function(*args, **kwargs)
         context = contextvars.copy_context()

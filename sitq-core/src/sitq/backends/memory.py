@@ -104,7 +104,9 @@ class MemoryBackend:
         self._store.changes.notify()
         return reserved
 
-    async def renew(self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta) -> None:
+    async def renew(
+        self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
+    ) -> None:
         rows = self._rows()
         for task_id in task_ids:
             row = rows.get(task_id)

@@ -5,6 +5,6 @@ from typing import TYPE_CHECKING
 from sitq.plugins import lazy_exports
 
 if TYPE_CHECKING:
-    from sitq_sqlite import SQLiteBackend
+    from sitq_sqlite import SQLiteBackend as SQLiteBackend
 
 __getattr__ = lazy_exports(__name__, {"SQLiteBackend"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -19,7 +19,7 @@ from sitq.models import NewTask, Task, TaskOutcome, TaskStatus, utcnow
 from sitq.queue import TaskQueue
 from sitq.worker import Worker
 
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 
@@ -34,7 +34,9 @@ def new_task(eta: datetime = T0, payload: bytes = b"call", task_id: str | None =
     )
 
 
-def outcome(task_id: str, worker_id: str, status: TaskStatus = TaskStatus.SUCCESS, **fields: Any) -> TaskOutcome:
+def outcome(
+    task_id: str, worker_id: str, status: TaskStatus = TaskStatus.SUCCESS, **fields: Any
+) -> TaskOutcome:
     return TaskOutcome(task_id=task_id, worker_id=worker_id, status=status, finished_at=T0, **fields)
 
 
@@ -125,15 +127,16 @@ class BackendConformance:
     # Connection
 
     async def test_connect_and_close_are_reference_counted(self, backend: Backend) -> None:
-        assert not backend.is_connected
+        states = [backend.is_connected]
         await backend.connect()
         await backend.connect()
         await backend.close()
-        assert backend.is_connected
+        states.append(backend.is_connected)
         await backend.enqueue([new_task()])
         await backend.close()
-        assert not backend.is_connected
+        states.append(backend.is_connected)
         await backend.close()
+        assert states == [False, True, False]
 
     # Storing and reading
 
@@ -167,8 +170,10 @@ class BackendConformance:
     # Claiming
 
     async def test_claim_takes_due_tasks_earliest_first_up_to_limit(self, store: Backend) -> None:
-        later, sooner, future = new_task(T0 - timedelta(seconds=1)), new_task(T0 - timedelta(seconds=2)), new_task(
-            T0 + timedelta(seconds=1)
+        later, sooner, future = (
+            new_task(T0 - timedelta(seconds=1)),
+            new_task(T0 - timedelta(seconds=2)),
+            new_task(T0 + timedelta(seconds=1)),
         )
         await store.enqueue([later, sooner, future])
         first = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
@@ -203,7 +208,9 @@ class BackendConformance:
         await store.enqueue([task])
         await store.claim(worker_id="dead", now=T0, lease=LEASE, limit=1)
         assert await store.claim(worker_id="w2", now=T0 + LEASE, lease=LEASE, limit=1) == []
-        [again] = await store.claim(worker_id="w2", now=T0 + LEASE + timedelta(seconds=1), lease=LEASE, limit=1)
+        [again] = await store.claim(
+            worker_id="w2", now=T0 + LEASE + timedelta(seconds=1), lease=LEASE, limit=1
+        )
         assert (again.id, again.attempt, again.worker_id) == (task.id, 2, "w2")
 
     async def test_renewed_lease_is_not_reclaimed(self, store: Backend) -> None:
@@ -270,8 +277,10 @@ class BackendConformance:
 
     async def test_next_eta_is_the_earliest_pending(self, store: Backend) -> None:
         assert await store.next_eta() is None
-        running, soon, late = new_task(T0 - timedelta(hours=1)), new_task(T0 + timedelta(seconds=5)), new_task(
-            T0 + timedelta(hours=1)
+        running, soon, late = (
+            new_task(T0 - timedelta(hours=1)),
+            new_task(T0 + timedelta(seconds=5)),
+            new_task(T0 + timedelta(hours=1)),
         )
         await store.enqueue([late, running, soon])
         await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
