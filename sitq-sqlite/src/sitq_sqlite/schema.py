@@ -1,0 +1,110 @@
+"""The tables sitq keeps in a SQLite file, and the migrations that bring an older file up to date.
+
+A sitq file is marked by `PRAGMA application_id` and versioned by `PRAGMA user_version`: the version is the
+number of migrations applied. Migrations only ever append to `MIGRATIONS`; an older file is upgraded in
+place, inside one `BEGIN IMMEDIATE` transaction, so two processes opening a fresh file at once cannot both
+migrate it, and a crash mid-upgrade leaves the old schema intact.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import aiosqlite
+
+from sitq.errors import BackendError
+
+APPLICATION_ID = 0x73697471
+"""b"sitq" read as a big-endian integer, so that a hex dump of the header shows who owns the file."""
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 1: one row per task. Times are REAL unix seconds (UTC). The two partial indexes are all that claiming
+    # and next_eta read, so their cost does not grow with the number of finished tasks; their WHERE clauses
+    # must match the queries in backend.py word for word, or SQLite will not use them.
+    (
+        """
+        CREATE TABLE tasks (
+            seq INTEGER PRIMARY KEY,  -- enqueue order, which breaks ties on eta; VACUUM keeps it
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            serializer TEXT NOT NULL,
+            enqueued_at REAL NOT NULL,
+            eta REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            worker_id TEXT,
+            started_at REAL,
+            lease_expires_at REAL,
+            finished_at REAL,
+            result BLOB,
+            error TEXT,
+            traceback TEXT
+        )
+        """,
+        "CREATE INDEX tasks_pending_by_eta ON tasks (eta) WHERE status = 'pending'",
+        "CREATE INDEX tasks_in_progress_by_lease ON tasks (lease_expires_at) WHERE status = 'in_progress'",
+    ),
+]
+
+
+class _FileState(NamedTuple):
+    application_id: int
+    version: int
+    objects: int
+
+
+async def prepare(connection: aiosqlite.Connection, where: str) -> None:
+    """Check that the file is a sitq database this code understands, creating or upgrading its schema.
+
+    `where` names the file in error messages. The common case, a file already current, costs one read.
+    """
+    if not _needs_migration(await _read_state(connection), where):
+        return
+    await connection.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the write lock: another process may have migrated while we waited for it.
+        state = await _read_state(connection)
+        if _needs_migration(state, where):
+            applied = state.version if state.application_id == APPLICATION_ID else 0
+            for migration in MIGRATIONS[applied:]:
+                for statement in migration:
+                    await connection.execute(statement)
+            # PRAGMA values cannot be bound as parameters; both are integers this module controls.
+            await connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            await connection.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        await connection.execute("COMMIT")
+    except BaseException:
+        await connection.rollback()
+        raise
+
+
+async def _read_state(connection: aiosqlite.Connection) -> _FileState:
+    rows = await connection.execute_fetchall(
+        "SELECT application_id, user_version, (SELECT count(*) FROM sqlite_schema)"
+        " FROM pragma_application_id(), pragma_user_version()"
+    )
+    application_id, version, objects = next(iter(rows))
+    return _FileState(application_id, version, objects)
+
+
+def _needs_migration(state: _FileState, where: str) -> bool:
+    """False for a current sitq file, True for an empty or older one; raise for anything else."""
+    if state.application_id == 0:
+        if state.objects:
+            raise BackendError(
+                f"{where} is a SQLite database of another application (it has tables but no sitq "
+                "application_id); give sitq a file of its own"
+            )
+        return True
+    if state.application_id != APPLICATION_ID:
+        raise BackendError(
+            f"{where} is not a sitq database: its application_id is {state.application_id:#x}, sitq's is "
+            f"{APPLICATION_ID:#x}; give sitq a file of its own"
+        )
+    if state.version > len(MIGRATIONS):
+        raise BackendError(
+            f"{where} has sitq schema version {state.version}, but this sitq-sqlite understands versions up "
+            f"to {len(MIGRATIONS)}: a newer sitq-sqlite wrote it; upgrade sitq-sqlite"
+        )
+    return state.version < len(MIGRATIONS)

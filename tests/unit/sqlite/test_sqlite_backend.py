@@ -1,0 +1,270 @@
+"""SQLiteBackend against the Backend protocol, on real files: it must behave exactly as the memory backend."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from sitq.backend import Backend
+from sitq.backends.memory import MemoryBackend
+from sitq.errors import BackendError
+from sitq.models import NewTask, TaskOutcome, TaskStatus
+from sitq_sqlite import SQLiteBackend
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+def new_task(task_id: str, eta: datetime = T0) -> NewTask:
+    return NewTask(
+        id=task_id,
+        name="tests.job",
+        payload=f"call {task_id}".encode(),
+        serializer="pickle",
+        enqueued_at=T0 - timedelta(minutes=1),
+        eta=eta,
+    )
+
+
+def outcome(task_id: str, worker_id: str, status: TaskStatus = TaskStatus.SUCCESS) -> TaskOutcome:
+    failed = status is TaskStatus.FAILED
+    return TaskOutcome(
+        task_id=task_id,
+        worker_id=worker_id,
+        status=status,
+        finished_at=T0 + timedelta(minutes=5),
+        result=None if failed else b"result",
+        error="boom" if failed else None,
+        traceback="Traceback ..." if failed else None,
+    )
+
+
+@pytest.fixture
+async def backend(tmp_path: Path) -> AsyncIterator[SQLiteBackend]:
+    backend = SQLiteBackend(tmp_path / "tasks.db", synchronous="normal")
+    await backend.connect()
+    yield backend
+    await backend.close()
+
+
+async def scenario(backend: Backend) -> list[object]:
+    """Every protocol method through its edge cases; the transcript must not depend on the backend."""
+    seen: list[object] = []
+    s = timedelta(seconds=1)
+    await backend.enqueue([new_task("a", T0 + 2 * s), new_task("b"), new_task("c", T0 + s)])
+    await backend.enqueue([new_task("d", T0 + s), new_task("e", T0 + timedelta(hours=1))])
+    seen.append(await backend.next_eta())
+    # Earliest eta first, ties in enqueue order, never a task that is not due.
+    seen.append(await backend.claim(worker_id="w1", now=T0 + 1.5 * s, lease=LEASE, limit=2))
+    seen.append(await backend.claim(worker_id="w2", now=T0 + 1.5 * s, lease=LEASE, limit=10))
+    seen.append(await backend.claim(worker_id="w2", now=T0 + 1.5 * s, lease=LEASE, limit=10))
+    # Only the holder renews; only the holder's outcome counts.
+    await backend.renew(["b", "c"], worker_id="w1", now=T0 + 2 * s, lease=LEASE)
+    await backend.renew(["d"], worker_id="w1", now=T0 + 2 * s, lease=timedelta(hours=1))
+    await backend.complete([outcome("c", "w2"), outcome("c", "w1"), outcome("d", "w2", TaskStatus.FAILED)])
+    await backend.complete([outcome("c", "w1", TaskStatus.FAILED)])
+    seen.append(await backend.claim(worker_id="w3", now=T0 + 31.6 * s, lease=LEASE, limit=10))
+    # b's renewed lease runs out at T0+32s: still held at that instant, reclaimed after it as attempt 2.
+    seen.append(await backend.claim(worker_id="w3", now=T0 + 32 * s, lease=LEASE, limit=10))
+    seen.append(await backend.claim(worker_id="w4", now=T0 + 33 * s, lease=LEASE, limit=10))
+    await backend.complete([outcome("b", "w1")])
+    # claim_task ignores eta, but not a live lease, a finished task or an unknown id.
+    seen.append(await backend.claim_task("e", worker_id="w5", now=T0 + 33 * s, lease=LEASE))
+    seen.append(await backend.claim_task("e", worker_id="w6", now=T0 + 33 * s, lease=LEASE))
+    seen.append(await backend.claim_task("c", worker_id="w6", now=T0 + 33 * s, lease=LEASE))
+    seen.append(await backend.claim_task("nope", worker_id="w6", now=T0 + 33 * s, lease=LEASE))
+    # A lease is held up to and including its expiry instant.
+    seen.append(await backend.claim_task("a", worker_id="w6", now=T0 + 61.6 * s, lease=LEASE))
+    seen.append(await backend.claim_task("a", worker_id="w6", now=T0 + 61.600001 * s, lease=LEASE))
+    seen.append(await backend.next_eta())
+    seen.extend([await backend.get(task_id) for task_id in ("a", "b", "c", "d", "e", "nope")])
+    return seen
+
+
+async def test_behaves_exactly_like_the_memory_backend(backend: SQLiteBackend) -> None:
+    memory = MemoryBackend()
+    await memory.connect()
+    expected = await scenario(memory)
+    assert await scenario(backend) == expected
+
+
+async def test_claims_earliest_eta_first_within_limit(backend: SQLiteBackend) -> None:
+    s = timedelta(seconds=1)
+    await backend.enqueue([new_task("late", T0 + 3 * s), new_task("first"), new_task("tie1", T0 + s)])
+    await backend.enqueue([new_task("tie2", T0 + s), new_task("future", T0 + timedelta(days=1))])
+
+    claimed = await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3)
+    rest = await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3)
+
+    assert [t.id for t in claimed] == ["first", "tie1", "tie2"]
+    assert [t.id for t in rest] == ["late"]
+    assert await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3) == []
+    assert await backend.claim(worker_id="w", now=T0 + timedelta(days=2), lease=LEASE, limit=0) == []
+
+
+async def test_reserved_task_carries_the_lease(backend: SQLiteBackend) -> None:
+    await backend.enqueue([new_task("a")])
+    now = T0 + timedelta(seconds=1)
+
+    (task,) = await backend.claim(worker_id="w1", now=now, lease=LEASE, limit=1)
+
+    assert task == task.__class__(
+        id="a",
+        name="tests.job",
+        payload=b"call a",
+        serializer="pickle",
+        attempt=1,
+        worker_id="w1",
+        enqueued_at=T0 - timedelta(minutes=1),
+        eta=T0,
+        started_at=now,
+        lease_expires_at=now + LEASE,
+    )
+
+
+async def test_expired_lease_is_reclaimed_and_the_stale_outcome_ignored(backend: SQLiteBackend) -> None:
+    await backend.enqueue([new_task("a")])
+    await backend.claim(worker_id="dead", now=T0, lease=LEASE, limit=1)
+
+    assert await backend.claim(worker_id="w2", now=T0 + LEASE, lease=LEASE, limit=1) == []
+    (again,) = await backend.claim(
+        worker_id="w2", now=T0 + LEASE + timedelta(microseconds=1), lease=LEASE, limit=1
+    )
+    await backend.complete([outcome("a", "dead", TaskStatus.FAILED)])
+    record = await backend.get("a")
+
+    assert (again.attempt, again.worker_id) == (2, "w2")
+    assert record is not None
+    assert (record.status, record.attempts, record.worker_id, record.error) == (
+        TaskStatus.IN_PROGRESS,
+        2,
+        "w2",
+        None,
+    )
+
+    await backend.complete([outcome("a", "w2")])
+    record = await backend.get("a")
+    assert record is not None
+    assert (record.status, record.result, record.finished_at) == (
+        TaskStatus.SUCCESS,
+        b"result",
+        T0 + timedelta(minutes=5),
+    )
+
+
+async def test_renew_keeps_the_task_from_being_reclaimed(backend: SQLiteBackend) -> None:
+    await backend.enqueue([new_task("a"), new_task("b")])
+    await backend.claim(worker_id="w1", now=T0, lease=LEASE, limit=2)
+
+    await backend.renew(["a", "b", "unknown"], worker_id="w1", now=T0 + LEASE, lease=LEASE)
+    await backend.renew(["a"], worker_id="intruder", now=T0 + LEASE, lease=timedelta(0))
+
+    assert await backend.claim(worker_id="w2", now=T0 + 2 * LEASE, lease=LEASE, limit=5) == []
+    later = await backend.claim(worker_id="w2", now=T0 + 3 * LEASE, lease=LEASE, limit=5)
+    assert sorted(t.id for t in later) == ["a", "b"]
+
+
+async def test_round_trip_returns_aware_utc_times(backend: SQLiteBackend) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    eta = datetime(2031, 6, 1, 14, 30, 15, 123457, tzinfo=plus_two)
+    task = NewTask("a", "tests.job", b"\x00\xff", "json", datetime(2031, 6, 1, 12, 0, 0, 1, tzinfo=UTC), eta)
+    await backend.enqueue([task])
+
+    record = await backend.get("a")
+    next_eta = await backend.next_eta()
+
+    assert record is not None
+    assert (record.status, record.serializer, record.attempts, record.started_at) == (
+        TaskStatus.PENDING,
+        "json",
+        0,
+        None,
+    )
+    assert record.eta == eta
+    assert record.eta.tzinfo is UTC
+    assert record.eta.microsecond == 123457
+    assert record.enqueued_at == task.enqueued_at
+    assert next_eta == eta
+    assert next_eta is not None
+    assert next_eta.tzinfo is UTC
+    assert await backend.get("missing") is None
+
+
+async def test_next_eta_considers_only_pending_tasks(backend: SQLiteBackend) -> None:
+    assert await backend.next_eta() is None
+    await backend.enqueue([new_task("soon"), new_task("later", T0 + timedelta(hours=1))])
+    await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1)
+
+    assert await backend.next_eta() == T0 + timedelta(hours=1)
+
+
+async def test_a_batch_is_stored_whole_or_not_at_all(backend: SQLiteBackend) -> None:
+    await backend.enqueue([new_task("a")])
+
+    with pytest.raises(BackendError, match=r"storing 3 new task\(s\).*UNIQUE") as raised:
+        await backend.enqueue([new_task("b"), new_task("c"), new_task("a")])
+
+    assert isinstance(raised.value.__cause__, sqlite3.IntegrityError)
+    assert await backend.get("b") is None
+    await backend.enqueue([])
+    await backend.enqueue([new_task("b")])
+    assert await backend.get("b") is not None
+
+
+async def driver_threads() -> list[threading.Thread]:
+    """aiosqlite's connection threads still running, after giving a stopping one a moment to finish."""
+    for _ in range(100):
+        threads = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+        if not threads:
+            break
+        await asyncio.sleep(0.01)
+    return threads
+
+
+async def test_connect_and_close_are_counted(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "tasks.db")
+    assert isinstance(backend, Backend)
+    connected = [backend.is_connected]
+
+    await backend.connect()
+    await backend.connect()
+    await backend.enqueue([new_task("a")])
+    await backend.close()
+    connected.append(backend.is_connected)
+    assert await backend.get("a") is not None
+
+    await backend.close()
+    await backend.close()
+    connected.append(backend.is_connected)
+    assert connected == [False, True, False]
+    assert await driver_threads() == []  # aiosqlite's thread is not a daemon: it must be stopped
+
+    await backend.connect()
+    assert await backend.get("a") is not None
+    await backend.close()
+
+
+async def test_using_an_unconnected_backend_says_so(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "tasks.db")
+
+    with pytest.raises(BackendError, match="not connected; call connect"):
+        await backend.get("a")
+
+
+async def test_a_failed_connect_leaves_nothing_open(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "theirs.db")
+    conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
+    conn.close()
+    backend = SQLiteBackend(tmp_path / "theirs.db")
+
+    with pytest.raises(BackendError, match="another application"):
+        await backend.connect()
+
+    assert not backend.is_connected
+    assert await driver_threads() == []
