@@ -1,6 +1,7 @@
 """Plugin discovery, registries and hook dispatch, through the same path third parties use."""
 
 import logging
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +126,10 @@ def test_explicit_plugins_do_not_leak_into_the_default_manager() -> None:
     observer = _Observer()
     TaskQueue("memory://", plugins=[observer])
     assert not plugins_with(())._pm.is_registered(observer)
+
+
+def test_importing_sitq_loads_no_plugin() -> None:
+    heavy = ("sitq_", "aiosqlite", "cloudpickle", "dill", "importlib.metadata")
+    probe = f"import sys, sitq\nprint(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert output == "[]\n"

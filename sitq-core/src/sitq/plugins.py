@@ -7,7 +7,6 @@ This is the only module that touches pluggy's hook relay; the rest of sitq calls
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import inspect
 import logging
 import os
@@ -73,6 +72,8 @@ class _PluginManager(pluggy.PluginManager):
 @functools.cache
 def _installed_plugins() -> tuple[tuple[str, object, str], ...]:
     """Load every entry point of the group once: (plugin name, plugin object, providing distribution)."""
+    import importlib.metadata  # costs a tenth of sitq's import time, so only when plugins are first needed
+
     loaded = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist
