@@ -89,8 +89,9 @@ class Backend(Protocol):
         ...
 
     def subscribe(self) -> Subscription:
-        """A subscription woken after every change committed to the store, by this process or, where the
-        store allows, by another one. Subscribe before looking at the store, then wait."""
+        """A subscription woken after tasks are enqueued or completed, by this process or, where the store
+        allows, by another one. Subscribe before looking at the store, then wait. Claims and renewals
+        need wake nobody, and a backend that cannot tell changes apart may wake waiters for them too."""
         ...
 
 

@@ -89,10 +89,7 @@ class MemoryBackend:
         self, *, worker_id: str, now: datetime, lease: timedelta, limit: int
     ) -> list[ReservedTask]:
         due = sorted((row for row in self._rows().values() if _claimable(row, now, by_eta=True)), key=_eta)
-        claimed = [_reserve(row, worker_id, now, lease) for row in due[:limit]]
-        if claimed:
-            self._store.changes.notify()
-        return claimed
+        return [_reserve(row, worker_id, now, lease) for row in due[:limit]]
 
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
@@ -100,9 +97,7 @@ class MemoryBackend:
         row = self._rows().get(task_id)
         if row is None or not _claimable(row, now, by_eta=False):
             return None
-        reserved = _reserve(row, worker_id, now, lease)
-        self._store.changes.notify()
-        return reserved
+        return _reserve(row, worker_id, now, lease)
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
