@@ -1,0 +1,169 @@
+"""The README and every page in docs/ keep their promises: each Python block runs, links resolve, and every
+hook is documented.
+
+A block that is not a whole program is preceded by ``<!-- not-runnable: reason -->`` and skipped; there
+must stay few of those. A reason of the form ``excerpt of PATH`` also makes the block's lines be checked
+against that file, so the excerpt cannot drift from the code it quotes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sitq import hookspecs
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PLUGINS_PAGE = ROOT / "docs" / "plugins.md"
+MAX_NOT_RUNNABLE = 4  # "fewer than a handful"
+
+MARKER = re.compile(r"^\s*<!--\s*not-runnable:\s*(?P<reason>.+?)\s*-->\s*$")
+FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>\S*)\s*$")
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: Path
+    number: int  # the block's position among the page's Python blocks, from 1
+    line: int
+    code: str
+    not_runnable: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.page.relative_to(ROOT)}#{self.number}"
+
+
+def python_blocks(page: Path) -> Iterator[Block]:
+    lines = page.read_text(encoding="utf-8").splitlines()
+    number, index, reason = 0, 0, None
+    while index < len(lines):
+        marker, fence = MARKER.match(lines[index]), FENCE.match(lines[index])
+        if marker:
+            reason = marker["reason"]
+        elif fence:
+            start = index + 1
+            index = start
+            while index < len(lines) and lines[index].strip() != "```":
+                index += 1
+            if fence["lang"] == "python":
+                number += 1
+                code = textwrap.dedent("\n".join(lines[start:index])) + "\n"
+                yield Block(page, number, start, code, reason)
+            reason = None
+        elif lines[index].strip():
+            reason = None  # a marker counts only directly before its block
+        index += 1
+
+
+BLOCKS = [block for page in PAGES for block in python_blocks(page)]
+
+
+def test_pages_are_found() -> None:
+    assert ROOT / "README.md" in PAGES and PLUGINS_PAGE in PAGES
+    assert len(BLOCKS) > 20
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda block: block.name)
+def test_python_block_runs(block: Block, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if block.not_runnable:
+        pytest.skip(f"marked not-runnable: {block.not_runnable}")
+    if "sitq_tasklog" in block.code:
+        request.getfixturevalue("require_tasklog_installed")
+    script = tmp_path / "docs_block.py"
+    script.write_text(block.code, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if key != "SITQ_URL"}
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        f"Python block {block.number} of {block.page.relative_to(ROOT)} (line {block.line}) exited "
+        f"{completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
+    )
+
+
+def test_few_blocks_are_marked_not_runnable() -> None:
+    marked = [f"{block.name}: {block.not_runnable}" for block in BLOCKS if block.not_runnable]
+    assert len(marked) <= MAX_NOT_RUNNABLE, "\n".join(marked)
+
+
+def test_every_marker_stands_right_before_a_python_block() -> None:
+    markers = sum(bool(MARKER.match(line)) for page in PAGES for line in page.read_text().splitlines())
+    assert markers == sum(1 for block in BLOCKS if block.not_runnable)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [block for block in BLOCKS if block.not_runnable and block.not_runnable.startswith("excerpt of ")],
+    ids=lambda block: block.name,
+)
+def test_excerpts_match_the_code_they_quote(block: Block) -> None:
+    assert block.not_runnable is not None
+    source = (ROOT / block.not_runnable.removeprefix("excerpt of ")).read_text(encoding="utf-8")
+    source_lines = {line.rstrip() for line in source.splitlines()}
+    drifted = [line for line in block.code.splitlines() if line.strip() and line.rstrip() not in source_lines]
+    assert not drifted, f"{block.name} quotes lines that are not in the file: {drifted}"
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings, spelled as GitHub and mkdocs spell them."""
+    found, in_code = set(), False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            in_code = not in_code
+        elif not in_code and (heading := re.match(r"^#{1,6}\s+(.+?)\s*$", line)):
+            words = re.sub(r"[^\w\- ]", "", heading[1].lower())
+            found.add(words.replace(" ", "-"))
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_relative_links_resolve(page: Path) -> None:
+    broken = []
+    for match in LINK.finditer(page.read_text(encoding="utf-8")):
+        target, _, anchor = match["target"].partition("#")
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        path = (page.parent / target) if target else page
+        missing_heading = bool(anchor) and path.suffix == ".md" and anchor not in anchors(path)
+        if not path.exists() or missing_heading:
+            broken.append(match["target"])
+    assert not broken, f"{page.relative_to(ROOT)} has links to missing files or headings: {broken}"
+
+
+HOOKS = {
+    name: function
+    for name, function in vars(hookspecs).items()
+    if name.startswith("sitq_") and hasattr(function, "sitq_spec")
+}
+
+
+def test_hookspecs_are_found() -> None:
+    assert "sitq_task_failed" in HOOKS and "sitq_register_backends" in HOOKS
+
+
+@pytest.mark.parametrize("hook", sorted(HOOKS))
+def test_every_hook_is_documented_with_its_arguments(hook: str) -> None:
+    page = PLUGINS_PAGE.read_text(encoding="utf-8")
+    heading = f"\n### {hook}\n"
+    assert heading in page, f"docs/plugins.md has no section '### {hook}'"
+    section = page.split(heading, 1)[1].split("\n### ", 1)[0]
+    for argument in inspect.signature(HOOKS[hook]).parameters:
+        assert f"{argument}:" in section, f"the section on {hook} does not show its argument {argument!r}"

@@ -1,0 +1,98 @@
+"""Every program in examples/basic runs on its own, exits 0, and prints what its docstring promises."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "basic"
+
+# What each example must print: enough to show it did its job, not so much that wording changes break it.
+EXPECTED_OUTPUT = {
+    "01_end_to_end.py": [
+        "worker started",
+        "success, value 'Hello, World!'",
+        "success, value 'Hello, sitq!'",
+        "success, value 6",
+        "worker stopped",
+    ],
+    "02_eta_delayed_execution.py": ["naive eta refused: eta must be timezone-aware", "'in 1.5 seconds'"],
+    "03_bounded_concurrency.py": [
+        "max_concurrency=1: 8 tasks",
+        "at most 1 running at once",
+        "at most 2 running at once",
+        "at most 8 running at once",
+    ],
+    "04_failures_and_tracebacks.py": [
+        "good price: status=success is_error=False",
+        "bad price: status=failed is_error=True",
+        "error: ValueError: could not convert string to float: 'twelve'",
+        "error: ValueError: cannot charge -5 to acct-1",
+        "error: SerializationError: ",
+        'raise ValueError(f"cannot charge {amount} to {account}")',
+        "unwrap() raised TaskExecutionError",
+        "get_result() raised TaskNotFoundError",
+        "value: 'charged 5 to acct-1'",
+    ],
+    "05_sync_client_with_worker.py": [
+        "worker running in a background thread",
+        "success: photo-2.jpg resized to 320px",
+        "success: thumbnail of photo-0.jpg",
+        "worker stopped",
+    ],
+    "api_demo.py": [
+        "sitq.TaskQueue",
+        "SQLiteBackend(path",
+        "sqlite ",
+        "value=42",
+        "value=100",
+        "returns None",
+    ],
+}
+
+
+def run_example(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "SITQ_URL"}
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_every_example_is_checked() -> None:
+    assert sorted(path.name for path in EXAMPLES.glob("*.py")) == sorted(EXPECTED_OUTPUT)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_OUTPUT))
+def test_example_runs(name: str, tmp_path: Path) -> None:
+    completed = run_example(name, tmp_path)
+    report = (
+        f"{name} exited {completed.returncode}\n"
+        f"--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
+    )
+    assert completed.returncode == 0, report
+    assert "Traceback" not in completed.stderr, report
+    for expected in EXPECTED_OUTPUT[name]:
+        assert expected in completed.stdout, f"expected {expected!r} in the output of {report}"
+    assert list(tmp_path.iterdir()) == [], f"{name} left files in its working directory"
+
+
+def test_eta_example_never_starts_a_task_early(tmp_path: Path) -> None:
+    completed = run_example("02_eta_delayed_execution.py", tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    started = {
+        match["value"]: float(match["seconds"])
+        for match in re.finditer(r"'(?P<value>[^']+)'\s+started after (?P<seconds>[\d.]+)s", completed.stdout)
+    }
+    assert started["in 0.5 seconds"] >= 0.5
+    assert started["in 1 second, given in UTC+9"] >= 1.0
+    assert started["in 1.5 seconds"] >= 1.5
+    assert started["right away"] < 1.0 and started["an hour late"] < 1.0
