@@ -1,5 +1,6 @@
 """Plugin discovery, registries and hook dispatch, through the same path third parties use."""
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 
 import sitq
-from sitq import ConfigurationError, MemoryBackend, PluginNotFoundError, TaskQueue, Worker
+from sitq import ConfigurationError, MemoryBackend, PluginNotFoundError, TaskQueue, Worker, hookimpl
 from sitq.plugins import Plugins, _installed_plugins, plugins_with
 
 
@@ -47,7 +48,7 @@ def test_plugin_provided_names_resolve_lazily_to_the_plugin_classes() -> None:
 def test_two_plugins_with_one_backend_name_are_refused_naming_both() -> None:
     plugins = Plugins([_RenamedBackend()])
     with pytest.raises(
-        ConfigurationError, match=r"two plugins provide the backend 'memory'.*sitq-core.*explicitly"
+        ConfigurationError, match="two plugins provide the backend 'memory': passed explicitly and sitq-core"
     ):
         plugins.backends  # noqa: B018 - building the registry is the test
 
@@ -113,12 +114,12 @@ async def test_hooks_accept_sync_and_async_implementations_and_log_failures(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     observer = _Observer()
-    worker = Worker("memory://", plugins=[_Broken(), observer])
+    worker = Worker(MemoryBackend(), plugins=[_Broken(), observer])
     with caplog.at_level(logging.ERROR, logger="sitq.plugins"):
         await worker.start()
         await worker.stop()
     assert observer.seen == ["sync", "async"]
-    assert "failed in sitq_worker_started" in caplog.text
+    assert "sitq plugin '_Broken' failed in sitq_worker_started" in caplog.text
     assert "observer bug" in caplog.text
 
 
@@ -133,3 +134,39 @@ def test_importing_sitq_loads_no_plugin() -> None:
     probe = f"import sys, sitq\nprint(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
     output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert output == "[]\n"
+
+
+class _Ordered:
+    def __init__(self, label: str, calls: list[str]) -> None:
+        self.label, self.calls = label, calls
+
+
+def test_observers_run_in_pluggy_order_tryfirst_first_trylast_last() -> None:
+    calls: list[str] = []
+
+    class First(_Ordered):
+        @hookimpl(tryfirst=True)
+        def sitq_worker_stopped(self) -> None:
+            self.calls.append(self.label)
+
+    class Plain(_Ordered):
+        def sitq_worker_stopped(self) -> None:
+            self.calls.append(self.label)
+
+    class Last(_Ordered):
+        @hookimpl(trylast=True)
+        def sitq_worker_stopped(self) -> None:
+            self.calls.append(self.label)
+
+    plugins = Plugins([Last("last", calls), Plain("plain", calls), First("first", calls)])
+    asyncio.run(plugins.worker_stopped(worker_id="w"))
+    assert calls == ["first", "plain", "last"]
+
+
+def test_a_registration_hook_that_raises_is_named() -> None:
+    class Faulty:
+        def sitq_register_serializers(self) -> list[type[Any]]:
+            raise KeyError("missing setting")
+
+    with pytest.raises(ConfigurationError, match=r"'Faulty' .*failed to register serializers: KeyError"):
+        TaskQueue("memory://", plugins=[Faulty()])

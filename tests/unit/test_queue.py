@@ -50,6 +50,7 @@ async def test_aware_eta_in_another_zone_is_stored_as_utc_and_a_past_one_runs_at
         (lambda q: q.enqueue(Task(add, args="12")), "args must be a list or tuple"),
         (lambda q: q.enqueue(Task(add, kwargs={1: 2})), "kwargs must be a mapping of argument names"),
         (lambda q: q.get_result("x", timeout=-1), "timeout must be a number of seconds >= 0"),
+        (lambda q: q.enqueue(add, 1, 2, eta=5), "eta must be a timezone-aware datetime, not 5"),
     ],
 )
 async def test_bad_arguments_are_refused(queue: TaskQueue, call, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sample_tasks import multiply
 
-from sitq import Result, SyncTaskQueue, SyncTaskQueueError, TaskNotFoundError, Worker
+from sitq import MemoryBackend, Result, SyncTaskQueue, SyncTaskQueueError, TaskNotFoundError, Worker
 
 
 def _serve(url: str, stop: threading.Event) -> None:
@@ -50,19 +50,19 @@ def test_one_instance_serves_many_threads(worker_thread: str) -> None:
 
 
 def test_get_result_times_out_with_none() -> None:
-    with SyncTaskQueue("memory://") as queue:
+    with SyncTaskQueue(MemoryBackend()) as queue:
         assert queue.get_result(queue.enqueue(multiply, 1, 1), timeout=0.05) is None
 
 
 async def test_inside_a_running_event_loop_it_says_to_use_task_queue() -> None:
-    queue = SyncTaskQueue("memory://")
+    queue = SyncTaskQueue(MemoryBackend())
     with pytest.raises(SyncTaskQueueError, match="use `await` on a TaskQueue there instead"):
         queue.enqueue(multiply, 1, 2)
     queue.close()
 
 
 def test_close_is_idempotent_and_the_queue_reopens() -> None:
-    queue = SyncTaskQueue("memory://")
+    queue = SyncTaskQueue(MemoryBackend())
     queue.close()
     queue.enqueue(multiply, 1, 2)
     queue.close()

@@ -38,6 +38,7 @@ class _Started:
     [
         ({"max_concurrency": 0}, "max_concurrency must be a whole number >= 1"),
         ({"max_concurrency": 2.5}, "max_concurrency must be a whole number >= 1"),
+        ({"max_concurrency": True}, "max_concurrency must be a whole number >= 1"),
         ({"poll_interval": 0}, "poll_interval must be a number of seconds > 0"),
         ({"lease": -1}, "lease must be a number of seconds > 0"),
     ],
@@ -92,7 +93,7 @@ async def test_stop_waits_for_in_flight_tasks_and_records_them() -> None:
 
 
 async def test_starting_twice_is_an_error_and_stop_is_idempotent() -> None:
-    worker = Worker("memory://")
+    worker = Worker(MemoryBackend())
     await worker.start()
     with pytest.raises(WorkerError, match="already running"):
         await worker.start()
@@ -123,3 +124,21 @@ async def test_run_stops_gracefully_on_a_signal(signum: int) -> None:
         await asyncio.wait_for(running, 5)
         result = await queue.get_result(task_id, timeout=0)
     assert result is not None and result.value == "finished"
+
+
+async def test_a_failure_traceback_starts_in_the_task_not_in_sitq() -> None:
+    async with TaskQueue(MemoryBackend()) as queue, Worker(queue) as worker:
+        result = await worker.process_task(await queue.enqueue(fail, "deep"))
+    assert result.traceback is not None
+    frames = result.traceback.splitlines()
+    assert frames[0] == "Traceback (most recent call last):"
+    assert frames[1].endswith("in fail") and "sample_tasks.py" in frames[1]
+    assert frames[-1] == "RuntimeError: deep"
+
+
+async def test_process_task_waits_for_a_task_the_running_worker_already_took() -> None:
+    async with TaskQueue(MemoryBackend()) as queue, Worker(queue) as worker:
+        task_id = await queue.enqueue(sleep_then, 0.05, "mine")
+        await asyncio.sleep(0.01)
+        result = await worker.process_task(task_id)
+    assert result.value == "mine"

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from sitq import TaskQueue, Worker
+from sitq import MemoryBackend, TaskQueue, Worker
 
 TASKLOG_SRC = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "sitq-tasklog" / "src"
 
@@ -47,7 +47,7 @@ async def test_passed_explicitly_it_logs_each_outcome_and_counts_every_event(
     tasklog: ModuleType, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sitq_tasklog")
-    ok, bad = await run_one_success_and_one_failure(TaskQueue("memory://", plugins=[tasklog]))
+    ok, bad = await run_one_success_and_one_failure(TaskQueue(MemoryBackend(), plugins=[tasklog]))
 
     counts = sys.modules["sitq_tasklog"].counts
     assert dict(counts) == {
@@ -96,7 +96,7 @@ async def test_installed_it_is_found_through_its_entry_point(
 
     sitq_tasklog.counts.clear()
     caplog.set_level(logging.INFO, logger="sitq_tasklog")
-    ok, bad = await run_one_success_and_one_failure(TaskQueue("memory://"))  # no plugins= argument
+    ok, bad = await run_one_success_and_one_failure(TaskQueue(MemoryBackend()))  # no plugins= argument
 
     assert sitq_tasklog.counts["task_succeeded"] == 1 and sitq_tasklog.counts["task_failed"] == 1
     messages = [record.getMessage() for record in caplog.records if record.name == "sitq_tasklog"]

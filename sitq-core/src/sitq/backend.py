@@ -3,6 +3,7 @@
 Backends store opaque payload bytes plus plain fields; they never serialize and never run user code.
 Claiming is atomic and lease-based, and "now" is always passed in, so tests control the clock.
 Every method is required: a backend that cannot do something must say so, never quietly do nothing.
+This module re-exports every type a backend author needs; `sitq.testing.BackendConformance` checks them.
 Driver errors surface as `sitq.BackendError`, raised `from` the driver's exception.
 """
 
@@ -13,8 +14,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, Self, runtime_checkable
 
-from sitq.changes import Subscription
-from sitq.models import NewTask, ReservedTask, TaskOutcome, TaskRecord
+from sitq.changes import ChangeSignal, Subscription
+from sitq.models import NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
+
+# Everything a backend author needs, from one module.
+__all__ = [
+    "Backend",
+    "ChangeSignal",
+    "NewTask",
+    "ReservedTask",
+    "SharedConnection",
+    "Subscription",
+    "TaskOutcome",
+    "TaskRecord",
+    "TaskStatus",
+]
 
 
 @runtime_checkable

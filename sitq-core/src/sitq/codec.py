@@ -41,9 +41,8 @@ class Codec:
         try:
             return self.serializer.dumps((function, tuple(args), dict(kwargs)))
         except Exception as exc:
-            hint = (
-                "" if self.serializer.name == "cloudpickle" else "; the cloudpickle serializer handles more"
-            )
+            already_said = "cloudpickle" in f"{self.serializer.name} {exc}"
+            hint = "" if already_said else "; the cloudpickle serializer handles more"
             raise SerializationError(
                 f"the {self.serializer.name} serializer cannot store a call to {task_name(function)}: "
                 f"{exc}{hint}"

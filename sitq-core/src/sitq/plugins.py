@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import pluggy
@@ -100,15 +100,26 @@ class Plugins:
         for name, plugin, provider in _installed_plugins():
             self._add(plugin, name, provider)
         for plugin in extra:
-            self._add(plugin, None, "passed explicitly")
+            self._add(plugin, self._unique_name(plugin), "passed explicitly")
         try:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise ConfigurationError(f"a sitq plugin implements a hook that does not exist: {exc}") from exc
-        self._observers = {hook: getattr(self._pm.hook, hook).get_hookimpls() for hook in _LIFECYCLE_HOOKS}
+        self._observers = {
+            hook: _in_call_order(getattr(self._pm.hook, hook).get_hookimpls()) for hook in _LIFECYCLE_HOOKS
+        }
         self._serializers: dict[str, Serializer] = {}
 
-    def _add(self, plugin: object, name: str | None, provider: str) -> None:
+    def _unique_name(self, plugin: object) -> str:
+        """A readable name for logs and errors: the module's or the class's, numbered if taken."""
+        base = getattr(plugin, "__name__", None) or type(plugin).__name__
+        name, number = base, 1
+        while self._pm.has_plugin(name):
+            number += 1
+            name = f"{base}#{number}"
+        return name
+
+    def _add(self, plugin: object, name: str, provider: str) -> None:
         if self._pm.is_registered(plugin):
             return
         try:
@@ -133,14 +144,19 @@ class Plugins:
     def _collect(self, kind: Kind, hook: pluggy.HookCaller) -> dict[str, Any]:
         found: dict[str, Any] = {}
         provided_by: dict[str, str] = {}
-        for impl in hook.get_hookimpls():
+        for impl in _in_call_order(hook.get_hookimpls()):
             provider = self._providers.get(impl.plugin_name, impl.plugin_name)
-            classes = cast("list[Any]", impl.function())
+            try:
+                classes: list[Any] = list(impl.function())  # type: ignore[call-overload] # a non-iterable raises, caught below
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"the sitq plugin {impl.plugin_name!r} ({provider}) failed to register {kind}s: {exc!r}"
+                ) from exc
             for cls in classes:
                 if cls.name in found:
                     raise ConfigurationError(
                         f"two plugins provide the {kind} {cls.name!r}: {provided_by[cls.name]} and "
-                        f"{provider}; uninstall one of them"
+                        f"{provider}; remove one of them"
                     )
                 found[cls.name] = cls
                 provided_by[cls.name] = provider
@@ -232,6 +248,11 @@ class Plugins:
     async def worker_stopped(self, *, worker_id: str) -> None:
         if observers := self._observers["sitq_worker_stopped"]:
             await _notify(observers, "sitq_worker_stopped", locals())
+
+
+def _in_call_order(impls: list[pluggy.HookImpl]) -> list[pluggy.HookImpl]:
+    """pluggy lists implementations in reverse call order (`tryfirst` ones last): undo that."""
+    return impls[::-1]
 
 
 async def _notify(observers: list[pluggy.HookImpl], hook: str, arguments: dict[str, Any]) -> None:

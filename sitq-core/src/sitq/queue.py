@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -110,6 +111,8 @@ class TaskQueue:
         if not isinstance(task.kwargs, Mapping) or not all(isinstance(key, str) for key in task.kwargs):
             raise ValidationError(f"kwargs must be a mapping of argument names, not {task.kwargs!r}")
         now = utcnow()
+        if task.eta is not None and not isinstance(task.eta, datetime):
+            raise ValidationError(f"eta must be a timezone-aware datetime, not {task.eta!r}")
         if task.eta is not None and (task.eta.tzinfo is None or task.eta.utcoffset() is None):
             raise ValidationError(
                 f"eta must be timezone-aware, such as datetime.now(timezone.utc) + timedelta(seconds=5); "

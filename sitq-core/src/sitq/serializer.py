@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 @runtime_checkable
 class Serializer(Protocol):
+    """Turns task calls and results into bytes and back; built with no arguments when found by name."""
+
     name: ClassVar[str]
     """The plugin name stored with each payload, such as ``"cloudpickle"``."""
 

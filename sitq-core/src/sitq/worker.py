@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -11,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 import traceback
 import uuid
@@ -52,7 +54,7 @@ class Worker:
         lease: float = 60.0,
         plugins: Sequence[object] = (),
     ) -> None:
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValidationError(f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}")
         for name, seconds in (("poll_interval", poll_interval), ("lease", lease)):
             if not isinstance(seconds, int | float) or seconds <= 0:
@@ -233,7 +235,8 @@ class Worker:
     async def process_task(self, task_id: str) -> Result:
         """Run this one task now, whatever its eta, and return its `Result`.
 
-        A task that has already finished is not run again: its stored result is returned.
+        A task that has already finished is not run again: its stored result is returned, and one this
+        worker is already running is waited for.
         """
         await self._ready()
         reserved = await self.backend.claim_task(
@@ -241,6 +244,8 @@ class Worker:
         )
         if reserved is not None:
             await self._execute(reserved)
+        elif (running := self._in_flight.get(task_id)) is not None:
+            await asyncio.shield(running)  # this worker's own loop claimed it first
         record = await self.backend.get(task_id)
         if record is None:
             raise TaskNotFoundError(task_id)
@@ -262,15 +267,18 @@ class Worker:
             value = await self._call(function, args, kwargs)
             result = self._codec.encode_value(value, reserved.serializer)
         except (Exception, SystemExit) as exc:
-            duration = time.perf_counter() - started
-            error, formatted = f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+            failure: BaseException | None = exc
+        else:
+            failure = None
+        duration = time.perf_counter() - started
+        if failure is None:
+            outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
+            await self.plugins.task_succeeded(**identity, duration=duration)
+        else:
+            error, formatted = f"{type(failure).__name__}: {failure}", _format_traceback(failure)
             outcome = self._outcome(reserved, TaskStatus.FAILED, error=error, traceback=formatted)
             logger.info("task %s (%s) failed: %s", reserved.id, reserved.name, error)
             await self.plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
-        else:
-            duration = time.perf_counter() - started
-            outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
-            await self.plugins.task_succeeded(**identity, duration=duration)
         try:
             await self._completions.submit(outcome)
         except Exception:
@@ -297,3 +305,18 @@ class Worker:
         if inspect.isawaitable(value):
             value = await value
         return value
+
+
+# Frames of sitq's machinery, and of the executor that ran a sync task, say nothing about a task's failure.
+_MACHINERY = tuple(
+    os.path.dirname(module.__file__ or "") + os.sep
+    for module in (sys.modules["sitq"], concurrent.futures, asyncio)
+)
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The traceback from the task's own code down, or whole if the failure was inside sitq itself."""
+    frames = exc.__traceback__
+    while frames is not None and frames.tb_frame.f_code.co_filename.startswith(_MACHINERY):
+        frames = frames.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, frames or exc.__traceback__))

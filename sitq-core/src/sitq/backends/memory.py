@@ -42,8 +42,12 @@ class MemoryBackend:
     url_schemes: ClassVar[tuple[str, ...]] = ("memory",)
 
     def __init__(self, store_name: str | None = None) -> None:
+        self._store_name = store_name
         self._store = _Store() if store_name is None else _named_stores.setdefault(store_name, _Store())
         self._connection = SharedConnection()
+
+    def __repr__(self) -> str:
+        return "MemoryBackend()" if self._store_name is None else f"MemoryBackend({self._store_name!r})"
 
     @classmethod
     def from_url(cls, url: str) -> Self:

@@ -325,9 +325,9 @@ class BackendConformance:
         assert fine is not None and fine.value == 42
 
     async def test_payload_from_an_unavailable_serializer_fails_clearly(self, backend: Backend) -> None:
-        async with TaskQueue(backend, _UnknownSerializer()) as queue:
+        async with TaskQueue(backend, _UnknownSerializer()) as queue, Worker(backend) as worker:
             task_id = await queue.enqueue(multiply, 1, 2)
-            result = await Worker(backend).process_task(task_id)
+            result = await worker.process_task(task_id)
         assert result.is_error
         assert result.error is not None and result.error.startswith("SerializationError")
         assert "conformance-private" in result.error
