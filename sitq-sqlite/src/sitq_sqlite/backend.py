@@ -114,6 +114,11 @@ class SQLiteBackend:
         self._data_version = 0
         self._watcher: asyncio.Task[None] | None = None
 
+    @property
+    def path(self) -> str:
+        """The absolute path of the database file."""
+        return self._path
+
     def __repr__(self) -> str:
         return f"SQLiteBackend({self._path!r}, synchronous={self._synchronous!r})"
 

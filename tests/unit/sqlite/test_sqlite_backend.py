@@ -217,10 +217,13 @@ async def test_a_batch_is_stored_whole_or_not_at_all(backend: SQLiteBackend) -> 
     assert await backend.get("b") is not None
 
 
-async def driver_threads() -> list[threading.Thread]:
-    """aiosqlite's connection threads still running, after giving a stopping one a moment to finish."""
+async def driver_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """aiosqlite's connection threads started since `before` and still running, after giving a stopping
+    one a moment to finish."""
     for _ in range(100):
-        threads = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+        threads = [
+            t for t in threading.enumerate() if "_connection_worker_thread" in t.name and t not in before
+        ]
         if not threads:
             break
         await asyncio.sleep(0.01)
@@ -228,6 +231,7 @@ async def driver_threads() -> list[threading.Thread]:
 
 
 async def test_connect_and_close_are_counted(tmp_path: Path) -> None:
+    threads = set(threading.enumerate())
     backend = SQLiteBackend(tmp_path / "tasks.db")
     assert isinstance(backend, Backend)
     connected = [backend.is_connected]
@@ -243,7 +247,7 @@ async def test_connect_and_close_are_counted(tmp_path: Path) -> None:
     await backend.close()
     connected.append(backend.is_connected)
     assert connected == [False, True, False]
-    assert await driver_threads() == []  # aiosqlite's thread is not a daemon: it must be stopped
+    assert await driver_threads(threads) == []  # aiosqlite's thread is not a daemon: it must be stopped
 
     await backend.connect()
     assert await backend.get("a") is not None
@@ -261,10 +265,11 @@ async def test_a_failed_connect_leaves_nothing_open(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "theirs.db")
     conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
     conn.close()
+    threads = set(threading.enumerate())
     backend = SQLiteBackend(tmp_path / "theirs.db")
 
     with pytest.raises(BackendError, match="another application"):
         await backend.connect()
 
     assert not backend.is_connected
-    assert await driver_threads() == []
+    assert await driver_threads(threads) == []

@@ -51,6 +51,16 @@ def test_malformed_urls_are_configuration_errors(url: str, complaint: str) -> No
         SQLiteBackend.from_url(url)
 
 
+def test_a_relative_path_is_fixed_when_the_backend_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    backend = SQLiteBackend("tasks.db")
+    monkeypatch.chdir("/")
+
+    assert backend.path == str(tmp_path / "tasks.db")
+
+
 def test_bad_arguments_are_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="synchronous must be 'full' or 'normal'"):
         SQLiteBackend(tmp_path / "tasks.db", synchronous="off")  # type: ignore[arg-type]  # the runtime check
