@@ -170,3 +170,15 @@ def test_a_registration_hook_that_raises_is_named() -> None:
 
     with pytest.raises(ConfigurationError, match=r"'Faulty' .*failed to register serializers: KeyError"):
         TaskQueue("memory://", plugins=[Faulty()])
+
+
+def test_discovering_plugins_imports_none_of_their_heavy_dependencies() -> None:
+    probe = (
+        "import sys\n"
+        "from sitq.plugins import default_plugins\n"
+        "plugins = default_plugins()\n"
+        "assert 'sqlite' in plugins.backends and {'cloudpickle', 'dill'} <= set(plugins.serializers)\n"
+        "print(sorted(m for m in ('aiosqlite', 'cloudpickle', 'dill') if m in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert output == "[]\n"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pickle
 from typing import Any, ClassVar
 
-import cloudpickle
-
 
 class CloudpickleSerializer:
     """sitq's default serializer when installed. Loading needs only the standard library's pickle."""
@@ -14,10 +12,13 @@ class CloudpickleSerializer:
     name: ClassVar[str] = "cloudpickle"
 
     def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        import cloudpickle  # on first use, not when plugins are discovered
+
         self.protocol = protocol
+        self._cloudpickle = cloudpickle
 
     def dumps(self, obj: Any) -> bytes:
-        return bytes(cloudpickle.dumps(obj, protocol=self.protocol))
+        return bytes(self._cloudpickle.dumps(obj, protocol=self.protocol))
 
     def loads(self, data: bytes) -> Any:
         return pickle.loads(data)

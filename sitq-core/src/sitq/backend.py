@@ -98,8 +98,9 @@ class Backend(Protocol):
         """The stored state of a task, or None if no task has this id."""
         ...
 
-    async def next_eta(self) -> datetime | None:
-        """The earliest `eta` among pending tasks, so an idle worker sleeps exactly until then."""
+    async def next_due(self) -> datetime | None:
+        """When the next task becomes claimable: the earliest `eta` of a pending task or lease expiry of a
+        running one (its worker may be dead), so an idle worker sleeps exactly until then."""
         ...
 
     def subscribe(self) -> Subscription:

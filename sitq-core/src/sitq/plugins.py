@@ -7,6 +7,7 @@ This is the only module that touches pluggy's hook relay; the rest of sitq calls
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import logging
 import os
@@ -308,6 +309,21 @@ def lazy_exports(module: str, names: set[str]) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
         if name in names:
             return export(name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+def lazy_imports(module: str, sources: dict[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` importing each name from its source module on first access.
+
+    For a plugin package's `__init__`: loading the entry point imports the package, and this keeps that
+    import from pulling in the plugin's heavy dependency before anything is asked of it.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in sources:
+            return getattr(importlib.import_module(sources[name]), name)
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
     return __getattr__

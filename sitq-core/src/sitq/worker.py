@@ -197,15 +197,15 @@ class Worker:
             return []
 
     async def _idle_timeout(self) -> float:
-        """Sleep until the next scheduled task is due, but never longer than `poll_interval`."""
+        """Sleep until the next task is due or a lease runs out, but never longer than `poll_interval`."""
         try:
-            next_eta = await self.backend.next_eta()
+            next_due = await self.backend.next_due()
         except Exception:
             logger.exception("worker %s could not read the next due time", self.worker_id)
             return self.poll_interval
-        if next_eta is None:
+        if next_due is None:
             return self.poll_interval
-        return max(0.0, min(self.poll_interval, (next_eta - utcnow()).total_seconds()))
+        return max(0.0, min(self.poll_interval, (next_due - utcnow()).total_seconds()))
 
     def _spawn(self, reserved: ReservedTask, wakeup: Subscription) -> None:
         running = asyncio.create_task(self._execute(reserved), name=f"sitq-task {reserved.id}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import dill
-
 
 class DillSerializer:
     """Pick it when cloudpickle cannot carry an object; `recurse=True` captures a function's globals."""
@@ -13,10 +11,13 @@ class DillSerializer:
     name: ClassVar[str] = "dill"
 
     def __init__(self, recurse: bool = True) -> None:
+        import dill  # on first use, not when plugins are discovered
+
         self.recurse = recurse
+        self._dill = dill
 
     def dumps(self, obj: Any) -> bytes:
-        return bytes(dill.dumps(obj, recurse=self.recurse))
+        return bytes(self._dill.dumps(obj, recurse=self.recurse))
 
     def loads(self, data: bytes) -> Any:
-        return dill.loads(data)
+        return self._dill.loads(data)

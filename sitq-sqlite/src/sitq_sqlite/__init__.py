@@ -4,19 +4,13 @@
 reach `sitq_sqlite.plugin`) stays cheap and does not import aiosqlite.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from typing import TYPE_CHECKING, Any
+from sitq.plugins import lazy_imports
 
 if TYPE_CHECKING:
-    from sitq_sqlite.backend import SQLiteBackend
+    from sitq_sqlite.backend import SQLiteBackend as SQLiteBackend
 
 __all__ = ["SQLiteBackend"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "SQLiteBackend":
-        from sitq_sqlite.backend import SQLiteBackend
-
-        return SQLiteBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_imports(__name__, {"SQLiteBackend": "sitq_sqlite.backend"})

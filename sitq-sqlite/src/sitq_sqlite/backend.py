@@ -17,16 +17,17 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
-
-import aiosqlite
 
 from sitq.backend import SharedConnection
 from sitq.changes import ChangeSignal, Subscription
 from sitq.errors import BackendError, ConfigurationError
 from sitq.models import NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
 from sitq_sqlite import schema
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,10 @@ _GET = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
     " result, error, traceback FROM tasks WHERE id = ?"
 )
-_NEXT_ETA = "SELECT min(eta) FROM tasks WHERE status = 'pending'"
+_NEXT_DUE = (
+    "SELECT min(due) FROM (SELECT min(eta) AS due FROM tasks WHERE status = 'pending'"
+    " UNION ALL SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress')"
+)
 
 
 class SQLiteBackend:
@@ -183,7 +187,14 @@ class SQLiteBackend:
             )
         except sqlite3.Error as exc:
             raise BackendError(_cannot_open(self._path, exc)) from exc
-        conn = await aiosqlite.Connection(lambda: opened, iter_chunk_size=64)
+        import aiosqlite  # here, not at the top: listing the installed backends must stay cheap
+
+        conn = aiosqlite.Connection(lambda: opened, iter_chunk_size=64)
+        # aiosqlite's thread is not a daemon, so a backend its user never closed (a module-level queue in
+        # a web app, say) would keep the interpreter from exiting. Every write is committed before it
+        # returns, so letting the thread die with the process loses nothing.
+        conn._thread.daemon = True  # private, but aiosqlite offers no public way to set it
+        await conn
         try:
             self._data_version = await self._prepare(conn)
         except BaseException:
@@ -321,8 +332,6 @@ class SQLiteBackend:
         claimed = [
             _reserved(row, worker_id, now, expires) for row in sorted(rows, key=lambda r: (r[7], r[0]))
         ]
-        if claimed:
-            _open_files.notify(self._file)
         return claimed
 
     async def claim_task(
@@ -337,10 +346,7 @@ class SQLiteBackend:
         }
         async with self._connection(f"claiming task {task_id!r}") as conn:
             rows = list(await conn.execute_fetchall(_CLAIM_TASK, params))
-        if not rows:
-            return None
-        _open_files.notify(self._file)
-        return _reserved(rows[0], worker_id, now, expires)
+        return _reserved(rows[0], worker_id, now, expires) if rows else None
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
@@ -401,10 +407,10 @@ class SQLiteBackend:
             traceback=traceback,
         )
 
-    async def next_eta(self) -> datetime | None:
+    async def next_due(self) -> datetime | None:
         async with self._connection("finding the next due task") as conn:
-            ((eta,),) = await conn.execute_fetchall(_NEXT_ETA)
-        return None if eta is None else _time(eta)
+            ((due,),) = await conn.execute_fetchall(_NEXT_DUE)
+        return None if due is None else _time(due)
 
     # Change notification
 

@@ -8,18 +8,19 @@ migrate it, and a crash mid-upgrade leaves the old schema intact.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import aiosqlite
+from typing import TYPE_CHECKING, NamedTuple
 
 from sitq.errors import BackendError
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 APPLICATION_ID = 0x73697471
 """b"sitq" read as a big-endian integer, so that a hex dump of the header shows who owns the file."""
 
 MIGRATIONS: list[tuple[str, ...]] = [
     # 1: one row per task. Times are REAL unix seconds (UTC). The two partial indexes are all that claiming
-    # and next_eta read, so their cost does not grow with the number of finished tasks; their WHERE clauses
+    # and next_due read, so their cost does not grow with the number of finished tasks; their WHERE clauses
     # must match the queries in backend.py word for word, or SQLite will not use them.
     (
         """

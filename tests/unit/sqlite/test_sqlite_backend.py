@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -59,7 +61,7 @@ async def scenario(backend: Backend) -> list[object]:
     s = timedelta(seconds=1)
     await backend.enqueue([new_task("a", T0 + 2 * s), new_task("b"), new_task("c", T0 + s)])
     await backend.enqueue([new_task("d", T0 + s), new_task("e", T0 + timedelta(hours=1))])
-    seen.append(await backend.next_eta())
+    seen.append(await backend.next_due())
     # Earliest eta first, ties in enqueue order, never a task that is not due.
     seen.append(await backend.claim(worker_id="w1", now=T0 + 1.5 * s, lease=LEASE, limit=2))
     seen.append(await backend.claim(worker_id="w2", now=T0 + 1.5 * s, lease=LEASE, limit=10))
@@ -82,7 +84,7 @@ async def scenario(backend: Backend) -> list[object]:
     # A lease is held up to and including its expiry instant.
     seen.append(await backend.claim_task("a", worker_id="w6", now=T0 + 61.6 * s, lease=LEASE))
     seen.append(await backend.claim_task("a", worker_id="w6", now=T0 + 61.600001 * s, lease=LEASE))
-    seen.append(await backend.next_eta())
+    seen.append(await backend.next_due())
     seen.extend([await backend.get(task_id) for task_id in ("a", "b", "c", "d", "e", "nope")])
     return seen
 
@@ -177,7 +179,7 @@ async def test_round_trip_returns_aware_utc_times(backend: SQLiteBackend) -> Non
     await backend.enqueue([task])
 
     record = await backend.get("a")
-    next_eta = await backend.next_eta()
+    next_due = await backend.next_due()
 
     assert record is not None
     assert (record.status, record.serializer, record.attempts, record.started_at) == (
@@ -190,18 +192,18 @@ async def test_round_trip_returns_aware_utc_times(backend: SQLiteBackend) -> Non
     assert record.eta.tzinfo is UTC
     assert record.eta.microsecond == 123457
     assert record.enqueued_at == task.enqueued_at
-    assert next_eta == eta
-    assert next_eta is not None
-    assert next_eta.tzinfo is UTC
+    assert next_due == eta
+    assert next_due is not None
+    assert next_due.tzinfo is UTC
     assert await backend.get("missing") is None
 
 
-async def test_next_eta_considers_only_pending_tasks(backend: SQLiteBackend) -> None:
-    assert await backend.next_eta() is None
+async def test_next_due_considers_pending_tasks_and_running_leases(backend: SQLiteBackend) -> None:
+    assert await backend.next_due() is None
     await backend.enqueue([new_task("soon"), new_task("later", T0 + timedelta(hours=1))])
     await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1)
 
-    assert await backend.next_eta() == T0 + timedelta(hours=1)
+    assert await backend.next_due() == min(T0 + timedelta(hours=1), T0 + LEASE)
 
 
 async def test_a_batch_is_stored_whole_or_not_at_all(backend: SQLiteBackend) -> None:
@@ -273,3 +275,33 @@ async def test_a_failed_connect_leaves_nothing_open(tmp_path: Path) -> None:
 
     assert not backend.is_connected
     assert await driver_threads(threads) == []
+
+
+FORGETFUL_PROGRAM = """
+import asyncio, sys
+from sitq import TaskQueue
+
+queue = TaskQueue(f"sqlite:///{sys.argv[1]}")  # module level, as in a web app, and never closed
+
+async def main():
+    print(await queue.enqueue(divmod, 7, 2))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_queue_never_closed_lets_the_process_exit_and_keeps_its_task(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", FORGETFUL_PROGRAM, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    backend = SQLiteBackend(path)
+    await backend.connect()
+    record = await backend.get(done.stdout.strip())
+    await backend.close()
+    assert record is not None and record.status is TaskStatus.PENDING

@@ -12,7 +12,7 @@ import pytest
 from sitq.errors import BackendError
 from sitq.models import NewTask
 from sitq_sqlite import SQLiteBackend, schema
-from sitq_sqlite.backend import _CLAIM, _CLAIM_TASK, _NEXT_ETA  # the statements the indexes exist for
+from sitq_sqlite.backend import _CLAIM, _CLAIM_TASK, _NEXT_DUE  # the statements the indexes exist for
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -151,7 +151,7 @@ def query_plan(path: Path, sql: str, params: dict[str, object]) -> list[str]:
     [
         (_CLAIM, ["tasks_pending_by_eta (eta<?)", "tasks_in_progress_by_lease (lease_expires_at<?)"]),
         (_CLAIM_TASK, ["sqlite_autoindex_tasks_1 (id=?)"]),
-        (_NEXT_ETA, ["tasks_pending_by_eta"]),
+        (_NEXT_DUE, ["tasks_pending_by_eta", "tasks_in_progress_by_lease"]),
     ],
 )
 async def test_queries_search_indexes_and_never_scan_the_table(

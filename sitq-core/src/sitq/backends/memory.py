@@ -133,9 +133,11 @@ class MemoryBackend:
         row = self._rows().get(task_id)
         return row.record if row else None
 
-    async def next_eta(self) -> datetime | None:
-        pending = [row.record.eta for row in self._rows().values() if row.record.status is TaskStatus.PENDING]
-        return min(pending, default=None)
+    async def next_due(self) -> datetime | None:
+        rows = self._rows().values()
+        etas = [row.record.eta for row in rows if row.record.status is TaskStatus.PENDING]
+        expiries = [row.lease_expires_at for row in rows if row.lease_expires_at is not None]
+        return min(etas + expiries, default=None)
 
     def subscribe(self) -> Subscription:
         return self._store.changes.subscribe()

@@ -275,8 +275,8 @@ class BackendConformance:
 
     # Scheduling and notification
 
-    async def test_next_eta_is_the_earliest_pending(self, store: Backend) -> None:
-        assert await store.next_eta() is None
+    async def test_next_due_is_the_earliest_pending_eta_or_lease_expiry(self, store: Backend) -> None:
+        assert await store.next_due() is None
         running, soon, late = (
             new_task(T0 - timedelta(hours=1)),
             new_task(T0 + timedelta(seconds=5)),
@@ -284,7 +284,10 @@ class BackendConformance:
         )
         await store.enqueue([late, running, soon])
         await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
-        assert_same_instant(await store.next_eta(), soon.eta)
+        assert_same_instant(await store.next_due(), soon.eta)
+        early = T0 - timedelta(minutes=5)
+        assert await store.claim_task(soon.id, worker_id="w1", now=early, lease=LEASE) is not None
+        assert_same_instant(await store.next_due(), early + LEASE)
 
     async def test_subscribers_are_woken_by_enqueue_and_complete(self, store: Backend) -> None:
         with store.subscribe() as changes:
