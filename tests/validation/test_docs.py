@@ -9,16 +9,14 @@ against that file, so the excerpt cannot drift from the code it quotes.
 from __future__ import annotations
 
 import inspect
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from programs import run_program
 
 from sitq import hookspecs
 
@@ -84,16 +82,7 @@ def test_python_block_runs(block: Block, tmp_path: Path, request: pytest.Fixture
         request.getfixturevalue("require_tasklog_installed")
     script = tmp_path / "docs_block.py"
     script.write_text(block.code, encoding="utf-8")
-    env = {key: value for key, value in os.environ.items() if key != "SITQ_URL"}
-    completed = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_program(script, tmp_path)
     assert completed.returncode == 0, (
         f"Python block {block.number} of {block.page.relative_to(ROOT)} (line {block.line}) exited "
         f"{completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"

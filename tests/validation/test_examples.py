@@ -1,12 +1,11 @@
 """Every program in examples/basic runs on its own, exits 0, and prints what its docstring promises."""
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from programs import run_program
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "basic"
 
@@ -55,16 +54,7 @@ EXPECTED_OUTPUT = {
 
 
 def run_example(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "SITQ_URL"}
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_program(EXAMPLES / name, cwd)
 
 
 def test_every_example_is_checked() -> None:

@@ -5,12 +5,11 @@ supplied before them (a task function, a worker to answer `get_result`), and wit
 async API needs it, as issue #2 settles for seed 000's `worker.process_task(task_id)`.
 """
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from programs import run_program
 
 # seed 001, "Simple Task Processing": the whole program.
 SEED_001_TUTORIAL = """
@@ -199,14 +198,9 @@ print(f"Sync: {result.value}")
 
 
 def run(program: str, cwd: Path) -> str:
-    completed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(program)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SITQ_URL": ""},
-    )
+    script = cwd / "seed_program.py"
+    script.write_text(textwrap.dedent(program))
+    completed = run_program(script, cwd)
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr, completed.stderr
     return completed.stdout

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sitq.errors import PluginNotFoundError, SerializationError
@@ -49,34 +50,19 @@ class Codec:
             ) from exc
 
     def decode_call(self, payload: bytes, serializer: str) -> Call:
-        try:
+        with _reraised(f"cannot decode this task's call with {serializer!r}"):
             function, args, kwargs = self._by_name(serializer).loads(payload)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise SerializationError(f"cannot decode this task's call with {serializer!r}: {exc!r}") from exc
         return function, args, kwargs
 
     def encode_value(self, value: Any, serializer: str) -> bytes:
-        try:
+        with _reraised(
+            f"the task returned a {type(value).__name__} that the {serializer} serializer cannot store"
+        ):
             return self._by_name(serializer).dumps(value)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise SerializationError(
-                f"the task returned a {type(value).__name__} that the {serializer} serializer cannot store: "
-                f"{exc}"
-            ) from exc
 
     def decode_value(self, data: bytes, serializer: str) -> Any:
-        try:
+        with _reraised(f"cannot decode this task's result with {serializer!r}"):
             return self._by_name(serializer).loads(data)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot decode this task's result with {serializer!r}: {exc!r}"
-            ) from exc
 
     def to_result(self, record: TaskRecord) -> Result:
         value = None if record.result is None else self.decode_value(record.result, record.serializer)
@@ -90,3 +76,14 @@ class Codec:
             started_at=record.started_at,
             finished_at=record.finished_at,
         )
+
+
+@contextlib.contextmanager
+def _reraised(doing: str) -> Iterator[None]:
+    """Turn whatever a serializer raises into a `SerializationError` that says what was being done."""
+    try:
+        yield
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(f"{doing}: {type(exc).__name__}: {exc}") from exc

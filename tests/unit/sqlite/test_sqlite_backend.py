@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -45,14 +44,6 @@ def outcome(task_id: str, worker_id: str, status: TaskStatus = TaskStatus.SUCCES
         error="boom" if failed else None,
         traceback="Traceback ..." if failed else None,
     )
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[SQLiteBackend]:
-    backend = SQLiteBackend(tmp_path / "tasks.db", synchronous="normal")
-    await backend.connect()
-    yield backend
-    await backend.close()
 
 
 async def scenario(backend: Backend) -> list[object]:

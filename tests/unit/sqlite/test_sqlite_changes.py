@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,14 +22,6 @@ QUIET = 0.05  # seconds to wait to show that none comes
 
 def new_task(task_id: str) -> NewTask:
     return NewTask(task_id, "tests.job", b"call", "pickle", T0, T0)
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[SQLiteBackend]:
-    backend = SQLiteBackend(tmp_path / "tasks.db", synchronous="normal")
-    await backend.connect()
-    yield backend
-    await backend.close()
 
 
 def watchers() -> list[asyncio.Task[object]]:
