@@ -26,6 +26,10 @@ class Subscription:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop receiving changes; `with` does this on exit."""
         self._signal.unsubscribe(self)
 
     def set(self) -> None:

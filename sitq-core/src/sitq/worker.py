@@ -147,7 +147,7 @@ class Worker:
                 await self._renewing
             self._renewing = None
         if self._wakeup is not None:
-            self._wakeup.__exit__(None, None, None)
+            self._wakeup.close()
             self._wakeup = None
         await self.plugins.worker_stopped(worker_id=self.worker_id)
         logger.info("worker %s stopped", self.worker_id)
