@@ -1,15 +1,19 @@
 """The SQLite backend: one durable file shared by any number of producer and worker processes.
 
 Each backend object owns one aiosqlite connection (one thread) in autocommit mode, guarded by one
-asyncio.Lock so that coroutines never interleave statements into each other's transactions. Claims are
-single `UPDATE ... RETURNING` statements: SQLite takes the write lock before such a statement reads, so a
-claim is atomic across processes without an explicit transaction, and costs one awaited call.
+asyncio.Lock so that coroutines never interleave statements into each other's transactions. A change that
+is one statement (an enqueue, a renewal, a cancel) runs alone in autocommit mode; one that is several (a
+claim recovers dead workers' tasks first, an ended attempt also writes its history row) runs in one
+`BEGIN IMMEDIATE` transaction, which takes the write lock before anything is read, so it is atomic across
+processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import os
 import sqlite3
@@ -22,8 +26,18 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sitq.backend import SharedConnection
 from sitq.changes import ChangeSignal, Subscription
-from sitq.errors import BackendError, ConfigurationError
-from sitq.models import NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
+from sitq.errors import BackendError, ConfigurationError, WorkerLostError
+from sitq.models import (
+    AttemptOutcome,
+    AttemptRecord,
+    NewTask,
+    ReservedTask,
+    RetryPolicy,
+    TaskOptions,
+    TaskOutcome,
+    TaskRecord,
+    TaskStatus,
+)
 from sitq_sqlite import schema
 
 if TYPE_CHECKING:
@@ -44,46 +58,111 @@ _MAX_POLL_DELAY = 0.1
 
 # The literal status values in these WHERE clauses must match the partial indexes in schema.py.
 _INSERT = (
-    "INSERT INTO tasks (id, name, status, payload, serializer, enqueued_at, eta)"
-    " VALUES (?, ?, 'pending', ?, ?, ?, ?)"
+    "INSERT INTO tasks (id, name, status, payload, serializer, enqueued_at, eta, queue, priority,"
+    " max_attempts, retry, timeout, description) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_OPTIONS = "queue, priority, max_attempts, retry, timeout, description"
+# Leases that ran out before :now: their workers are presumed dead. The history row is written first, from
+# the row as it still is; it doubles as the check, so the common case (nothing lost) costs one index probe.
+_LOST = f"{WorkerLostError.__name__}: worker "  # worded as the memory backend words it
+_LOST_HISTORY = """
+INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
+SELECT seq, attempts, worker_id, started_at, lease_expires_at, 'lost',
+    :lost || worker_id || ' stopped renewing its lease'
+FROM tasks WHERE status = 'in_progress' AND lease_expires_at < :now
+RETURNING task_seq
+"""
+_RECOVER_LOST = """
+UPDATE tasks SET
+    status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+    finished_at = CASE WHEN attempts >= max_attempts THEN lease_expires_at ELSE finished_at END,
+    error = :lost || worker_id || ' stopped renewing its lease'
+        || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END,
+    traceback = CASE WHEN attempts >= max_attempts THEN NULL ELSE traceback END,
+    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
+WHERE status = 'in_progress' AND lease_expires_at < :now
+RETURNING status
+"""
 _RESERVE = (
     "UPDATE tasks SET status = 'in_progress', attempts = attempts + 1, worker_id = :worker_id,"
     " started_at = :now, lease_expires_at = :expires"
 )
-_RESERVED_COLUMNS = "RETURNING seq, id, name, payload, serializer, attempts, enqueued_at, eta"
-# Both branches walk their partial index; the merge stops after `limit` rows, so a claim reads about
-# `limit` rows however many tasks the file holds. Ties on eta go to the older task, as in the memory backend.
-_CLAIM = f"""
-{_RESERVE}
-WHERE seq IN (
-    SELECT seq FROM (
-        SELECT seq, eta FROM tasks WHERE status = 'pending' AND eta <= :now
-        UNION ALL
-        SELECT seq, eta FROM tasks WHERE status = 'in_progress' AND lease_expires_at < :now
-        ORDER BY eta, seq LIMIT :limit
-    )
+_RESERVED_COLUMNS = f"RETURNING seq, id, name, payload, serializer, attempts, enqueued_at, eta, {_OPTIONS}"
+_CLAIM_TASK = f"{_RESERVE} WHERE id = :task_id AND status = 'pending' {_RESERVED_COLUMNS}"
+# One arm per queue, each walking tasks_pending_by_priority in claim order; SQLite merges the arms and
+# stops after `limit` rows, so a claim reads about `limit` rows however many tasks the file holds (plus
+# the higher-priority tasks not yet due that it steps over). A compound SELECT has at most 500 arms.
+_MERGED_QUEUES = 100
+_CLAIM_ARM = "SELECT seq, priority, eta FROM tasks WHERE status = 'pending' AND queue = :q{} AND eta <= :now"
+_CLAIM_MANY_QUEUES = (
+    "SELECT seq, priority, eta FROM tasks WHERE status = 'pending'"
+    " AND queue IN (SELECT value FROM json_each(:queues)) AND eta <= :now"
 )
-{_RESERVED_COLUMNS}
+_RENEW = """
+UPDATE tasks SET lease_expires_at = :expires
+WHERE id IN (SELECT value FROM json_each(:task_ids)) AND status = 'in_progress' AND worker_id = :worker_id
+RETURNING id, cancel_requested
 """
-_CLAIM_TASK = f"""
-{_RESERVE}
-WHERE id = :task_id AND (status = 'pending' OR (status = 'in_progress' AND lease_expires_at < :now))
-{_RESERVED_COLUMNS}
-"""
-_RENEW = "UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND status = 'in_progress' AND worker_id = ?"
-_COMPLETE = (
-    "UPDATE tasks SET status = ?, finished_at = ?, result = ?, error = ?, traceback = ?,"
-    " lease_expires_at = NULL WHERE id = ? AND status = 'in_progress' AND worker_id = ?"
+_HELD = (
+    "FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids))"
+    " AND status = 'in_progress' AND worker_id = :worker_id"
 )
+_RELEASE_HISTORY = f"""
+INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
+SELECT seq, attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
+"""
+_RELEASE = f"""
+UPDATE tasks SET status = 'pending', eta = :now, attempts = attempts - 1, worker_id = NULL,
+    lease_expires_at = NULL, cancel_requested = 0
+WHERE seq IN (SELECT seq {_HELD})
+"""
+_CANCEL = """
+UPDATE tasks SET
+    status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,
+    finished_at = CASE status WHEN 'pending' THEN :now ELSE finished_at END,
+    cancel_requested = CASE status WHEN 'in_progress' THEN 1 ELSE cancel_requested END
+WHERE id = :task_id AND status IN ('pending', 'in_progress')
+RETURNING status
+"""
+_STATUS = "SELECT status FROM tasks WHERE id = ?"
+_COMPLETE_HISTORY = """
+INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
+SELECT seq, attempts, worker_id, started_at, :finished_at, :outcome, :error
+FROM tasks WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
+"""
+_COMPLETE = """
+UPDATE tasks SET status = :status, eta = coalesce(:retry_at, eta), finished_at = :finished_at_or_null,
+    result = :result, error = :error, traceback = :traceback, worker_id = NULL, lease_expires_at = NULL,
+    cancel_requested = 0
+WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
+"""
 _GET = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    " result, error, traceback FROM tasks WHERE id = ?"
+    f" result, error, traceback, cancel_requested, {_OPTIONS} FROM tasks WHERE id = ?"
 )
+_HISTORY = """
+SELECT attempts.attempt, attempts.worker_id, attempts.started_at, attempts.finished_at, attempts.outcome,
+    attempts.error
+FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.id
+"""
 _NEXT_DUE = (
     "SELECT min(due) FROM (SELECT min(eta) AS due FROM tasks WHERE status = 'pending'"
     " UNION ALL SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress')"
 )
+
+
+@functools.lru_cache(maxsize=32)
+def _claim_sql(queues: int) -> str:
+    """The claim for this many distinct queues (none: claim nothing, after recovering lost leases)."""
+    if queues <= _MERGED_QUEUES:
+        candidates = " UNION ALL ".join(_CLAIM_ARM.format(index) for index in range(queues))
+    else:
+        candidates = _CLAIM_MANY_QUEUES
+    return f"""
+{_RESERVE}
+WHERE seq IN (SELECT seq FROM ({candidates} ORDER BY priority DESC, eta, seq LIMIT :limit))
+{_RESERVED_COLUMNS}
+"""
 
 
 class SQLiteBackend:
@@ -280,25 +359,21 @@ class SQLiteBackend:
             except sqlite3.Error as exc:
                 raise BackendError(f"{doing} in the SQLite database {self._path!r} failed: {exc}") from exc
 
-    async def _write(self, doing: str, sql: str, rows: Sequence[Sequence[object]], *, notify: bool) -> None:
-        """Run `sql` once per row, all or nothing.
-
-        One row is one autocommit statement, so one awaited call; a batch shares one transaction, so
-        it commits, and syncs to disk, once.
-        """
+    @contextlib.asynccontextmanager
+    async def _transaction(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
+        """The open connection inside one `BEGIN IMMEDIATE` transaction: the write lock is taken before
+        anything is read, so what the statements check still holds when they write."""
         async with self._connection(doing) as conn:
-            if len(rows) == 1:
-                await conn.execute(sql, rows[0])
-            elif rows:
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    await conn.executemany(sql, rows)
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    await conn.rollback()
-                    raise
-        if rows and notify:
-            _open_files.notify(self._file)
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.rollback()
+                raise
+
+    def _notify(self) -> None:
+        _open_files.notify(self._file)
 
     # The Backend protocol
 
@@ -311,28 +386,41 @@ class SQLiteBackend:
                 task.serializer,
                 task.enqueued_at.timestamp(),
                 task.eta.timestamp(),
+                *_option_columns(task.options),
             )
             for task in tasks
         ]
-        await self._write(f"storing {len(rows)} new task(s)", _INSERT, rows, notify=True)
+        doing = f"storing {len(rows)} new task(s)"
+        if len(rows) == 1:
+            async with self._connection(doing) as conn:
+                await conn.execute(_INSERT, rows[0])  # one autocommit statement is atomic by itself
+        else:
+            # Even an empty batch checks that the backend is connected.
+            async with self._transaction(doing) as conn:
+                await conn.executemany(_INSERT, rows)
+        if rows:
+            self._notify()
 
     async def claim(
-        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int
+        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int, queues: Sequence[str]
     ) -> list[ReservedTask]:
         expires = now + lease
-        params = {
+        names = list(dict.fromkeys(queues))
+        params: dict[str, object] = {
             "worker_id": worker_id,
             "now": now.timestamp(),
             "expires": expires.timestamp(),
             "limit": max(limit, 0),  # SQLite reads a negative LIMIT as no limit at all
         }
-        async with self._connection("claiming tasks") as conn:
-            rows = await conn.execute_fetchall(_CLAIM, params)
-        # RETURNING yields rows in no promised order: sort as the claim chose them, by eta then enqueue order.
-        claimed = [
-            _reserved(row, worker_id, now, expires) for row in sorted(rows, key=lambda r: (r[7], r[0]))
-        ]
-        return claimed
+        if len(names) > _MERGED_QUEUES:
+            params["queues"] = json.dumps(names)
+        else:
+            params.update((f"q{index}", name) for index, name in enumerate(names))
+        sql = _claim_sql(len(names)) if names and limit > 0 else None
+        rows = await self._claim("claiming tasks", sql, params)
+        # RETURNING yields rows in no promised order: sort as the claim chose them.
+        rows.sort(key=lambda row: (-row[9], row[7], row[0]))
+        return [_reserved(row, worker_id, now, expires) for row in rows]
 
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
@@ -344,32 +432,94 @@ class SQLiteBackend:
             "now": now.timestamp(),
             "expires": expires.timestamp(),
         }
-        async with self._connection(f"claiming task {task_id!r}") as conn:
-            rows = list(await conn.execute_fetchall(_CLAIM_TASK, params))
+        rows = await self._claim(f"claiming task {task_id!r}", _CLAIM_TASK, params)
         return _reserved(rows[0], worker_id, now, expires) if rows else None
+
+    async def _claim(self, doing: str, sql: str | None, params: dict[str, object]) -> list[Any]:
+        """Recover the tasks of dead workers, then run the claim `sql`, in one write transaction."""
+        now = {"now": params["now"], "lost": _LOST}
+        failed = False
+        async with self._transaction(doing) as conn:
+            if await conn.execute_fetchall(_LOST_HISTORY, now):
+                recovered = await conn.execute_fetchall(_RECOVER_LOST, now)
+                failed = any(status == TaskStatus.FAILED for (status,) in recovered)
+            rows = [] if sql is None else list(await conn.execute_fetchall(sql, params))
+        if failed:  # a finished task, which someone may be waiting for
+            self._notify()
+        return rows
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
-    ) -> None:
-        expires = (now + lease).timestamp()
-        rows = [(expires, task_id, worker_id) for task_id in task_ids]
+    ) -> set[str]:
+        params = {
+            "expires": (now + lease).timestamp(),
+            "task_ids": json.dumps(list(task_ids)),
+            "worker_id": worker_id,
+        }
         # A longer lease makes nothing claimable or finished, so no waiter needs waking (as in memory).
-        await self._write(f"renewing the leases of {len(rows)} task(s)", _RENEW, rows, notify=False)
+        async with self._connection(f"renewing the leases of {len(task_ids)} task(s)") as conn:
+            rows = await conn.execute_fetchall(_RENEW, params)
+        return {task_id for task_id, cancel_requested in rows if cancel_requested}
+
+    async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
+        params = {"now": now.timestamp(), "task_ids": json.dumps(list(task_ids)), "worker_id": worker_id}
+        async with self._transaction(f"releasing {len(task_ids)} task(s)") as conn:
+            released = (await conn.execute(_RELEASE_HISTORY, params)).rowcount
+            if released:
+                await conn.execute(_RELEASE, params)
+        if released:
+            self._notify()
+
+    async def cancel(self, task_id: str, *, now: datetime) -> TaskStatus | None:
+        params = {"task_id": task_id, "now": now.timestamp()}
+        async with self._connection(f"cancelling task {task_id!r}") as conn:
+            while True:
+                # One autocommit statement changes a pending or running task; a finished one never
+                # changes again, so reading its status afterwards is safe.
+                changed = list(await conn.execute_fetchall(_CANCEL, params))
+                if changed:
+                    status = TaskStatus(changed[0][0])
+                    break
+                found = list(await conn.execute_fetchall(_STATUS, (task_id,)))
+                if not found:
+                    return None
+                status = TaskStatus(found[0][0])
+                if status.is_finished:
+                    return status
+                # Enqueued between the two statements: cancel it after all.
+        if status is TaskStatus.CANCELLED:
+            self._notify()
+        return status
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
-        rows = [
-            (
-                outcome.status.value,
-                outcome.finished_at.timestamp(),
-                outcome.result,
-                outcome.error,
-                outcome.traceback,
-                outcome.task_id,
-                outcome.worker_id,
+        # Of two outcomes of one attempt in a batch only the first counts, as when sent one by one.
+        first: dict[tuple[str, str], TaskOutcome] = {}
+        for outcome in outcomes:
+            first.setdefault((outcome.task_id, outcome.worker_id), outcome)
+        rows = [_outcome_params(outcome) for outcome in first.values()]
+        doing = f"recording {len(rows)} finished task(s)"
+        if not rows:
+            async with self._connection(doing):
+                return  # nothing to record, but using an unconnected backend is still an error
+        async with self._transaction(doing) as conn:
+            await conn.executemany(_COMPLETE_HISTORY, rows)
+            await conn.executemany(_COMPLETE, rows)
+        self._notify()
+
+    async def history(self, task_id: str) -> list[AttemptRecord]:
+        async with self._connection(f"reading the history of task {task_id!r}") as conn:
+            rows = await conn.execute_fetchall(_HISTORY, (task_id,))
+        return [
+            AttemptRecord(
+                attempt=attempt,
+                worker_id=worker_id,
+                started_at=_time(started_at),
+                finished_at=_time(finished_at),
+                outcome=AttemptOutcome(outcome),
+                error=error,
             )
-            for outcome in outcomes
+            for attempt, worker_id, started_at, finished_at, outcome, error in rows
         ]
-        await self._write(f"recording {len(rows)} finished task(s)", _COMPLETE, rows, notify=True)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         async with self._connection(f"reading task {task_id!r}") as conn:
@@ -390,6 +540,8 @@ class SQLiteBackend:
             result,
             error,
             traceback,
+            cancel_requested,
+            *options,
         ) = rows[0]
         return TaskRecord(
             id=task_id,
@@ -405,6 +557,8 @@ class SQLiteBackend:
             result=result,
             error=error,
             traceback=traceback,
+            options=_options(*options),
+            cancel_requested=bool(cancel_requested),
         )
 
     async def next_due(self) -> datetime | None:
@@ -499,8 +653,68 @@ def _time(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def _option_columns(options: TaskOptions) -> tuple[object, ...]:
+    retry = options.retry
+    policy = {
+        "backoff": retry.backoff,
+        "factor": retry.factor,
+        "max_backoff": retry.max_backoff,
+        "jitter": retry.jitter,
+        "retry_on": list(retry.retry_on),
+    }
+    return (
+        options.queue,
+        options.priority,
+        options.max_attempts,
+        json.dumps(policy, separators=(",", ":")),
+        options.timeout,
+        options.description,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _retry_policy(stored: str | None) -> RetryPolicy:
+    """A RetryPolicy from its JSON; NULL (a task stored before version 2) is the default policy."""
+    return RetryPolicy() if stored is None else RetryPolicy(**json.loads(stored))
+
+
+def _options(
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    retry: str | None,
+    timeout: float | None,
+    description: str | None,
+) -> TaskOptions:
+    return TaskOptions(
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        retry=_retry_policy(retry),
+        timeout=timeout,
+        description=description,
+    )
+
+
+def _outcome_params(outcome: TaskOutcome) -> dict[str, object]:
+    retrying = outcome.status is TaskStatus.PENDING
+    finished_at = outcome.finished_at.timestamp()
+    return {
+        "task_id": outcome.task_id,
+        "worker_id": outcome.worker_id,
+        "status": outcome.status.value,
+        "outcome": outcome.outcome.value,
+        "finished_at": finished_at,
+        "finished_at_or_null": None if retrying else finished_at,
+        "retry_at": outcome.retry_at.timestamp() if retrying and outcome.retry_at else None,
+        "result": outcome.result,
+        "error": outcome.error,
+        "traceback": outcome.traceback,
+    }
+
+
 def _reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> ReservedTask:
-    _, task_id, name, payload, serializer, attempts, enqueued_at, eta = row
+    _, task_id, name, payload, serializer, attempts, enqueued_at, eta, *options = row
     return ReservedTask(
         id=task_id,
         name=name,
@@ -512,4 +726,5 @@ def _reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> Res
         eta=_time(eta),
         started_at=now,
         lease_expires_at=expires,
+        options=_options(*options),
     )

@@ -46,6 +46,35 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX tasks_pending_by_eta ON tasks (eta) WHERE status = 'pending'",
         "CREATE INDEX tasks_in_progress_by_lease ON tasks (lease_expires_at) WHERE status = 'in_progress'",
     ),
+    # 2: task options, cancellation requests and a history of attempts. Rows of version 1 get the default
+    # options; a NULL `retry` means `RetryPolicy()`. `retry` is JSON of the RetryPolicy fields. Claims walk
+    # tasks_pending_by_priority, one queue at a time (its rows already in claim order: the rowid `seq`
+    # ends every index entry); tasks_pending_by_eta stays, because next_due wants the earliest pending eta
+    # of any queue and priority.
+    (
+        "ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT 'default'",
+        "ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE tasks ADD COLUMN retry TEXT",
+        "ALTER TABLE tasks ADD COLUMN timeout REAL",
+        "ALTER TABLE tasks ADD COLUMN description TEXT",
+        "ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+        """
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,  -- the order attempts ended in, which history returns
+            task_seq INTEGER NOT NULL REFERENCES tasks (seq),
+            attempt INTEGER NOT NULL,
+            worker_id TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT
+        )
+        """,
+        "CREATE INDEX attempts_by_task ON attempts (task_seq)",
+        "CREATE INDEX tasks_pending_by_priority ON tasks (queue, priority DESC, eta)"
+        " WHERE status = 'pending'",
+    ),
 ]
 
 

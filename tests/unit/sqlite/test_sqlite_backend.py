@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sitq.backend import Backend
 from sitq.backends.memory import MemoryBackend
 from sitq.errors import BackendError
-from sitq.models import NewTask, TaskOutcome, TaskStatus
+from sitq.models import NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 from sitq_sqlite import SQLiteBackend
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
+QUEUES = ("default",)
 
 
-def new_task(task_id: str, eta: datetime = T0) -> NewTask:
+def new_task(task_id: str, eta: datetime = T0, **options: Any) -> NewTask:
     return NewTask(
         id=task_id,
         name="tests.job",
@@ -30,19 +34,29 @@ def new_task(task_id: str, eta: datetime = T0) -> NewTask:
         serializer="pickle",
         enqueued_at=T0 - timedelta(minutes=1),
         eta=eta,
+        options=TaskOptions(**options),
     )
 
 
-def outcome(task_id: str, worker_id: str, status: TaskStatus = TaskStatus.SUCCESS) -> TaskOutcome:
-    failed = status is TaskStatus.FAILED
+def outcome(
+    task_id: str,
+    worker_id: str,
+    status: TaskStatus = TaskStatus.SUCCESS,
+    *,
+    at: datetime = T0 + timedelta(minutes=5),
+    error: str = "boom",
+    retry_at: datetime | None = None,
+) -> TaskOutcome:
+    succeeded = status is TaskStatus.SUCCESS
     return TaskOutcome(
         task_id=task_id,
         worker_id=worker_id,
         status=status,
-        finished_at=T0 + timedelta(minutes=5),
-        result=None if failed else b"result",
-        error="boom" if failed else None,
-        traceback="Traceback ..." if failed else None,
+        finished_at=at,
+        result=b"result" if succeeded else None,
+        error=None if succeeded else error,
+        traceback=None if succeeded else "Traceback ...",
+        retry_at=retry_at,
     )
 
 
@@ -50,34 +64,139 @@ async def scenario(backend: Backend) -> list[object]:
     """Every protocol method through its edge cases; the transcript must not depend on the backend."""
     seen: list[object] = []
     s = timedelta(seconds=1)
+    q = QUEUES
+
+    async def claim(worker_id: str, now: datetime, limit: int = 10, queues: Sequence[str] = q) -> None:
+        seen.append(
+            await backend.claim(worker_id=worker_id, now=now, lease=LEASE, limit=limit, queues=queues)
+        )
+
+    async def claim_task(task_id: str, worker_id: str, now: datetime) -> None:
+        seen.append(await backend.claim_task(task_id, worker_id=worker_id, now=now, lease=LEASE))
+
     await backend.enqueue([new_task("a", T0 + 2 * s), new_task("b"), new_task("c", T0 + s)])
     await backend.enqueue([new_task("d", T0 + s), new_task("e", T0 + timedelta(hours=1))])
     seen.append(await backend.next_due())
     # Earliest eta first, ties in enqueue order, never a task that is not due.
-    seen.append(await backend.claim(worker_id="w1", now=T0 + 1.5 * s, lease=LEASE, limit=2))
-    seen.append(await backend.claim(worker_id="w2", now=T0 + 1.5 * s, lease=LEASE, limit=10))
-    seen.append(await backend.claim(worker_id="w2", now=T0 + 1.5 * s, lease=LEASE, limit=10))
-    # Only the holder renews; only the holder's outcome counts.
-    await backend.renew(["b", "c"], worker_id="w1", now=T0 + 2 * s, lease=LEASE)
-    await backend.renew(["d"], worker_id="w1", now=T0 + 2 * s, lease=timedelta(hours=1))
-    await backend.complete([outcome("c", "w2"), outcome("c", "w1"), outcome("d", "w2", TaskStatus.FAILED)])
+    await claim("w1", T0 + 1.5 * s, limit=2)
+    await claim("w2", T0 + 1.5 * s)
+    await claim("w2", T0 + 1.5 * s)
+    # Only the holder renews; only the holder's outcome counts, and only its first one in a batch.
+    seen.append(await backend.renew(["b", "c"], worker_id="w1", now=T0 + 2 * s, lease=LEASE))
+    seen.append(await backend.renew(["d"], worker_id="w1", now=T0 + 2 * s, lease=timedelta(hours=1)))
+    await backend.complete(
+        [
+            outcome("c", "w2"),
+            outcome("c", "w1"),
+            outcome("c", "w1", TaskStatus.FAILED),
+            outcome("d", "w2", TaskStatus.FAILED),
+        ]
+    )
     await backend.complete([outcome("c", "w1", TaskStatus.FAILED)])
-    seen.append(await backend.claim(worker_id="w3", now=T0 + 31.6 * s, lease=LEASE, limit=10))
-    # b's renewed lease runs out at T0+32s: still held at that instant, reclaimed after it as attempt 2.
-    seen.append(await backend.claim(worker_id="w3", now=T0 + 32 * s, lease=LEASE, limit=10))
-    seen.append(await backend.claim(worker_id="w4", now=T0 + 33 * s, lease=LEASE, limit=10))
+    await claim("w3", T0 + 31.6 * s)
+    # b's renewed lease runs out at T0+32s: still held at that instant; after it b's worker is lost and,
+    # with its one attempt used, b fails.
+    await claim("w3", T0 + 32 * s)
+    await claim("w4", T0 + 33 * s)
     await backend.complete([outcome("b", "w1")])
     # claim_task ignores eta, but not a live lease, a finished task or an unknown id.
-    seen.append(await backend.claim_task("e", worker_id="w5", now=T0 + 33 * s, lease=LEASE))
-    seen.append(await backend.claim_task("e", worker_id="w6", now=T0 + 33 * s, lease=LEASE))
-    seen.append(await backend.claim_task("c", worker_id="w6", now=T0 + 33 * s, lease=LEASE))
-    seen.append(await backend.claim_task("nope", worker_id="w6", now=T0 + 33 * s, lease=LEASE))
+    await claim_task("e", "w5", T0 + 33 * s)
+    await claim_task("e", "w6", T0 + 33 * s)
+    await claim_task("c", "w6", T0 + 33 * s)
+    await claim_task("nope", "w6", T0 + 33 * s)
     # A lease is held up to and including its expiry instant.
-    seen.append(await backend.claim_task("a", worker_id="w6", now=T0 + 61.6 * s, lease=LEASE))
-    seen.append(await backend.claim_task("a", worker_id="w6", now=T0 + 61.600001 * s, lease=LEASE))
+    await claim_task("a", "w6", T0 + 61.6 * s)
+    await claim_task("a", "w6", T0 + 61.600001 * s)
     seen.append(await backend.next_due())
-    seen.extend([await backend.get(task_id) for task_id in ("a", "b", "c", "d", "e", "nope")])
+
+    # Priorities and queues: higher priority first, only the queues asked for.
+    t1 = T0 + timedelta(hours=2)
+    await backend.enqueue(
+        [
+            new_task("low", t1, priority=-1),
+            new_task("plain", t1),
+            new_task("high", t1 + s, priority=5),
+            new_task("other-high", t1, queue="other", priority=9),
+            new_task("other", t1 - s, queue="other"),
+            new_task("high-later", t1 + timedelta(hours=1), priority=7),
+        ]
+    )
+    await claim("w7", t1 + s, limit=0)
+    await claim("w7", t1 + s, queues=())
+    await claim("w7", t1 + s, queues=("nowhere",))
+    await claim("w7", t1 + s, limit=2, queues=("other", "default", "other"))
+    await claim("w7", t1 + s, limit=3, queues=("default", "other"))
+    await claim("w7", t1 + s)
+    # Retries: pending again at retry_at with the attempt counted and the error kept; a timeout retried.
+    flaky = TaskOptions(
+        max_attempts=3, retry=RetryPolicy(backoff=2, factor=3, retry_on=[OSError]), timeout=5, description="d"
+    )
+    t2 = T0 + timedelta(hours=4)
+    await backend.enqueue([new_task("flaky", t2, **vars_of(flaky)), new_task("slow", t2, max_attempts=2)])
+    await claim("w8", t2)
+    await backend.complete(
+        [
+            outcome(
+                "flaky", "w8", TaskStatus.PENDING, at=t2 + s, error="OSError: flaky", retry_at=t2 + 10 * s
+            ),
+            outcome("slow", "w8", TaskStatus.PENDING, at=t2 + 5 * s, error="TimeoutError: took 5s"),
+        ]
+    )
+    seen.extend([await backend.get("flaky"), await backend.get("slow"), await backend.next_due()])
+    await claim("w9", t2 + 9 * s)
+    await claim("w9", t2 + 10 * s)
+    await backend.complete([outcome("flaky", "w9", TaskStatus.TIMEOUT, at=t2 + 16 * s, error="TimeoutError")])
+    await backend.complete([outcome("slow", "w9", TaskStatus.SUCCESS, at=t2 + 11 * s)])
+    # Cancel: a pending task at once, a running one by its worker, finished and unknown ones not at all.
+    t3 = T0 + timedelta(hours=6)
+    await backend.enqueue(
+        [new_task(name, t3) for name in ("waits", "runs", "runs-on", "given-back")]
+        + [new_task("later", t3 + timedelta(hours=1))]
+    )
+    await claim("w10", t3, limit=3)
+    for task_id in ("later", "runs", "runs-on", "flaky", "nope", "later"):
+        seen.append(await backend.cancel(task_id, now=t3 + s))
+    seen.append(
+        await backend.renew(
+            ["waits", "runs", "runs-on", "given-back"], worker_id="w10", now=t3 + s, lease=LEASE
+        )
+    )
+    await backend.complete(
+        [outcome("runs", "w10", TaskStatus.CANCELLED, at=t3 + 2 * s, error="CancelledError")]
+    )
+    # Release: only the holder's, pending again at once, the attempt uncounted, a cancel request dropped.
+    await backend.release(["runs-on", "given-back", "nope"], worker_id="someone", now=t3 + 3 * s)
+    await backend.release(["runs-on", "given-back", "runs", "nope"], worker_id="w10", now=t3 + 3 * s)
+    seen.extend([await backend.get("runs-on"), await backend.get("given-back")])
+    await claim("w11", t3 + 3 * s)
+    # Lost workers: with attempts left the task is pending again (and claimed at once), else it fails.
+    t4 = t3 + 3 * s + LEASE + s
+    await backend.enqueue([new_task("spare", t3, max_attempts=2)])
+    await claim("w12", t3 + 3 * s)
+    seen.append(await backend.cancel("spare", now=t3 + 4 * s))
+    seen.append(await backend.next_due())
+    await claim_task("spare", "w13", t4)
+    await claim("w14", t4, queues=("nowhere",))
+    seen.append(await backend.renew(["spare"], worker_id="w13", now=t4, lease=LEASE))
+    await backend.complete([outcome("spare", "w13", TaskStatus.FAILED, at=t4 + s)])
+    seen.append(await backend.next_due())
+    # A lost task with attempts left is pending again, and the same claim can take it at once.
+    await backend.enqueue([new_task("second-chance", t4, max_attempts=2, priority=1), new_task("after", t4)])
+    await claim("w15", t4, limit=1)
+    await claim("w16", t4 + LEASE + s)
+    await backend.complete([outcome("second-chance", "w16")])
+
+    ids = [
+        "a", "b", "c", "d", "e", "low", "plain", "high", "other-high", "other", "high-later", "flaky", "slow",
+        "waits", "runs", "runs-on", "given-back", "later", "spare", "second-chance", "after", "nope",
+    ]  # fmt: skip
+    seen.extend([await backend.get(task_id) for task_id in ids])
+    seen.extend([await backend.history(task_id) for task_id in ids])
     return seen
+
+
+def vars_of(options: TaskOptions) -> dict[str, Any]:
+    return {field.name: getattr(options, field.name) for field in dataclasses.fields(options)}
 
 
 async def test_behaves_exactly_like_the_memory_backend(backend: SQLiteBackend) -> None:
@@ -92,20 +211,23 @@ async def test_claims_earliest_eta_first_within_limit(backend: SQLiteBackend) ->
     await backend.enqueue([new_task("late", T0 + 3 * s), new_task("first"), new_task("tie1", T0 + s)])
     await backend.enqueue([new_task("tie2", T0 + s), new_task("future", T0 + timedelta(days=1))])
 
-    claimed = await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3)
-    rest = await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3)
+    claimed = await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3, queues=QUEUES)
+    rest = await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3, queues=QUEUES)
 
     assert [t.id for t in claimed] == ["first", "tie1", "tie2"]
     assert [t.id for t in rest] == ["late"]
-    assert await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3) == []
-    assert await backend.claim(worker_id="w", now=T0 + timedelta(days=2), lease=LEASE, limit=0) == []
+    assert await backend.claim(worker_id="w", now=T0 + 5 * s, lease=LEASE, limit=3, queues=QUEUES) == []
+    assert (
+        await backend.claim(worker_id="w", now=T0 + timedelta(days=2), lease=LEASE, limit=0, queues=QUEUES)
+        == []
+    )
 
 
 async def test_reserved_task_carries_the_lease(backend: SQLiteBackend) -> None:
     await backend.enqueue([new_task("a")])
     now = T0 + timedelta(seconds=1)
 
-    (task,) = await backend.claim(worker_id="w1", now=now, lease=LEASE, limit=1)
+    (task,) = await backend.claim(worker_id="w1", now=now, lease=LEASE, limit=1, queues=QUEUES)
 
     assert task == task.__class__(
         id="a",
@@ -122,12 +244,12 @@ async def test_reserved_task_carries_the_lease(backend: SQLiteBackend) -> None:
 
 
 async def test_expired_lease_is_reclaimed_and_the_stale_outcome_ignored(backend: SQLiteBackend) -> None:
-    await backend.enqueue([new_task("a")])
-    await backend.claim(worker_id="dead", now=T0, lease=LEASE, limit=1)
+    await backend.enqueue([new_task("a", max_attempts=2)])
+    await backend.claim(worker_id="dead", now=T0, lease=LEASE, limit=1, queues=QUEUES)
 
-    assert await backend.claim(worker_id="w2", now=T0 + LEASE, lease=LEASE, limit=1) == []
+    assert await backend.claim(worker_id="w2", now=T0 + LEASE, lease=LEASE, limit=1, queues=QUEUES) == []
     (again,) = await backend.claim(
-        worker_id="w2", now=T0 + LEASE + timedelta(microseconds=1), lease=LEASE, limit=1
+        worker_id="w2", now=T0 + LEASE + timedelta(microseconds=1), lease=LEASE, limit=1, queues=QUEUES
     )
     await backend.complete([outcome("a", "dead", TaskStatus.FAILED)])
     record = await backend.get("a")
@@ -138,7 +260,7 @@ async def test_expired_lease_is_reclaimed_and_the_stale_outcome_ignored(backend:
         TaskStatus.IN_PROGRESS,
         2,
         "w2",
-        None,
+        "WorkerLostError: worker dead stopped renewing its lease",  # the last attempt's error, as on a retry
     )
 
     await backend.complete([outcome("a", "w2")])
@@ -152,14 +274,14 @@ async def test_expired_lease_is_reclaimed_and_the_stale_outcome_ignored(backend:
 
 
 async def test_renew_keeps_the_task_from_being_reclaimed(backend: SQLiteBackend) -> None:
-    await backend.enqueue([new_task("a"), new_task("b")])
-    await backend.claim(worker_id="w1", now=T0, lease=LEASE, limit=2)
+    await backend.enqueue([new_task("a", max_attempts=2), new_task("b", max_attempts=2)])
+    await backend.claim(worker_id="w1", now=T0, lease=LEASE, limit=2, queues=QUEUES)
 
     await backend.renew(["a", "b", "unknown"], worker_id="w1", now=T0 + LEASE, lease=LEASE)
     await backend.renew(["a"], worker_id="intruder", now=T0 + LEASE, lease=timedelta(0))
 
-    assert await backend.claim(worker_id="w2", now=T0 + 2 * LEASE, lease=LEASE, limit=5) == []
-    later = await backend.claim(worker_id="w2", now=T0 + 3 * LEASE, lease=LEASE, limit=5)
+    assert await backend.claim(worker_id="w2", now=T0 + 2 * LEASE, lease=LEASE, limit=5, queues=QUEUES) == []
+    later = await backend.claim(worker_id="w2", now=T0 + 3 * LEASE, lease=LEASE, limit=5, queues=QUEUES)
     assert sorted(t.id for t in later) == ["a", "b"]
 
 
@@ -192,7 +314,7 @@ async def test_round_trip_returns_aware_utc_times(backend: SQLiteBackend) -> Non
 async def test_next_due_considers_pending_tasks_and_running_leases(backend: SQLiteBackend) -> None:
     assert await backend.next_due() is None
     await backend.enqueue([new_task("soon"), new_task("later", T0 + timedelta(hours=1))])
-    await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1)
+    await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES)
 
     assert await backend.next_due() == min(T0 + timedelta(hours=1), T0 + LEASE)
 

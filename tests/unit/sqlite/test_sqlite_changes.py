@@ -16,6 +16,7 @@ from sitq_sqlite import backend as backend_module
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
+QUEUES = ("default",)
 WOKEN = 5.0  # seconds to wait for a wake-up that must come
 QUIET = 0.05  # seconds to wait to show that none comes
 
@@ -60,7 +61,7 @@ async def test_own_commits_wake_subscribers(backend: SQLiteBackend) -> None:
         await backend.enqueue([new_task("a")])
         assert await subscription.wait(WOKEN)
 
-        await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1)
+        await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES)
         await backend.complete([TaskOutcome("a", "w", TaskStatus.SUCCESS, T0, b"ok")])
         assert await subscription.wait(WOKEN)
 
@@ -70,14 +71,34 @@ async def test_writes_that_change_nothing_waiters_need_wake_no_one(backend: SQLi
     await backend.enqueue([new_task("a"), new_task("b")])
 
     with backend.subscribe() as subscription:
-        assert len(await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1)) == 1
+        assert len(await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES)) == 1
         assert await backend.claim_task("b", worker_id="w", now=T0, lease=LEASE) is not None
-        assert await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1) == []
+        assert await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES) == []
         assert await backend.claim_task("a", worker_id="w2", now=T0, lease=LEASE) is None
         await backend.renew(["a"], worker_id="w", now=T0, lease=LEASE)
         await backend.enqueue([])
+        await backend.complete([])
+        await backend.release(["a"], worker_id="not the holder", now=T0)
+        assert await backend.cancel("a", now=T0) is TaskStatus.IN_PROGRESS  # only marked for its worker
+        assert await backend.cancel("nope", now=T0) is None
 
         assert not await subscription.wait(QUIET)
+
+
+async def test_cancelling_releasing_and_failing_a_lost_task_wake_subscribers(backend: SQLiteBackend) -> None:
+    await backend.enqueue([new_task("a"), new_task("b"), new_task("c")])
+    await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=2, queues=QUEUES)
+
+    with backend.subscribe() as subscription:
+        assert await backend.cancel("c", now=T0) is TaskStatus.CANCELLED
+        assert await subscription.wait(WOKEN)
+        await backend.release(["a"], worker_id="w", now=T0)
+        assert await subscription.wait(WOKEN)
+        # b's worker died: with no attempts left, b fails, and someone may be waiting for it.
+        assert await backend.claim(worker_id="w2", now=T0 + 2 * LEASE, lease=LEASE, limit=1, queues=()) == []
+        assert await subscription.wait(WOKEN)
+        record = await backend.get("b")
+        assert record is not None and record.status is TaskStatus.FAILED
 
 
 async def test_other_objects_on_the_file_are_woken_at_once(
@@ -150,7 +171,7 @@ async def test_two_objects_claiming_concurrently_never_share_a_task(
 
     async def drain(claimer: SQLiteBackend, worker_id: str) -> list[str]:
         ids: list[str] = []
-        while batch := await claimer.claim(worker_id=worker_id, now=T0, lease=LEASE, limit=3):
+        while batch := await claimer.claim(worker_id=worker_id, now=T0, lease=LEASE, limit=3, queues=QUEUES):
             ids.extend(task.id for task in batch)
         return ids
 
@@ -175,7 +196,8 @@ async def main():
     sys.stdin.readline()
     ids = []
     now = datetime(2030, 1, 1, tzinfo=UTC)
-    while batch := await backend.claim(worker_id=sys.argv[2], now=now, lease=timedelta(minutes=5), limit=2):
+    claim = dict(worker_id=sys.argv[2], now=now, lease=timedelta(minutes=5), limit=2, queues=["default"])
+    while batch := await backend.claim(**claim):
         ids.extend(task.id for task in batch)
     await backend.close()
     print(json.dumps(ids))

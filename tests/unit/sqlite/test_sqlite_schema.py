@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from sitq.errors import BackendError
-from sitq.models import NewTask
+from sitq.models import AttemptOutcome, NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 from sitq_sqlite import SQLiteBackend, schema
-from sitq_sqlite.backend import _CLAIM, _CLAIM_TASK, _NEXT_DUE  # the statements the indexes exist for
+from sitq_sqlite.backend import (  # the statements the indexes exist for
+    _CANCEL,
+    _CLAIM_TASK,
+    _COMPLETE,
+    _COMPLETE_HISTORY,
+    _GET,
+    _HISTORY,
+    _LOST_HISTORY,
+    _NEXT_DUE,
+    _RECOVER_LOST,
+    _RELEASE,
+    _RELEASE_HISTORY,
+    _RENEW,
+    _claim_sql,
+)
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -51,7 +66,7 @@ async def test_an_older_file_is_upgraded_in_place(tmp_path: Path, monkeypatch: p
     await old.connect()
     await old.enqueue([NewTask("kept", "tests.job", b"call", "pickle", T0, T0)])
     await old.close()
-    upgrade = ("ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",)
+    upgrade = ("ALTER TABLE tasks ADD COLUMN tag TEXT NOT NULL DEFAULT 'none'",)
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, upgrade])
 
     new = SQLiteBackend(path)
@@ -63,12 +78,107 @@ async def test_an_older_file_is_upgraded_in_place(tmp_path: Path, monkeypatch: p
     assert record.name == "tests.job"
     assert read_header(path)[1] == len(schema.MIGRATIONS)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT id, priority FROM tasks").fetchall() == [("kept", 0)]
+        assert conn.execute("SELECT id, tag FROM tasks").fetchall() == [("kept", "none")]
     conn.close()
 
     monkeypatch.undo()
-    with pytest.raises(BackendError, match=r"schema version 2.*up to 1.*upgrade sitq-sqlite"):
+    with pytest.raises(
+        BackendError,
+        match=rf"schema version {len(schema.MIGRATIONS) + 1}.*up to {len(schema.MIGRATIONS)}.*upgrade",
+    ):
         await open_and_close(path)
+
+
+# Version 1 exactly as sitq-sqlite 0.1 wrote it: never change these, they stand for files in the field.
+VERSION_1 = (
+    """
+    CREATE TABLE tasks (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        serializer TEXT NOT NULL,
+        enqueued_at REAL NOT NULL,
+        eta REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker_id TEXT,
+        started_at REAL,
+        lease_expires_at REAL,
+        finished_at REAL,
+        result BLOB,
+        error TEXT,
+        traceback TEXT
+    )
+    """,
+    "CREATE INDEX tasks_pending_by_eta ON tasks (eta) WHERE status = 'pending'",
+    "CREATE INDEX tasks_in_progress_by_lease ON tasks (lease_expires_at) WHERE status = 'in_progress'",
+    f"PRAGMA application_id = {schema.APPLICATION_ID}",
+    "PRAGMA user_version = 1",
+)
+
+
+async def test_a_version_1_file_is_upgraded_and_its_tasks_keep_working(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    t0 = T0.timestamp()
+    insert = (
+        "INSERT INTO tasks (id, name, status, payload, serializer, enqueued_at, eta, attempts, worker_id,"
+        " started_at, lease_expires_at, finished_at, result)"
+    )
+    write_sql(
+        path,
+        *VERSION_1,
+        f"{insert} VALUES ('waiting', 'tests.job', 'pending', x'01', 'pickle', {t0}, {t0}, 0, NULL, NULL,"
+        " NULL, NULL, NULL)",
+        f"{insert} VALUES ('running', 'tests.job', 'in_progress', x'02', 'pickle', {t0}, {t0}, 1, 'old',"
+        f" {t0}, {t0 + 30}, NULL, NULL)",
+        f"{insert} VALUES ('done', 'tests.job', 'success', x'03', 'pickle', {t0}, {t0}, 1, 'old', {t0},"
+        f" NULL, {t0 + 1}, x'2a')",
+    )
+    backend = SQLiteBackend(path)
+    await backend.connect()
+    try:
+        done = await backend.get("done")
+        assert done is not None
+        assert (done.status, done.result, done.options, done.cancel_requested) == (
+            TaskStatus.SUCCESS,
+            b"*",
+            TaskOptions(),
+            False,
+        )
+        assert await backend.history("done") == []
+        # The old worker died: its task, with the default single attempt, fails; the waiting one runs.
+        [claimed] = await backend.claim(
+            worker_id="new",
+            now=T0 + timedelta(minutes=1),
+            lease=timedelta(minutes=1),
+            limit=5,
+            queues=["default"],
+        )
+        assert (claimed.id, claimed.attempt, claimed.options) == ("waiting", 1, TaskOptions())
+        running = await backend.get("running")
+        assert running is not None and running.status is TaskStatus.FAILED
+        assert (
+            running.error
+            == "WorkerLostError: worker old stopped renewing its lease, and no attempts are left"
+        )
+        [lost] = await backend.history("running")
+        assert (lost.attempt, lost.worker_id, lost.outcome) == (1, "old", AttemptOutcome.LOST)
+        assert await backend.cancel("waiting", now=T0) is TaskStatus.IN_PROGRESS
+        assert await backend.renew(["waiting"], worker_id="new", now=T0, lease=timedelta(minutes=1)) == {
+            "waiting"
+        }
+        await backend.complete([TaskOutcome("waiting", "new", TaskStatus.CANCELLED, T0, error="cancelled")])
+        assert [a.outcome for a in await backend.history("waiting")] == [AttemptOutcome.CANCELLED]
+        # New tasks with options sit beside the old ones.
+        retry = RetryPolicy(backoff=5, retry_on=[OSError])
+        options = TaskOptions(queue="q", priority=3, max_attempts=2, retry=retry, timeout=9, description="d")
+        await backend.enqueue([NewTask("new", "tests.job", b"", "json", T0, T0, options)])
+        record = await backend.get("new")
+        assert record is not None and record.options == options
+    finally:
+        await backend.close()
+    assert read_header(path)[:2] == (schema.APPLICATION_ID, len(schema.MIGRATIONS))
 
 
 async def test_many_openers_of_a_new_file_migrate_it_once(tmp_path: Path) -> None:
@@ -139,18 +249,52 @@ async def test_the_durability_mode_is_applied(tmp_path: Path, synchronous: str) 
     assert level == {"full": 2, "normal": 1}[synchronous]
 
 
-def query_plan(path: Path, sql: str, params: dict[str, object]) -> list[str]:
+def query_plan(path: Path, sql: str, params: Mapping[str, object] | tuple[str, ...]) -> list[str]:
     with sqlite3.connect(path) as conn:
         plan = [detail for *_, detail in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
     conn.close()
     return plan
 
 
+QUERY_PARAMS = {
+    "worker_id": "w",
+    "now": 1.0,
+    "expires": 2.0,
+    "limit": 10,
+    "task_id": "a",
+    "task_ids": '["a", "b"]',
+    "lost": "lost",
+    "q0": "default",
+    "q1": "other",
+    "finished_at": 1.0,
+    "finished_at_or_null": 1.0,
+    "outcome": "success",
+    "status": "success",
+    "retry_at": None,
+    "result": None,
+    "error": None,
+    "traceback": None,
+}
+BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
+
+
 @pytest.mark.parametrize(
     ("sql", "indexes"),
     [
-        (_CLAIM, ["tasks_pending_by_eta (eta<?)", "tasks_in_progress_by_lease (lease_expires_at<?)"]),
-        (_CLAIM_TASK, ["sqlite_autoindex_tasks_1 (id=?)"]),
+        # The claim, for one queue (the common case) and for two, merged in claim order.
+        (_claim_sql(1), ["tasks_pending_by_priority (queue=?)"]),
+        (_claim_sql(2), ["tasks_pending_by_priority (queue=?)"]),
+        (_LOST_HISTORY, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
+        (_RECOVER_LOST, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
+        (_CLAIM_TASK, [BY_ID]),
+        (_RENEW, [BY_ID]),
+        (_RELEASE_HISTORY, [BY_ID]),
+        (_RELEASE, [BY_ID]),
+        (_CANCEL, [BY_ID]),
+        (_COMPLETE_HISTORY, [BY_ID]),
+        (_COMPLETE, [BY_ID]),
+        (_GET, [BY_ID]),
+        (_HISTORY, [BY_ID, "attempts_by_task (task_seq=?)"]),
         (_NEXT_DUE, ["tasks_pending_by_eta", "tasks_in_progress_by_lease"]),
     ],
 )
@@ -158,12 +302,15 @@ async def test_queries_search_indexes_and_never_scan_the_table(
     tmp_path: Path, sql: str, indexes: list[str]
 ) -> None:
     await open_and_close(tmp_path / "tasks.db")
-    params = {"worker_id": "w", "now": 1.0, "expires": 2.0, "limit": 10, "task_id": "a"}
+    params: Mapping[str, object] | tuple[str, ...] = (
+        QUERY_PARAMS if ":" in sql else ("a",) if "?" in sql else ()
+    )
 
     plan = query_plan(tmp_path / "tasks.db", sql, params)
 
-    assert not [step for step in plan if step.startswith("SCAN tasks")], plan
+    assert not [step for step in plan if step.startswith(("SCAN tasks", "SCAN attempts"))], plan
     for index in indexes:
-        assert any(step.startswith("SEARCH tasks USING") and step.endswith(index) for step in plan), plan
-    # The claim merges both index walks in eta order, so it stops after `limit` rows.
-    assert sql != _CLAIM or "MERGE (UNION ALL)" in plan
+        assert any(step.startswith("SEARCH") and step.endswith(index) for step in plan), plan
+    # Each queue's index walk is already in claim order, so the claim stops after `limit` rows.
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan
+    assert sql != _claim_sql(2) or "MERGE (UNION ALL)" in plan
