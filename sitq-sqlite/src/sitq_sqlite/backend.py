@@ -288,6 +288,7 @@ class SQLiteBackend:
         try:
             await self._use_wal(conn)
             await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
+            await _check_json(conn)
             await schema.prepare(conn, repr(self._path))
             return await _data_version(conn)
         except sqlite3.Error as exc:
@@ -631,6 +632,21 @@ class _OpenFiles:
 
 
 _open_files = _OpenFiles()
+
+
+_JSON_CHECK = "SELECT json_valid('[]')"
+
+
+async def _check_json(conn: aiosqlite.Connection) -> None:
+    """Lists of ids and queues are bound as one JSON array each; SQLite before 3.38 could be built without
+    its JSON functions."""
+    try:
+        await conn.execute(_JSON_CHECK)
+    except sqlite3.OperationalError as exc:
+        raise BackendError(
+            f"sitq-sqlite needs SQLite's JSON functions, but this Python's SQLite {sqlite3.sqlite_version} "
+            f"lacks them ({exc}); use a Python built with SQLite 3.38 or newer"
+        ) from exc
 
 
 async def _data_version(conn: aiosqlite.Connection) -> int:

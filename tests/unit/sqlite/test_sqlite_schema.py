@@ -13,6 +13,7 @@ import pytest
 from sitq.errors import BackendError
 from sitq.models import AttemptOutcome, NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 from sitq_sqlite import SQLiteBackend, schema
+from sitq_sqlite import backend as backend_module
 from sitq_sqlite.backend import (  # the statements the indexes exist for
     _CANCEL,
     _CLAIM_TASK,
@@ -314,3 +315,16 @@ async def test_queries_search_indexes_and_never_scan_the_table(
     # Each queue's index walk is already in claim order, so the claim stops after `limit` rows.
     assert "USE TEMP B-TREE FOR ORDER BY" not in plan
     assert sql != _claim_sql(2) or "MERGE (UNION ALL)" in plan
+
+
+async def test_a_sqlite_without_json_functions_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite cannot drop a built-in function, so ask for one that no SQLite has.
+    monkeypatch.setattr(backend_module, "_JSON_CHECK", "SELECT json_missing('[]')")
+    backend = SQLiteBackend(tmp_path / "tasks.db")
+
+    with pytest.raises(BackendError, match=r"needs SQLite's JSON functions.*json_missing"):
+        await backend.connect()
+
+    assert not backend.is_connected
