@@ -10,7 +10,10 @@ from sitq import errors
 ALL_ERRORS = [
     value
     for value in vars(errors).values()
-    if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ == errors.__name__
+    if isinstance(value, type)
+    and issubclass(value, BaseException)
+    and value.__module__ == errors.__name__
+    and value is not sitq.Retry  # a control-flow signal a task raises, not an error sitq raises
 ]
 
 
@@ -33,6 +36,11 @@ def test_every_error_shares_the_root_is_exported_and_shadows_no_builtin(error: t
 )
 def test_builtin_second_parents(error: type[Exception], builtin: type[Exception]) -> None:
     assert issubclass(error, builtin)
+
+
+def test_retry_is_exported_and_carries_its_delay() -> None:
+    assert sitq.Retry(5).delay == 5
+    assert "Retry" in sitq.__all__
 
 
 def test_task_not_found_names_the_id() -> None:

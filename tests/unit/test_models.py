@@ -6,9 +6,16 @@ from sitq import Result, TaskExecutionError, TaskStatus
 
 
 def test_status_compares_to_the_seed_strings() -> None:
-    assert [str(status) for status in TaskStatus] == ["pending", "in_progress", "success", "failed"]
+    assert [str(status) for status in TaskStatus] == [
+        "pending",
+        "in_progress",
+        "success",
+        "failed",
+        "cancelled",
+        "timeout",
+    ]
     assert TaskStatus.SUCCESS == "success"
-    assert [status.is_finished for status in TaskStatus] == [False, False, True, True]
+    assert [status.is_finished for status in TaskStatus] == [False, False, True, True, True, True]
 
 
 def test_unwrap_returns_the_value_or_raises_with_the_task_error() -> None:

@@ -13,21 +13,36 @@ from sitq.errors import (
     BackendError,
     ConfigurationError,
     PluginNotFoundError,
+    Retry,
     SerializationError,
     SitqError,
     SyncTaskQueueError,
+    TaskCancelledError,
     TaskExecutionError,
     TaskNotFoundError,
     TaskQueueError,
+    TaskTimeoutError,
     ValidationError,
     WorkerError,
+    WorkerLostError,
 )
 from sitq.hookspecs import hookimpl
-from sitq.models import ReservedTask, Result, Task, TaskStatus
+from sitq.models import (
+    AttemptOutcome,
+    AttemptRecord,
+    ReservedTask,
+    Result,
+    RetryPolicy,
+    Task,
+    TaskInfo,
+    TaskOptions,
+    TaskStatus,
+)
 from sitq.plugins import lazy_exports
 from sitq.queue import TaskQueue
 from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.sync import SyncTaskQueue
+from sitq.tasks import TaskContext, current_task, task
 from sitq.worker import Worker
 
 if TYPE_CHECKING:
@@ -36,6 +51,8 @@ if TYPE_CHECKING:
     from sitq_sqlite import SQLiteBackend as SQLiteBackend
 
 __all__ = [
+    "AttemptOutcome",
+    "AttemptRecord",
     "Backend",
     "BackendError",
     "ConfigurationError",
@@ -45,21 +62,31 @@ __all__ = [
     "PluginNotFoundError",
     "ReservedTask",
     "Result",
+    "Retry",
+    "RetryPolicy",
     "SerializationError",
     "Serializer",
     "SitqError",
     "SyncTaskQueue",
     "SyncTaskQueueError",
     "Task",
+    "TaskCancelledError",
+    "TaskContext",
     "TaskExecutionError",
+    "TaskInfo",
     "TaskNotFoundError",
+    "TaskOptions",
     "TaskQueue",
     "TaskQueueError",
     "TaskStatus",
+    "TaskTimeoutError",
     "ValidationError",
     "Worker",
     "WorkerError",
+    "WorkerLostError",
+    "current_task",
     "hookimpl",
+    "task",
 ]
 
 __getattr__ = lazy_exports(__name__, {"SQLiteBackend", "CloudpickleSerializer", "DillSerializer"})

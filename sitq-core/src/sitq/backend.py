@@ -15,16 +15,28 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, Self, runtime_checkable
 
 from sitq.changes import ChangeSignal, Subscription
-from sitq.models import NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
+from sitq.models import (
+    AttemptOutcome,
+    AttemptRecord,
+    NewTask,
+    ReservedTask,
+    TaskOptions,
+    TaskOutcome,
+    TaskRecord,
+    TaskStatus,
+)
 
 # Everything a backend author needs, from one module.
 __all__ = [
+    "AttemptOutcome",
+    "AttemptRecord",
     "Backend",
     "ChangeSignal",
     "NewTask",
     "ReservedTask",
     "SharedConnection",
     "Subscription",
+    "TaskOptions",
     "TaskOutcome",
     "TaskRecord",
     "TaskStatus",
@@ -63,14 +75,16 @@ class Backend(Protocol):
         ...
 
     async def claim(
-        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int
+        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int, queues: Sequence[str]
     ) -> list[ReservedTask]:
-        """Atomically claim up to `limit` tasks due at `now`, earliest `eta` first.
+        """Atomically claim up to `limit` tasks of these `queues` due at `now`: highest `priority` first,
+        then earliest `eta`, then first enqueued.
 
         A task is claimable when it is pending with `eta <= now`, or in progress with a lease that
-        expired before `now` (its worker is presumed dead). Claiming sets the task in progress for
-        `worker_id`, counts an attempt, and leases it until `now + lease`. No task is ever handed to
-        two claimers whose leases overlap.
+        expired before `now` (its worker is presumed dead: the history records that attempt as `lost`).
+        Claiming sets the task in progress for `worker_id`, counts an attempt, and leases it until
+        `now + lease`. An expired task with no attempts left is not claimed but failed, with an error
+        naming the lost worker. No task is ever handed to two claimers whose leases overlap.
         """
         ...
 
@@ -82,16 +96,33 @@ class Backend(Protocol):
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
-    ) -> None:
-        """Extend to `now + lease` the leases that `worker_id` still holds on these tasks."""
+    ) -> set[str]:
+        """Extend to `now + lease` the leases that `worker_id` still holds on these tasks; return those
+        among them whose cancellation has been requested, for the worker to cancel."""
+        ...
+
+    async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
+        """Give back tasks `worker_id` holds but will not finish (it is shutting down): pending again,
+        due at once, the attempt uncounted and recorded as `released`."""
+        ...
+
+    async def cancel(self, task_id: str, *, now: datetime) -> TaskStatus | None:
+        """Cancel a task: a pending one becomes cancelled at once; a running one is marked for its
+        worker to cancel; a finished one is left alone. Return its status after that, None if unknown."""
         ...
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
-        """Record finished attempts, atomically as a batch.
+        """Record finished attempts, atomically as a batch, each also as a row of the task's history.
 
-        An outcome is applied only while its worker still holds the task; a worker that lost its
-        lease to another has its late outcome ignored, so one attempt never overwrites another.
+        An outcome with status `PENDING` schedules a retry: the task is pending again, due at
+        `retry_at`, keeping its attempt count and its last error. An outcome is applied only while its
+        worker still holds the task; a worker that lost its lease to another has its late outcome
+        ignored, so one attempt never overwrites another.
         """
+        ...
+
+    async def history(self, task_id: str) -> list[AttemptRecord]:
+        """Every ended attempt of a task, oldest first."""
         ...
 
     async def get(self, task_id: str) -> TaskRecord | None:

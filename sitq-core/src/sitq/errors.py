@@ -43,6 +43,18 @@ class WorkerError(SitqError):
     """A worker was used wrongly (started twice, asked to run a task it cannot claim)."""
 
 
+class WorkerLostError(WorkerError):
+    """Recorded on a task whose worker stopped renewing its lease (it died) when no attempts were left."""
+
+
+class TaskTimeoutError(SitqError, TimeoutError):
+    """Recorded on an attempt that ran past its `timeout`; retried like any `TimeoutError`."""
+
+
+class TaskCancelledError(SitqError):
+    """Recorded on a running task that `cancel()` stopped."""
+
+
 class TaskExecutionError(SitqError):
     """A task failed; raised by `Result.unwrap()` with the task's own error and traceback."""
 
@@ -51,6 +63,14 @@ class TaskExecutionError(SitqError):
         self.task_id = task_id
         self.error = error
         self.traceback = traceback
+
+
+class Retry(Exception):
+    """Raise inside a task to run it again after `delay` seconds, if `max_attempts` allows; else it fails."""
+
+    def __init__(self, delay: float = 0.0, reason: str = "") -> None:
+        super().__init__(reason or f"retry requested in {delay}s")
+        self.delay = delay
 
 
 class SyncTaskQueueError(SitqError, RuntimeError):

@@ -80,6 +80,28 @@ def sitq_task_failed(
 
 
 @hookspec
+def sitq_task_retried(
+    task_id: str, task_name: str, worker_id: str, attempt: int, delay: float, error: str
+) -> Awaitable[None] | None:
+    """An attempt failed (or timed out, or asked for a retry) and the task will run again in `delay`
+    seconds. Fires in the worker's process, instead of `sitq_task_failed`, which fires only for the last."""
+
+
+@hookspec
+def sitq_task_timed_out(
+    task_id: str, task_name: str, worker_id: str, attempt: int, timeout: float
+) -> Awaitable[None] | None:
+    """An attempt ran past its `timeout` seconds and was abandoned. Fires in the worker's process, before
+    `sitq_task_retried` or the final `sitq_task_failed`-like outcome (the task's status is `timeout`)."""
+
+
+@hookspec
+def sitq_task_cancelled(task_id: str, task_name: str, worker_id: str | None) -> Awaitable[None] | None:
+    """A task was cancelled: a pending one in the process that called `cancel()` (`worker_id` is None),
+    a running one in its worker's process once the worker has stopped it."""
+
+
+@hookspec
 def sitq_worker_started(worker_id: str, max_concurrency: int) -> Awaitable[None] | None:
     """A worker is connected and about to take tasks. Fires in the worker's process."""
 

@@ -8,12 +8,13 @@ backend never serializes and never runs user code. Every timestamp is timezone-a
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sitq.errors import TaskExecutionError
+from sitq.errors import TaskExecutionError, ValidationError
 
 
 def utcnow() -> datetime:
@@ -22,12 +23,17 @@ def utcnow() -> datetime:
 
 
 class TaskStatus(enum.StrEnum):
-    """Where a task is in its life. Values are the strings the seed documents compare against."""
+    """Where a task is in its life. Values are the strings the seed documents compare against.
+
+    A task waiting for a retry is `PENDING` again, with its attempts counted and its `eta` at the retry.
+    """
 
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     SUCCESS = "success"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
 
     @property
     def is_finished(self) -> bool:
@@ -35,17 +41,141 @@ class TaskStatus(enum.StrEnum):
         return self in _FINISHED
 
 
-_FINISHED = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED})
+_FINISHED = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMEOUT})
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How one attempt ended, in a task's history."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    """Its worker stopped renewing the lease (it died, or lost the store)."""
+    RELEASED = "released"
+    """Its worker shut down before finishing it and gave it back; it does not count as an attempt."""
+
+
+def _exception_name(exception: type[BaseException] | str) -> str:
+    if isinstance(exception, str):
+        return exception
+    if not (isinstance(exception, type) and issubclass(exception, BaseException)):
+        raise ValidationError(f"retry_on takes exception classes or their dotted names, not {exception!r}")
+    return f"{exception.__module__}.{exception.__qualname__}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how soon a failed attempt runs again (while `max_attempts` allows).
+
+    The n-th retry waits ``backoff * factor ** (n - 1)`` seconds, at most `max_backoff`, plus up to
+    `jitter` of that at random so that many failing tasks do not retry in step. Only exceptions that are
+    instances of a `retry_on` class are retried; a timed-out attempt counts as a `TimeoutError`.
+    """
+
+    backoff: float = 1.0
+    factor: float = 2.0
+    max_backoff: float = 300.0
+    jitter: float = 0.1
+    retry_on: tuple[str, ...] = ("builtins.Exception",)
+
+    def __init__(
+        self,
+        backoff: float = 1.0,
+        factor: float = 2.0,
+        max_backoff: float = 300.0,
+        jitter: float = 0.1,
+        retry_on: Iterable[type[BaseException] | str] = (Exception,),
+    ) -> None:
+        for name, value, low in (
+            ("backoff", backoff, 0.0),
+            ("factor", factor, 1.0),
+            ("max_backoff", max_backoff, 0.0),
+        ):
+            if not isinstance(value, int | float) or value < low:
+                raise ValidationError(f"{name} must be a number >= {low}, not {value!r}")
+        if not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
+            raise ValidationError(f"jitter is a fraction of the delay from 0 to 1, not {jitter!r}")
+        object.__setattr__(self, "backoff", float(backoff))
+        object.__setattr__(self, "factor", float(factor))
+        object.__setattr__(self, "max_backoff", float(max_backoff))
+        object.__setattr__(self, "jitter", float(jitter))
+        object.__setattr__(self, "retry_on", tuple(_exception_name(exception) for exception in retry_on))
+
+    def retries(self, exception: BaseException) -> bool:
+        """Whether this policy retries `exception`, judged by its class and every class it inherits."""
+        names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exception).__mro__}
+        return not names.isdisjoint(self.retry_on)
+
+    def delay(self, retry: int, random: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before the `retry`-th retry (1 for the first)."""
+        base = min(self.max_backoff, self.backoff * self.factor ** (retry - 1))
+        return base * (1 + self.jitter * random())
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How a task is scheduled and run; set per function with `@sitq.task(...)` or per call on `Task`."""
+
+    queue: str = "default"
+    priority: int = 0
+    """Higher runs first among the due tasks of a queue."""
+    max_attempts: int = 1
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    """Seconds one attempt may run."""
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.queue, str) or not self.queue:
+            raise ValidationError(f"queue must be a non-empty name, not {self.queue!r}")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise ValidationError(f"priority must be a whole number, not {self.priority!r}")
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
+            raise ValidationError(f"max_attempts must be a whole number >= 1, not {self.max_attempts!r}")
+        if not isinstance(self.retry, RetryPolicy):
+            raise ValidationError(f"retry must be a sitq.RetryPolicy, not {self.retry!r}")
+        if self.timeout is not None and (not isinstance(self.timeout, int | float) or self.timeout <= 0):
+            raise ValidationError(f"timeout must be a number of seconds > 0 or None, not {self.timeout!r}")
 
 
 @dataclass(frozen=True)
 class Task:
-    """A call to run later: `queue.enqueue(Task(function=f, args=[1], kwargs={"x": 2}))`."""
+    """A call to run later, with options for this call: ``Task(f, args=[1], kwargs={"x": 2}, priority=5)``.
+
+    Options left as None come from the function's `@sitq.task(...)` decorator, else from `TaskOptions`.
+    """
 
     function: Callable[..., Any]
     args: Sequence[Any] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     eta: datetime | None = None
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    name: str | None = None
+    description: str | None = None
+
+    def options(self) -> TaskOptions:
+        """This call's options: its own, over the function's decorator defaults, over sitq's defaults."""
+        defaults = getattr(self.function, TASK_OPTIONS_ATTRIBUTE, TaskOptions())
+        overrides = {
+            option.name: getattr(self, option.name)
+            for option in fields(TaskOptions)
+            if getattr(self, option.name) is not None
+        }
+        return replace(defaults, **overrides)
+
+
+TASK_OPTIONS_ATTRIBUTE = "__sitq_options__"
+TASK_NAME_ATTRIBUTE = "__sitq_name__"
 
 
 @dataclass(frozen=True)
@@ -82,6 +212,7 @@ class NewTask:
     serializer: str
     enqueued_at: datetime
     eta: datetime
+    options: TaskOptions = field(default_factory=TaskOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +229,16 @@ class ReservedTask:
     eta: datetime
     started_at: datetime
     lease_expires_at: datetime
+    options: TaskOptions = field(default_factory=TaskOptions)
 
 
 @dataclass(frozen=True, slots=True)
 class TaskOutcome:
-    """How an attempt ended, as a worker reports it to `Backend.complete`."""
+    """How an attempt ended, as a worker reports it to `Backend.complete`.
+
+    `status` is final (success, failed, timeout, cancelled), or `PENDING` with `retry_at` for a retry.
+    Then `retried` says how the attempt itself ended (failed or timed out), for the history.
+    """
 
     task_id: str
     worker_id: str
@@ -111,6 +247,62 @@ class TaskOutcome:
     result: bytes | None = None
     error: str | None = None
     traceback: str | None = None
+    retry_at: datetime | None = None
+    retried: AttemptOutcome = AttemptOutcome.FAILED
+
+    @property
+    def outcome(self) -> AttemptOutcome:
+        """How this attempt ended, as the task's history records it."""
+        return self.retried if self.status is TaskStatus.PENDING else AttemptOutcome(self.status.value)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt in a task's history, like GigQ's executions table."""
+
+    attempt: int
+    worker_id: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: AttemptOutcome
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What `TaskQueue.get_task()` tells about a task, including every attempt's history."""
+
+    id: str
+    name: str
+    status: TaskStatus
+    options: TaskOptions
+    attempts: int
+    enqueued_at: datetime
+    eta: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    traceback: str | None
+    cancel_requested: bool
+    history: tuple[AttemptRecord, ...]
+
+    @classmethod
+    def from_record(cls, record: TaskRecord, history: Sequence[AttemptRecord]) -> TaskInfo:
+        return cls(
+            id=record.id,
+            name=record.name,
+            status=record.status,
+            options=record.options,
+            attempts=record.attempts,
+            enqueued_at=record.enqueued_at,
+            eta=record.eta,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            error=record.error,
+            traceback=record.traceback,
+            cancel_requested=record.cancel_requested,
+            history=tuple(history),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +322,5 @@ class TaskRecord:
     result: bytes | None = None
     error: str | None = None
     traceback: str | None = None
+    options: TaskOptions = field(default_factory=TaskOptions)
+    cancel_requested: bool = False

@@ -46,6 +46,9 @@ _LIFECYCLE_HOOKS = (
     "sitq_task_started",
     "sitq_task_succeeded",
     "sitq_task_failed",
+    "sitq_task_retried",
+    "sitq_task_timed_out",
+    "sitq_task_cancelled",
     "sitq_worker_started",
     "sitq_worker_stopped",
 )
@@ -241,6 +244,22 @@ class Plugins:
     ) -> None:
         if observers := self._observers["sitq_task_failed"]:
             await _notify(observers, "sitq_task_failed", locals())
+
+    async def task_retried(
+        self, *, task_id: str, task_name: str, worker_id: str, attempt: int, delay: float, error: str
+    ) -> None:
+        if observers := self._observers["sitq_task_retried"]:
+            await _notify(observers, "sitq_task_retried", locals())
+
+    async def task_timed_out(
+        self, *, task_id: str, task_name: str, worker_id: str, attempt: int, timeout: float
+    ) -> None:
+        if observers := self._observers["sitq_task_timed_out"]:
+            await _notify(observers, "sitq_task_timed_out", locals())
+
+    async def task_cancelled(self, *, task_id: str, task_name: str, worker_id: str | None) -> None:
+        if observers := self._observers["sitq_task_cancelled"]:
+            await _notify(observers, "sitq_task_cancelled", locals())
 
     async def worker_started(self, *, worker_id: str, max_concurrency: int) -> None:
         if observers := self._observers["sitq_worker_started"]:

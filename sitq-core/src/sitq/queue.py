@@ -13,7 +13,7 @@ from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, task_name
 from sitq.errors import TaskNotFoundError, ValidationError
-from sitq.models import NewTask, Result, Task, TaskStatus, utcnow
+from sitq.models import TASK_NAME_ATTRIBUTE, NewTask, Result, Task, TaskInfo, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.serializer import Serializer
 
@@ -120,11 +120,12 @@ class TaskQueue:
             )
         return NewTask(
             id=uuid.uuid4().hex,
-            name=task_name(task.function),
+            name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or task_name(task.function),
             payload=self._codec.encode_call(task.function, task.args, task.kwargs),
             serializer=self.serializer.name,
             enqueued_at=now,
             eta=now if task.eta is None else task.eta.astimezone(now.tzinfo),
+            options=task.options(),
         )
 
     async def get_status(self, task_id: str) -> TaskStatus:
@@ -157,6 +158,29 @@ class TaskQueue:
                 if wait <= 0:
                     return None
                 await changes.wait(wait)
+
+    async def cancel(self, task_id: str) -> TaskStatus:
+        """Cancel a task and return its status: `cancelled` for a pending one, which will never run;
+        `in_progress` for a running one, which its worker cancels within its `poll_interval` (an async
+        task cooperatively; a sync one cannot be interrupted and is abandoned); and for a finished task
+        its final status, unchanged."""
+        await self._ready()
+        status = await self.backend.cancel(task_id, now=utcnow())
+        if status is None:
+            raise TaskNotFoundError(task_id)
+        if status is TaskStatus.CANCELLED:
+            record = await self.backend.get(task_id)
+            name = record.name if record else ""
+            await self.plugins.task_cancelled(task_id=task_id, task_name=name, worker_id=None)
+        return status
+
+    async def get_task(self, task_id: str) -> TaskInfo:
+        """Everything known about a task: its state, options, attempts, times and attempt history."""
+        await self._ready()
+        record = await self.backend.get(task_id)
+        if record is None:
+            raise TaskNotFoundError(task_id)
+        return TaskInfo.from_record(record, await self.backend.history(task_id))
 
     def deserialize_result(self, result: Result) -> Any:
         """The task's return value; the same as `result.value`, kept for the seed documents' spelling."""

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from sitq.backend import Backend
 from sitq.errors import SyncTaskQueueError
-from sitq.models import Result, Task, TaskStatus
+from sitq.models import Result, Task, TaskInfo, TaskStatus
 from sitq.queue import TaskQueue
 from sitq.serializer import Serializer
 
@@ -93,6 +93,14 @@ class SyncTaskQueue:
     def get_result(self, task_id: str, timeout: float | None = None) -> Result | None:
         """See `TaskQueue.get_result`."""
         return self._call(self.queue.get_result, task_id, timeout)
+
+    def cancel(self, task_id: str) -> TaskStatus:
+        """See `TaskQueue.cancel`."""
+        return self._call(self.queue.cancel, task_id)
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        """See `TaskQueue.get_task`."""
+        return self._call(self.queue.get_task, task_id)
 
     def deserialize_result(self, result: Result) -> Any:
         """See `TaskQueue.deserialize_result`."""

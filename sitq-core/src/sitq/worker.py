@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import functools
 import inspect
 import logging
 import os
@@ -26,22 +25,32 @@ from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
 from sitq.codec import Codec
-from sitq.errors import TaskNotFoundError, ValidationError, WorkerError
-from sitq.models import ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
+from sitq.errors import (
+    Retry,
+    TaskCancelledError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    ValidationError,
+    WorkerError,
+)
+from sitq.models import AttemptOutcome, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.queue import TaskQueue
 from sitq.serializer import Serializer
+from sitq.tasks import TaskContext, enter_task, reset_task
 
 logger = logging.getLogger(__name__)
 
 
 class Worker:
-    """Runs tasks from a backend, never more than `max_concurrency` at once.
+    """Runs tasks of its `queues` from a backend, never more than `max_concurrency` at once.
 
     `backend` is a backend object, a URL, or a `TaskQueue` (whose backend, serializer and plugins it
     then shares). `poll_interval` bounds how long an idle worker trusts the backend's change
-    notifications before looking again. A claimed task is leased for `lease` seconds and the lease is
-    renewed while it runs, so that if this process dies another worker picks the task up.
+    notifications before looking again, and how soon a running task sees its cancellation. A claimed
+    task is leased for `lease` seconds and the lease is renewed while it runs, so that if this process
+    dies another worker picks the task up. On stop, running tasks get `grace_period` seconds to finish;
+    the rest are given back to the queue.
     """
 
     def __init__(
@@ -52,13 +61,23 @@ class Worker:
         max_concurrency: int = 10,
         poll_interval: float = 1.0,
         lease: float = 60.0,
+        queues: Sequence[str] = ("default",),
+        grace_period: float = 30.0,
         plugins: Sequence[object] = (),
     ) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValidationError(f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}")
-        for name, seconds in (("poll_interval", poll_interval), ("lease", lease)):
+        for name, seconds in (
+            ("poll_interval", poll_interval),
+            ("lease", lease),
+            ("grace_period", grace_period),
+        ):
             if not isinstance(seconds, int | float) or seconds <= 0:
                 raise ValidationError(f"{name} must be a number of seconds > 0, not {seconds!r}")
+        if isinstance(queues, str) or not queues or not all(isinstance(q, str) and q for q in queues):
+            raise ValidationError(
+                f"queues must be a list of queue names, such as ['default'], not {queues!r}"
+            )
         if isinstance(backend, TaskQueue):
             self.plugins = plugins_with(plugins) if plugins else backend.plugins
             self.backend = backend.backend
@@ -70,9 +89,14 @@ class Worker:
         self.max_concurrency = max_concurrency
         self.poll_interval = float(poll_interval)
         self.lease = timedelta(seconds=lease)
+        self.queues = tuple(queues)
+        self.grace_period = float(grace_period)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._completions = GroupCommit(self.backend.complete)
         self._in_flight: dict[str, asyncio.Task[TaskOutcome]] = {}
+        self._calls: dict[str, asyncio.Future[Any]] = {}
+        self._cancel_requested: set[str] = set()
+        self._busy_threads: set[concurrent.futures.Future[Any]] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._holds_connection = False
         self._stopping = False
@@ -172,7 +196,7 @@ class Worker:
 
     async def _serve(self, wakeup: Subscription) -> None:
         while not self._stopping:
-            free = self.max_concurrency - len(self._in_flight)
+            free = self.max_concurrency - len(self._in_flight) - len(self._busy_threads)
             timeout: float | None = None
             if free > 0:
                 claimed = await self._claim(free)
@@ -182,13 +206,33 @@ class Worker:
                     continue
                 timeout = await self._idle_timeout()
             await wakeup.wait(timeout)
-        if self._in_flight:
-            await asyncio.wait(list(self._in_flight.values()))
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Let running tasks finish within the grace period; give the others back to the queue."""
+        if not self._in_flight:
+            return
+        _, unfinished = await asyncio.wait(list(self._in_flight.values()), timeout=self.grace_period)
+        if not unfinished:
+            return
+        abandoned = [task_id for task_id, running in self._in_flight.items() if running in unfinished]
+        for running in unfinished:
+            running.cancel()
+        await asyncio.wait(unfinished)
+        logger.warning(
+            "worker %s gives back %d unfinished task(s) at shutdown", self.worker_id, len(abandoned)
+        )
+        try:
+            await self.backend.release(abandoned, worker_id=self.worker_id, now=utcnow())
+        except Exception:
+            logger.exception(
+                "worker %s could not give back its tasks; they rerun when their leases expire", self.worker_id
+            )
 
     async def _claim(self, limit: int) -> list[ReservedTask]:
         try:
             return await self.backend.claim(
-                worker_id=self.worker_id, now=utcnow(), lease=self.lease, limit=limit
+                worker_id=self.worker_id, now=utcnow(), lease=self.lease, limit=limit, queues=self.queues
             )
         except Exception:
             logger.exception(
@@ -218,17 +262,23 @@ class Worker:
         running.add_done_callback(finished)
 
     async def _renew_leases(self) -> None:
-        interval = self.lease.total_seconds() / 3
+        """Keep the leases of running tasks alive, and stop those whose cancellation was requested."""
+        interval = min(self.lease.total_seconds() / 3, self.poll_interval)
         while True:
             await asyncio.sleep(interval)
             if not self._in_flight:
                 continue
             try:
-                await self.backend.renew(
+                cancelled = await self.backend.renew(
                     list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
                 )
             except Exception:
                 logger.exception("worker %s could not renew its leases", self.worker_id)
+                continue
+            for task_id in cancelled - self._cancel_requested:
+                self._cancel_requested.add(task_id)
+                if (call := self._calls.get(task_id)) is not None:
+                    call.cancel()
 
     # Running one task
 
@@ -261,24 +311,29 @@ class Worker:
         await self.plugins.task_started(
             **identity, attempt=reserved.attempt, enqueued_at=reserved.enqueued_at
         )
+        options = reserved.options
+        context = TaskContext(
+            reserved.id, reserved.name, reserved.attempt, options.max_attempts, options.queue, self.worker_id
+        )
+        token = enter_task(context)
         started = time.perf_counter()
         try:
             function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
-            value = await self._call(function, args, kwargs)
+            value = await self._call(reserved, function, args, kwargs)
             result = self._codec.encode_value(value, reserved.serializer)
         except (Exception, SystemExit) as exc:
             failure: BaseException | None = exc
         else:
             failure = None
+        finally:
+            reset_task(token)
+            self._cancel_requested.discard(reserved.id)
         duration = time.perf_counter() - started
         if failure is None:
             outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
             await self.plugins.task_succeeded(**identity, duration=duration)
         else:
-            error, formatted = f"{type(failure).__name__}: {failure}", _format_traceback(failure)
-            outcome = self._outcome(reserved, TaskStatus.FAILED, error=error, traceback=formatted)
-            logger.info("task %s (%s) failed: %s", reserved.id, reserved.name, error)
-            await self.plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
+            outcome = await self._failed(reserved, failure, duration)
         try:
             await self._completions.submit(outcome)
         except Exception:
@@ -289,22 +344,100 @@ class Worker:
             )
         return outcome
 
+    async def _failed(self, reserved: ReservedTask, failure: BaseException, duration: float) -> TaskOutcome:
+        """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good."""
+        identity = {"task_id": reserved.id, "task_name": reserved.name, "worker_id": self.worker_id}
+        error, formatted = f"{type(failure).__name__}: {failure}", _format_traceback(failure)
+        if isinstance(failure, TaskCancelledError):
+            await self.plugins.task_cancelled(**identity)
+            return self._outcome(reserved, TaskStatus.CANCELLED, error=error)
+        options = reserved.options
+        if isinstance(failure, TaskTimeoutError):
+            assert options.timeout is not None
+            await self.plugins.task_timed_out(**identity, attempt=reserved.attempt, timeout=options.timeout)
+        delay = failure.delay if isinstance(failure, Retry) else None
+        if delay is None and options.retry.retries(failure):
+            delay = options.retry.delay(reserved.attempt)
+        if delay is not None and reserved.attempt < options.max_attempts:
+            logger.info("task %s (%s) will retry in %.3gs: %s", reserved.id, reserved.name, delay, error)
+            await self.plugins.task_retried(**identity, attempt=reserved.attempt, delay=delay, error=error)
+            retry_at = utcnow() + timedelta(seconds=delay)
+            retried = (
+                AttemptOutcome.TIMEOUT if isinstance(failure, TaskTimeoutError) else AttemptOutcome.FAILED
+            )
+            return self._outcome(
+                reserved,
+                TaskStatus.PENDING,
+                error=error,
+                traceback=formatted,
+                retry_at=retry_at,
+                retried=retried,
+            )
+        logger.info("task %s (%s) failed: %s", reserved.id, reserved.name, error)
+        await self.plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
+        status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
+        return self._outcome(reserved, status, error=error, traceback=formatted)
+
     def _outcome(self, reserved: ReservedTask, status: TaskStatus, **fields: Any) -> TaskOutcome:
         return TaskOutcome(
             task_id=reserved.id, worker_id=self.worker_id, status=status, finished_at=utcnow(), **fields
         )
 
     async def _call(
-        self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+        self,
+        reserved: ReservedTask,
+        function: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
     ) -> Any:
+        """Run the call, async on the loop or sync in the pool, within its timeout and until cancelled."""
+        thread: concurrent.futures.Future[Any] | None = None
         if inspect.iscoroutinefunction(function):
-            return await function(*args, **kwargs)
-        context = contextvars.copy_context()
-        call = functools.partial(context.run, function, *args, **kwargs)
-        value = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            call: asyncio.Future[Any] = asyncio.ensure_future(function(*args, **kwargs))
+        else:
+            assert self._executor is not None
+            thread = self._executor.submit(contextvars.copy_context().run, function, *args, **kwargs)
+            call = asyncio.wrap_future(thread)
+        self._calls[reserved.id] = call
+        try:
+            timeout = reserved.options.timeout
+            done, _ = await asyncio.wait({call}, timeout=timeout)
+            if not done:
+                call.cancel()
+                await asyncio.wait({call})
+                raise TaskTimeoutError(f"the attempt ran longer than its {timeout}s timeout")
+            if call.cancelled():
+                raise TaskCancelledError("cancelled on request while running")
+            value = call.result()
+        finally:
+            del self._calls[reserved.id]
+            if thread is not None and not thread.done():
+                self._hold_slot_until_done(reserved, thread)
         if inspect.isawaitable(value):
             value = await value
         return value
+
+    def _hold_slot_until_done(self, reserved: ReservedTask, thread: concurrent.futures.Future[Any]) -> None:
+        """A thread cannot be stopped: it keeps its slot until it returns, so no more run than allowed."""
+        logger.warning(
+            "task %s (%s) was abandoned, but its thread cannot be stopped: it keeps one of the %d slots "
+            "until it returns",
+            reserved.id,
+            reserved.name,
+            self.max_concurrency,
+        )
+        loop = asyncio.get_running_loop()
+        self._busy_threads.add(thread)
+
+        def returned(_: concurrent.futures.Future[Any]) -> None:
+            loop.call_soon_threadsafe(self._thread_returned, thread)
+
+        thread.add_done_callback(returned)
+
+    def _thread_returned(self, thread: concurrent.futures.Future[Any]) -> None:
+        self._busy_threads.discard(thread)
+        if self._wakeup is not None:
+            self._wakeup.set()
 
 
 # Frames of sitq's machinery, and of the executor that ran a sync task, say nothing about a task's failure.

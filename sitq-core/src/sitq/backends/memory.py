@@ -15,8 +15,16 @@ from urllib.parse import urlsplit
 
 from sitq.backend import SharedConnection
 from sitq.changes import ChangeSignal, Subscription
-from sitq.errors import BackendError, ConfigurationError
-from sitq.models import NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
+from sitq.errors import BackendError, ConfigurationError, WorkerLostError
+from sitq.models import (
+    AttemptOutcome,
+    AttemptRecord,
+    NewTask,
+    ReservedTask,
+    TaskOutcome,
+    TaskRecord,
+    TaskStatus,
+)
 
 
 @dataclasses.dataclass
@@ -24,6 +32,7 @@ class _Row:
     task: NewTask
     record: TaskRecord
     lease_expires_at: datetime | None = None
+    history: list[AttemptRecord] = dataclasses.field(default_factory=list)
 
 
 class _Store:
@@ -85,32 +94,82 @@ class MemoryBackend:
                     serializer=task.serializer,
                     enqueued_at=task.enqueued_at,
                     eta=task.eta,
+                    options=task.options,
                 ),
             )
         self._store.changes.notify()
 
     async def claim(
-        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int
+        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int, queues: Sequence[str]
     ) -> list[ReservedTask]:
-        due = sorted((row for row in self._rows().values() if _claimable(row, now, by_eta=True)), key=_eta)
-        return [_reserve(row, worker_id, now, lease) for row in due[:limit]]
+        self._recover_lost(now)
+        due = [
+            (-row.record.options.priority, row.record.eta, order, row)
+            for order, row in enumerate(self._rows().values())
+            if row.record.status is TaskStatus.PENDING
+            and row.record.eta <= now
+            and row.record.options.queue in queues
+        ]
+        due.sort(key=lambda entry: entry[:3])
+        return [_reserve(row, worker_id, now, lease) for *_, row in due[: max(limit, 0)]]
 
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
     ) -> ReservedTask | None:
+        self._recover_lost(now)
         row = self._rows().get(task_id)
-        if row is None or not _claimable(row, now, by_eta=False):
+        if row is None or row.record.status is not TaskStatus.PENDING:
             return None
         return _reserve(row, worker_id, now, lease)
 
+    def _recover_lost(self, now: datetime) -> None:
+        """Tasks whose worker stopped renewing: pending again, or failed if no attempts are left."""
+        failed = False
+        for row in self._rows().values():
+            expiry = row.lease_expires_at
+            if row.record.status is not TaskStatus.IN_PROGRESS or expiry is None or expiry >= now:
+                continue
+            lost = f"{WorkerLostError.__name__}: worker {row.record.worker_id} stopped renewing its lease"
+            _end_attempt(row, AttemptOutcome.LOST, expiry, lost)
+            if row.record.attempts >= row.record.options.max_attempts:
+                error = f"{lost}, and no attempts are left"
+                row.record = dataclasses.replace(
+                    row.record, status=TaskStatus.FAILED, finished_at=expiry, error=error, traceback=None
+                )
+                failed = True
+            else:
+                row.record = dataclasses.replace(row.record, status=TaskStatus.PENDING, error=lost)
+        if failed:
+            self._store.changes.notify()
+
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
-    ) -> None:
-        rows = self._rows()
-        for task_id in task_ids:
-            row = rows.get(task_id)
-            if row is not None and _held_by(row, worker_id):
-                row.lease_expires_at = now + lease
+    ) -> set[str]:
+        cancelled = set()
+        for row in self._held(task_ids, worker_id):
+            row.lease_expires_at = now + lease
+            if row.record.cancel_requested:
+                cancelled.add(row.task.id)
+        return cancelled
+
+    async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
+        for row in self._held(task_ids, worker_id):
+            _end_attempt(row, AttemptOutcome.RELEASED, now, None)
+            row.record = dataclasses.replace(
+                row.record, status=TaskStatus.PENDING, eta=now, attempts=row.record.attempts - 1
+            )
+        self._store.changes.notify()
+
+    async def cancel(self, task_id: str, *, now: datetime) -> TaskStatus | None:
+        row = self._rows().get(task_id)
+        if row is None:
+            return None
+        if row.record.status is TaskStatus.PENDING:
+            row.record = dataclasses.replace(row.record, status=TaskStatus.CANCELLED, finished_at=now)
+            self._store.changes.notify()
+        elif row.record.status is TaskStatus.IN_PROGRESS:
+            row.record = dataclasses.replace(row.record, cancel_requested=True)
+        return row.record.status
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
         rows = self._rows()
@@ -118,11 +177,13 @@ class MemoryBackend:
             row = rows.get(outcome.task_id)
             if row is None or not _held_by(row, outcome.worker_id):
                 continue
-            row.lease_expires_at = None
+            _end_attempt(row, outcome.outcome, outcome.finished_at, outcome.error)
+            retrying = outcome.status is TaskStatus.PENDING
             row.record = dataclasses.replace(
                 row.record,
                 status=outcome.status,
-                finished_at=outcome.finished_at,
+                eta=outcome.retry_at if retrying and outcome.retry_at else row.record.eta,
+                finished_at=None if retrying else outcome.finished_at,
                 result=outcome.result,
                 error=outcome.error,
                 traceback=outcome.traceback,
@@ -133,11 +194,21 @@ class MemoryBackend:
         row = self._rows().get(task_id)
         return row.record if row else None
 
+    async def history(self, task_id: str) -> list[AttemptRecord]:
+        row = self._rows().get(task_id)
+        return list(row.history) if row else []
+
     async def next_due(self) -> datetime | None:
         rows = self._rows().values()
         etas = [row.record.eta for row in rows if row.record.status is TaskStatus.PENDING]
-        expiries = [row.lease_expires_at for row in rows if row.lease_expires_at is not None]
-        return min(etas + expiries, default=None)
+        expiries = [row.lease_expires_at for row in rows if row.record.status is TaskStatus.IN_PROGRESS]
+        return min([*etas, *(expiry for expiry in expiries if expiry is not None)], default=None)
+
+    def _held(self, task_ids: Sequence[str], worker_id: str) -> list[_Row]:
+        rows = self._rows()
+        return [
+            rows[task_id] for task_id in task_ids if task_id in rows and _held_by(rows[task_id], worker_id)
+        ]
 
     def subscribe(self) -> Subscription:
         return self._store.changes.subscribe()
@@ -147,20 +218,20 @@ async def _nothing() -> None:
     """Opening or closing memory takes no work."""
 
 
-def _eta(row: _Row) -> datetime:
-    return row.record.eta
-
-
 def _held_by(row: _Row, worker_id: str) -> bool:
     return row.record.status is TaskStatus.IN_PROGRESS and row.record.worker_id == worker_id
 
 
-def _claimable(row: _Row, now: datetime, *, by_eta: bool) -> bool:
-    status = row.record.status
-    if status is TaskStatus.PENDING:
-        return not by_eta or row.record.eta <= now
-    expiry = row.lease_expires_at
-    return status is TaskStatus.IN_PROGRESS and expiry is not None and expiry < now
+def _end_attempt(row: _Row, outcome: AttemptOutcome, finished_at: datetime, error: str | None) -> None:
+    """Close the running attempt in the history, and drop its lease."""
+    assert row.record.worker_id is not None and row.record.started_at is not None
+    row.history.append(
+        AttemptRecord(
+            row.record.attempts, row.record.worker_id, row.record.started_at, finished_at, outcome, error
+        )
+    )
+    row.lease_expires_at = None
+    row.record = dataclasses.replace(row.record, worker_id=None, cancel_requested=False)
 
 
 def _reserve(row: _Row, worker_id: str, now: datetime, lease: timedelta) -> ReservedTask:
@@ -181,7 +252,8 @@ def _reserve(row: _Row, worker_id: str, now: datetime, lease: timedelta) -> Rese
         attempt=row.record.attempts,
         worker_id=worker_id,
         enqueued_at=task.enqueued_at,
-        eta=task.eta,
+        eta=row.record.eta,
         started_at=now,
         lease_expires_at=row.lease_expires_at,
+        options=task.options,
     )

@@ -4,6 +4,7 @@ through `TaskQueue` and `Worker` on the real clock. Every backend sitq ships run
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,17 +14,34 @@ import pytest
 import pytest_asyncio
 
 from sitq.backend import Backend
-from sitq.errors import BackendError, TaskNotFoundError
+from sitq.errors import BackendError, Retry, TaskNotFoundError
 from sitq.hookspecs import hookimpl
-from sitq.models import NewTask, Task, TaskOutcome, TaskStatus, utcnow
+from sitq.models import (
+    AttemptOutcome,
+    NewTask,
+    RetryPolicy,
+    Task,
+    TaskOptions,
+    TaskOutcome,
+    TaskStatus,
+    utcnow,
+)
 from sitq.queue import TaskQueue
+from sitq.tasks import current_task, task
 from sitq.worker import Worker
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
+QUEUES = ("default",)
 
 
-def new_task(eta: datetime = T0, payload: bytes = b"call", task_id: str | None = None) -> NewTask:
+def new_task(
+    eta: datetime = T0,
+    payload: bytes = b"call",
+    task_id: str | None = None,
+    options: TaskOptions | None = None,
+    **option_fields: Any,
+) -> NewTask:
     return NewTask(
         id=task_id or uuid.uuid4().hex,
         name="tests.task",
@@ -31,6 +49,7 @@ def new_task(eta: datetime = T0, payload: bytes = b"call", task_id: str | None =
         serializer="pickle",
         enqueued_at=T0 - timedelta(minutes=1),
         eta=eta,
+        options=options or TaskOptions(**option_fields),
     )
 
 
@@ -69,6 +88,16 @@ class _Recorder:
         self.events.append(("failed", task_id))
 
 
+class _Started:
+    """A lifecycle plugin that lets a test wait until a worker has started a task."""
+
+    def __init__(self) -> None:
+        self.first = asyncio.Event()
+
+    def sitq_task_started(self) -> None:
+        self.first.set()
+
+
 class _UnknownSerializer:
     """A serializer only the producer has: workers must fail its tasks clearly, not crash."""
 
@@ -93,6 +122,46 @@ def multiply(a: int, b: int) -> int:
 
 def explode() -> None:
     raise ValueError("boom")
+
+
+FAST_RETRY = RetryPolicy(backoff=0.01, jitter=0)
+
+
+@task(priority=7, queue="special", max_attempts=2, name="conformance.decorated")
+def decorated(x: int) -> int:
+    return x
+
+
+def echo_priority(priority: str) -> str:
+    return priority
+
+
+def flaky(succeed_on: int) -> str:
+    attempt = current_task().attempt
+    if attempt < succeed_on:
+        raise ConnectionError(f"attempt {attempt} failed")
+    return f"succeeded on attempt {attempt}"
+
+
+async def retry_once() -> dict[str, Any]:
+    context = current_task()
+    if context.attempt == 1:
+        raise Retry(delay=0.01)
+    return {"task_id": context.task_id, "attempt": context.attempt, "max_attempts": context.max_attempts}
+
+
+async def sleep_for(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def slow_first_time() -> str:
+    if current_task().attempt == 1:
+        await asyncio.sleep(30)
+    return "fast the second time"
+
+
+def block_for(seconds: float) -> None:
+    threading.Event().wait(seconds)
 
 
 class _Concurrency:
@@ -176,9 +245,9 @@ class BackendConformance:
             new_task(T0 + timedelta(seconds=1)),
         )
         await store.enqueue([later, sooner, future])
-        first = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+        first = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
         assert [task.id for task in first] == [sooner.id]
-        rest = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10)
+        rest = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10, queues=QUEUES)
         assert [task.id for task in rest] == [later.id]
         claimed = first[0]
         assert (claimed.attempt, claimed.worker_id, claimed.payload) == (1, "w1", sooner.payload)
@@ -190,37 +259,64 @@ class BackendConformance:
     async def test_future_task_is_claimed_once_due(self, store: Backend) -> None:
         task = new_task(T0 + timedelta(minutes=5))
         await store.enqueue([task])
-        assert await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=5) == []
-        due = await store.claim(worker_id="w1", now=T0 + timedelta(minutes=5), lease=LEASE, limit=5)
+        assert await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=5, queues=QUEUES) == []
+        due = await store.claim(
+            worker_id="w1", now=T0 + timedelta(minutes=5), lease=LEASE, limit=5, queues=QUEUES
+        )
         assert [claimed.id for claimed in due] == [task.id]
 
     async def test_concurrent_claims_never_share_a_task(self, store: Backend) -> None:
         tasks = [new_task() for _ in range(40)]
         await store.enqueue(tasks)
         batches = await asyncio.gather(
-            *(store.claim(worker_id=f"w{i}", now=T0, lease=LEASE, limit=3) for i in range(20))
+            *(store.claim(worker_id=f"w{i}", now=T0, lease=LEASE, limit=3, queues=QUEUES) for i in range(20))
         )
         claimed = [task.id for batch in batches for task in batch]
         assert len(claimed) == len(set(claimed)) == 40
 
-    async def test_expired_lease_is_reclaimed_as_a_new_attempt(self, store: Backend) -> None:
+    async def test_expired_lease_is_reclaimed_as_a_new_attempt_and_the_lost_one_recorded(
+        self, store: Backend
+    ) -> None:
+        task = new_task(max_attempts=2)
+        await store.enqueue([task])
+        await store.claim(worker_id="dead", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+        assert await store.claim(worker_id="w2", now=T0 + LEASE, lease=LEASE, limit=1, queues=QUEUES) == []
+        later = T0 + LEASE + timedelta(seconds=1)
+        [again] = await store.claim(worker_id="w2", now=later, lease=LEASE, limit=1, queues=QUEUES)
+        assert (again.id, again.attempt, again.worker_id) == (task.id, 2, "w2")
+        [lost] = await store.history(task.id)
+        assert (lost.attempt, lost.worker_id, lost.outcome) == (1, "dead", AttemptOutcome.LOST)
+        assert_same_instant(lost.started_at, T0)
+        assert_same_instant(lost.finished_at, T0 + LEASE)
+
+    async def test_a_lost_task_with_no_attempts_left_fails_naming_the_worker(self, store: Backend) -> None:
         task = new_task()
         await store.enqueue([task])
-        await store.claim(worker_id="dead", now=T0, lease=LEASE, limit=1)
-        assert await store.claim(worker_id="w2", now=T0 + LEASE, lease=LEASE, limit=1) == []
-        [again] = await store.claim(
-            worker_id="w2", now=T0 + LEASE + timedelta(seconds=1), lease=LEASE, limit=1
-        )
-        assert (again.id, again.attempt, again.worker_id) == (task.id, 2, "w2")
+        await store.claim(worker_id="dead", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+        later = T0 + LEASE + timedelta(seconds=1)
+        with store.subscribe() as changes:
+            assert await store.claim(worker_id="w2", now=later, lease=LEASE, limit=1, queues=QUEUES) == []
+            assert await changes.wait(5)
+        record = await store.get(task.id)
+        assert record is not None and record.status is TaskStatus.FAILED
+        assert record.error is not None and record.error.startswith("WorkerLostError: worker dead")
+        assert [attempt.outcome for attempt in await store.history(task.id)] == [AttemptOutcome.LOST]
 
     async def test_renewed_lease_is_not_reclaimed(self, store: Backend) -> None:
-        task = new_task()
+        task = new_task(max_attempts=2)
         await store.enqueue([task])
-        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
         await store.renew([task.id], worker_id="w1", now=T0 + timedelta(seconds=20), lease=LEASE)
         await store.renew([task.id], worker_id="intruder", now=T0 + timedelta(hours=1), lease=LEASE)
-        assert await store.claim(worker_id="w2", now=T0 + timedelta(seconds=45), lease=LEASE, limit=1) == []
-        reclaimed = await store.claim(worker_id="w2", now=T0 + timedelta(seconds=51), lease=LEASE, limit=1)
+        assert (
+            await store.claim(
+                worker_id="w2", now=T0 + timedelta(seconds=45), lease=LEASE, limit=1, queues=QUEUES
+            )
+            == []
+        )
+        reclaimed = await store.claim(
+            worker_id="w2", now=T0 + timedelta(seconds=51), lease=LEASE, limit=1, queues=QUEUES
+        )
         assert [claimed.id for claimed in reclaimed] == [task.id]
 
     async def test_claim_task_ignores_eta_but_not_a_live_lease(self, store: Backend) -> None:
@@ -236,7 +332,7 @@ class BackendConformance:
     async def test_success_and_failure_are_recorded(self, store: Backend) -> None:
         good, bad = new_task(), new_task()
         await store.enqueue([good, bad])
-        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=2)
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=2, queues=QUEUES)
         await store.complete(
             [
                 outcome(good.id, "w1", result=b"\x00value"),
@@ -254,14 +350,14 @@ class BackendConformance:
         assert_same_instant(done.finished_at, T0)
         assert_same_instant(done.started_at, T0)
         later = T0 + timedelta(days=1)
-        assert await store.claim(worker_id="w2", now=later, lease=LEASE, limit=5) == []
+        assert await store.claim(worker_id="w2", now=later, lease=LEASE, limit=5, queues=QUEUES) == []
         assert await store.claim_task(good.id, worker_id="w2", now=later, lease=LEASE) is None
 
     async def test_outcome_from_a_worker_that_lost_its_lease_is_ignored(self, store: Backend) -> None:
-        task = new_task()
+        task = new_task(max_attempts=2)
         await store.enqueue([task])
-        await store.claim(worker_id="slow", now=T0, lease=LEASE, limit=1)
-        await store.claim(worker_id="w2", now=T0 + timedelta(minutes=1), lease=LEASE, limit=1)
+        await store.claim(worker_id="slow", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+        await store.claim(worker_id="w2", now=T0 + timedelta(minutes=1), lease=LEASE, limit=1, queues=QUEUES)
         await store.complete([outcome(task.id, "slow", TaskStatus.FAILED, error="late")])
         record = await store.get(task.id)
         assert record is not None and record.status is TaskStatus.IN_PROGRESS and record.worker_id == "w2"
@@ -273,6 +369,100 @@ class BackendConformance:
             2,
         )
 
+    async def test_higher_priority_first_within_the_claimed_queues(self, store: Backend) -> None:
+        low, high, other_queue = (
+            new_task(priority=1),
+            new_task(T0, priority=9),
+            new_task(priority=99, queue="other"),
+        )
+        early_default = new_task(T0 - timedelta(hours=1))
+        await store.enqueue([low, high, other_queue, early_default])
+        claimed = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10, queues=QUEUES)
+        assert [task.id for task in claimed] == [high.id, low.id, early_default.id]
+        assert claimed[0].options.priority == 9
+        [other] = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10, queues=("other", "x"))
+        assert other.id == other_queue.id and other.options.queue == "other"
+
+    async def test_options_are_stored_and_returned(self, store: Backend) -> None:
+        retry = RetryPolicy(backoff=2, factor=3, max_backoff=60, jitter=0.5, retry_on=[ConnectionError])
+        options = TaskOptions("q", priority=-3, max_attempts=4, retry=retry, timeout=1.5, description="d")
+        task = new_task(options=options)
+        await store.enqueue([task])
+        record = await store.get(task.id)
+        assert record is not None and record.options == options
+        [claimed] = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=("q",))
+        assert claimed.options == options
+
+    async def test_a_retry_is_pending_again_at_its_time_with_the_attempt_in_history(
+        self, store: Backend
+    ) -> None:
+        task = new_task(max_attempts=3)
+        await store.enqueue([task])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+        retry_at = T0 + timedelta(seconds=10)
+        failure = {"error": "OSError: flaky", "traceback": "Traceback ..."}
+        await store.complete([outcome(task.id, "w1", TaskStatus.PENDING, retry_at=retry_at, **failure)])
+        record = await store.get(task.id)
+        assert record is not None
+        assert (record.status, record.attempts, record.error, record.finished_at) == (
+            TaskStatus.PENDING,
+            1,
+            "OSError: flaky",
+            None,
+        )
+        assert_same_instant(record.eta, retry_at)
+        assert_same_instant(await store.next_due(), retry_at)
+        assert (
+            await store.claim(
+                worker_id="w2", now=retry_at - timedelta(seconds=1), lease=LEASE, limit=1, queues=QUEUES
+            )
+            == []
+        )
+        [again] = await store.claim(worker_id="w2", now=retry_at, lease=LEASE, limit=1, queues=QUEUES)
+        assert again.attempt == 2
+        await store.complete([outcome(again.id, "w2", result=b"ok")])
+        history = await store.history(task.id)
+        assert [(a.attempt, a.worker_id, a.outcome, a.error) for a in history] == [
+            (1, "w1", AttemptOutcome.FAILED, "OSError: flaky"),
+            (2, "w2", AttemptOutcome.SUCCESS, None),
+        ]
+
+    async def test_cancel_pending_running_finished_and_unknown(self, store: Backend) -> None:
+        waiting, running, done = new_task(T0 + timedelta(hours=1)), new_task(), new_task()
+        await store.enqueue([waiting, running, done])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=2, queues=QUEUES)
+        await store.complete([outcome(done.id, "w1", result=b"")])
+        with store.subscribe() as changes:
+            assert await store.cancel(waiting.id, now=T0) is TaskStatus.CANCELLED
+            assert await changes.wait(5)
+        assert await store.cancel(running.id, now=T0) is TaskStatus.IN_PROGRESS
+        assert await store.cancel(done.id, now=T0) is TaskStatus.SUCCESS
+        assert await store.cancel("no-such-task", now=T0) is None
+        record = await store.get(running.id)
+        assert record is not None and record.cancel_requested
+        assert await store.renew([running.id, done.id], worker_id="w1", now=T0, lease=LEASE) == {running.id}
+        assert await store.claim(worker_id="w2", now=T0, lease=LEASE, limit=5, queues=QUEUES) == []
+        await store.complete(
+            [outcome(running.id, "w1", TaskStatus.CANCELLED, error="CancelledError: cancelled")]
+        )
+        cancelled = await store.get(running.id)
+        assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
+
+    async def test_released_tasks_are_due_again_without_using_an_attempt(self, store: Backend) -> None:
+        task = new_task()
+        await store.enqueue([task])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+        await store.release([task.id], worker_id="intruder", now=T0)
+        record = await store.get(task.id)
+        assert record is not None and record.status is TaskStatus.IN_PROGRESS
+        await store.release([task.id], worker_id="w1", now=T0 + timedelta(seconds=1))
+        [again] = await store.claim(
+            worker_id="w2", now=T0 + timedelta(seconds=1), lease=LEASE, limit=1, queues=QUEUES
+        )
+        assert again.attempt == 1
+        [released] = await store.history(task.id)
+        assert (released.worker_id, released.outcome) == ("w1", AttemptOutcome.RELEASED)
+
     # Scheduling and notification
 
     async def test_next_due_is_the_earliest_pending_eta_or_lease_expiry(self, store: Backend) -> None:
@@ -283,7 +473,7 @@ class BackendConformance:
             new_task(T0 + timedelta(hours=1)),
         )
         await store.enqueue([late, running, soon])
-        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
         assert_same_instant(await store.next_due(), soon.eta)
         early = T0 - timedelta(minutes=5)
         assert await store.claim_task(soon.id, worker_id="w1", now=early, lease=LEASE) is not None
@@ -295,7 +485,7 @@ class BackendConformance:
             task = new_task()
             await store.enqueue([task])
             assert await changes.wait(5)
-            await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1)
+            await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
             await changes.wait(0)
             await store.complete([outcome(task.id, "w1", result=b"")])
             assert await changes.wait(5)
@@ -399,3 +589,176 @@ class BackendConformance:
         assert await queue.get_status(task_id) == "pending"
         await queue.close()
         assert not backend.is_connected
+
+    # Job semantics, end to end
+
+    async def test_higher_priority_runs_first(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            ids = {
+                priority: await queue.enqueue(Task(add, [priority, 0], priority=priority))
+                for priority in (1, 9, 5)
+            }
+            async with Worker(queue, max_concurrency=1):
+                results = {p: await queue.get_result(task_id, timeout=10) for p, task_id in ids.items()}
+        starts = sorted((r.started_at, p) for p, r in results.items() if r is not None and r.started_at)
+        assert [priority for _, priority in starts] == [9, 5, 1]
+
+    async def test_a_worker_serves_only_its_queues(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue, queues=["emails"]):
+            email = await queue.enqueue(Task(add, [1, 1], queue="emails"))
+            other = await queue.enqueue(add, 2, 2)
+            assert (await queue.get_result(email, timeout=10)) is not None
+            assert await queue.get_result(other, timeout=0.2) is None
+            assert await queue.get_status(other) == "pending"
+
+    async def test_decorator_options_apply_and_task_fields_override_them(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            plain = await queue.get_task(await queue.enqueue(decorated, 1))
+            overridden = await queue.get_task(
+                await queue.enqueue(Task(decorated, [1], priority=2, queue="q"))
+            )
+            named = await queue.get_task(
+                await queue.enqueue(Task(add, [1, 2], name="adding", description="d"))
+            )
+        assert (plain.name, plain.options.priority, plain.options.queue, plain.options.max_attempts) == (
+            "conformance.decorated",
+            7,
+            "special",
+            2,
+        )
+        assert (overridden.options.priority, overridden.options.queue, overridden.options.max_attempts) == (
+            2,
+            "q",
+            2,
+        )
+        assert (named.name, named.options.description) == ("adding", "d")
+
+    async def test_a_function_argument_named_like_an_option_still_reaches_it(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            task_id = await queue.enqueue(Task(echo_priority, kwargs={"priority": "mine"}, priority=3))
+            result = await queue.get_result(task_id, timeout=10)
+        assert result is not None and result.value == "mine"
+
+    async def test_failures_retry_with_backoff_until_success_and_history_shows_each(
+        self, backend: Backend
+    ) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            task_id = await queue.enqueue(Task(flaky, [3], max_attempts=3, retry=FAST_RETRY))
+            result = await queue.get_result(task_id, timeout=10)
+            info = await queue.get_task(task_id)
+        assert result is not None and result.value == "succeeded on attempt 3"
+        assert info.attempts == 3
+        assert [(a.attempt, a.outcome) for a in info.history] == [
+            (1, AttemptOutcome.FAILED),
+            (2, AttemptOutcome.FAILED),
+            (3, AttemptOutcome.SUCCESS),
+        ]
+        assert info.history[0].error == "ConnectionError: attempt 1 failed"
+
+    async def test_only_the_chosen_exceptions_retry_and_the_last_failure_is_final(
+        self, backend: Backend
+    ) -> None:
+        policy = RetryPolicy(backoff=0.01, jitter=0, retry_on=[ConnectionError])
+        async with TaskQueue(backend) as queue, Worker(queue):
+            not_retried = await queue.enqueue(Task(explode, max_attempts=5, retry=policy))
+            exhausted = await queue.enqueue(Task(flaky, [9], max_attempts=2, retry=policy))
+            first = await queue.get_result(not_retried, timeout=10)
+            last = await queue.get_result(exhausted, timeout=10)
+        assert first is not None and first.status == "failed" and first.error == "ValueError: boom"
+        assert (
+            last is not None and last.status == "failed" and last.error == "ConnectionError: attempt 2 failed"
+        )
+        assert (await queue.get_task(not_retried)).attempts == 1
+
+    async def test_a_task_can_ask_for_its_own_retry_and_see_its_context(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            task_id = await queue.enqueue(Task(retry_once, max_attempts=2))
+            result = await queue.get_result(task_id, timeout=10)
+        assert result is not None and result.value == {"task_id": task_id, "attempt": 2, "max_attempts": 2}
+
+    async def test_an_async_task_past_its_timeout_is_cancelled_and_recorded(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            task_id = await queue.enqueue(Task(sleep_for, [30], timeout=0.1))
+            result = await queue.get_result(task_id, timeout=10)
+            info = await queue.get_task(task_id)
+        assert result is not None and result.status == "timeout"
+        assert result.error == "TaskTimeoutError: the attempt ran longer than its 0.1s timeout"
+        assert [a.outcome for a in info.history] == [AttemptOutcome.TIMEOUT]
+
+    async def test_a_timed_out_attempt_is_retried_when_attempts_remain(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            task_id = await queue.enqueue(
+                Task(slow_first_time, timeout=0.2, max_attempts=2, retry=FAST_RETRY)
+            )
+            result = await queue.get_result(task_id, timeout=10)
+            info = await queue.get_task(task_id)
+        assert result is not None and result.value == "fast the second time"
+        assert [a.outcome for a in info.history] == [AttemptOutcome.TIMEOUT, AttemptOutcome.SUCCESS]
+
+    async def test_a_sync_task_past_its_timeout_keeps_its_thread_slot_until_it_returns(
+        self, backend: Backend
+    ) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue, max_concurrency=1):
+            stuck = await queue.enqueue(Task(block_for, [0.5], timeout=0.05))
+            after = await queue.enqueue(add, 1, 1)
+            timed_out = await queue.get_result(stuck, timeout=10)
+            result = await queue.get_result(after, timeout=10)
+        assert timed_out is not None and timed_out.status == "timeout"
+        assert timed_out.started_at is not None and result is not None and result.started_at is not None
+        assert result.started_at - timed_out.started_at >= timedelta(seconds=0.5)
+
+    async def test_cancelling_a_pending_task_means_it_never_runs(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            task_id = await queue.enqueue(add, 1, 1, eta=utcnow() + timedelta(seconds=0.2))
+            assert await queue.cancel(task_id) == "cancelled"
+            result = await queue.get_result(task_id, timeout=5)
+            await asyncio.sleep(0.3)
+            info = await queue.get_task(task_id)
+        assert result is not None and result.status == "cancelled"
+        assert info.attempts == 0 and info.history == ()
+
+    async def test_cancelling_a_running_async_task_stops_it(self, backend: Backend) -> None:
+        started = _Started()
+        async with TaskQueue(backend) as queue, Worker(queue, poll_interval=0.05, plugins=[started]):
+            task_id = await queue.enqueue(sleep_for, 30)
+            await started.first.wait()
+            assert await queue.cancel(task_id) == "in_progress"
+            result = await queue.get_result(task_id, timeout=10)
+        assert result is not None and result.status == "cancelled"
+        assert result.error == "TaskCancelledError: cancelled on request while running"
+
+    async def test_cancelling_a_finished_or_unknown_task_is_a_clear_answer(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue, Worker(queue):
+            task_id = await queue.enqueue(add, 1, 1)
+            assert await queue.get_result(task_id, timeout=10) is not None
+            assert await queue.cancel(task_id) == "success"
+            with pytest.raises(TaskNotFoundError):
+                await queue.cancel("no-such-task")
+
+    async def test_a_dead_workers_task_is_taken_over_once_its_lease_expires(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            task_id = await queue.enqueue(Task(add, [2, 2], max_attempts=2))
+            dead = await backend.claim(
+                worker_id="dead", now=utcnow(), lease=timedelta(seconds=0.2), limit=1, queues=QUEUES
+            )
+            assert [task.id for task in dead] == [task_id]
+            async with Worker(queue, poll_interval=0.05):
+                result = await queue.get_result(task_id, timeout=10)
+            info = await queue.get_task(task_id)
+        assert result is not None and result.value == 4
+        assert (info.history[0].worker_id, info.history[0].outcome) == ("dead", AttemptOutcome.LOST)
+        assert info.history[-1].outcome is AttemptOutcome.SUCCESS
+
+    async def test_stopping_gives_back_what_cannot_finish_within_the_grace_period(
+        self, backend: Backend
+    ) -> None:
+        started = _Started()
+        async with TaskQueue(backend) as queue:
+            worker = Worker(queue, grace_period=0.1, plugins=[started])
+            await worker.start()
+            task_id = await queue.enqueue(sleep_for, 30)
+            await started.first.wait()
+            await worker.stop()
+            info = await queue.get_task(task_id)
+        assert (info.status, info.attempts) == (TaskStatus.PENDING, 0)
+        assert [a.outcome for a in info.history] == [AttemptOutcome.RELEASED]

@@ -1,0 +1,81 @@
+"""What a task author writes against: the `@task` decorator for per-function options, and
+`current_task()`, a task's view of its own run."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sitq.errors import SitqError
+from sitq.models import TASK_NAME_ATTRIBUTE, TASK_OPTIONS_ATTRIBUTE, RetryPolicy, TaskOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def task(
+    *,
+    queue: str = "default",
+    priority: int = 0,
+    max_attempts: int = 1,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> Callable[[F], F]:
+    """Attach default options to a task function; `Task(...)` fields override them per call.
+
+    The function itself is returned, unchanged but for the options it carries, so it can still be
+    called directly and is still pickled by reference.
+    """
+    options = TaskOptions(
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        retry=retry or RetryPolicy(),
+        timeout=timeout,
+        description=description,
+    )
+
+    def attach(function: F) -> F:
+        setattr(function, TASK_OPTIONS_ATTRIBUTE, options)
+        if name is not None:
+            setattr(function, TASK_NAME_ATTRIBUTE, name)
+        return function
+
+    return attach
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """A running task's view of its own run."""
+
+    task_id: str
+    name: str
+    attempt: int
+    """1 on the first run, 2 on the first retry, and so on."""
+    max_attempts: int
+    queue: str
+    worker_id: str
+
+
+_current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("sitq_current_task")
+
+
+def current_task() -> TaskContext:
+    """The task this code runs in, async or sync; `SitqError` outside a task run by a worker."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise SitqError("current_task() is only available inside a task run by a sitq worker") from None
+
+
+def enter_task(context: TaskContext) -> contextvars.Token[TaskContext]:
+    """Used by the worker around each run."""
+    return _current.set(context)
+
+
+def reset_task(token: contextvars.Token[TaskContext]) -> None:
+    """Used by the worker after each run."""
+    _current.reset(token)
