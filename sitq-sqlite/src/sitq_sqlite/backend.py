@@ -2,10 +2,10 @@
 
 Each backend object owns one aiosqlite connection (one thread) in autocommit mode, guarded by one
 asyncio.Lock so that coroutines never interleave statements into each other's transactions. A change that
-is one statement (an enqueue, a renewal, a cancel) runs alone in autocommit mode; one that is several (a
-claim recovers dead workers' tasks first, an ended attempt also writes its history row) runs in one
-`BEGIN IMMEDIATE` transaction, which takes the write lock before anything is read, so it is atomic across
-processes.
+is one statement (an enqueue without dependencies, a renewal) runs alone in autocommit mode; one that is
+several (a claim recovers dead workers' tasks first, an ended attempt also writes its history row and may
+cancel the tasks that depend on it) runs in one `BEGIN IMMEDIATE` transaction, which takes the write lock
+before anything is read, so it is atomic across processes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sitq.backend import SharedConnection
 from sitq.changes import ChangeSignal, Subscription
-from sitq.errors import BackendError, ConfigurationError, WorkerLostError
+from sitq.errors import (
+    BackendError,
+    ConfigurationError,
+    TaskCancelledError,
+    TaskNotFoundError,
+    WorkerLostError,
+)
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
@@ -60,9 +66,46 @@ _MAX_POLL_DELAY = 0.1
 # The literal status values in these WHERE clauses must match the partial indexes in schema.py.
 _INSERT = (
     "INSERT INTO tasks (id, name, status, payload, serializer, enqueued_at, eta, queue, priority,"
-    " max_attempts, retry, timeout, description) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id)"
+    " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _OPTIONS = "queue, priority, max_attempts, retry, timeout, description"
+# Worded as the memory backend words them.
+_CANCELLED_WHILE_RUNNING = f"{TaskCancelledError.__name__}: cancelled on request while running"
+_PARENT_ENDED = f"{TaskCancelledError.__name__}: parent task {{}} ended {{}}"
+_ENDED_WITHOUT_SUCCESS = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
+# Dependencies: the parents a batch names, as stored before it; its edges, by seq; a success meeting one
+# of each child's unmet parents.
+_PARENTS = (
+    "SELECT id, seq, status, finished_at FROM tasks WHERE id IN (SELECT value FROM json_each(:parents))"
+)
+_DEPEND = (
+    "INSERT INTO dependencies (parent_seq, task_seq)"
+    " SELECT parent.seq, child.seq FROM tasks AS parent, tasks AS child WHERE parent.id = ? AND child.id = ?"
+)
+_MET = (
+    "UPDATE tasks SET unmet = unmet - 1"
+    " WHERE seq IN (SELECT task_seq FROM dependencies WHERE parent_seq = ?) AND status = 'pending'"
+)
+# The pending tasks that depend on a task, directly or through other pending tasks, as edges; each task
+# is reached once (UNION), so the cost follows the size of that subgraph, not the number of paths.
+_DEPENDENTS = """
+WITH RECURSIVE reached (seq) AS (
+    VALUES (?)
+    UNION
+    SELECT dependencies.task_seq FROM reached
+    JOIN dependencies ON dependencies.parent_seq = reached.seq
+    JOIN tasks ON tasks.seq = dependencies.task_seq
+    WHERE tasks.status = 'pending'
+)
+SELECT dependencies.parent_seq, tasks.seq, tasks.id FROM reached
+JOIN dependencies ON dependencies.parent_seq = reached.seq
+JOIN tasks ON tasks.seq = dependencies.task_seq
+WHERE tasks.status = 'pending'
+"""
+_CANCEL_DEPENDENT = (
+    "UPDATE tasks SET status = 'cancelled', finished_at = ?, error = ? WHERE seq = ? AND status = 'pending'"
+)
 # Leases that ran out before :now: their workers are presumed dead. The history row is written first, from
 # the row as it still is; it doubles as the check, so the common case (nothing lost) costs one index probe.
 _LOST = f"{WorkerLostError.__name__}: worker "  # worded as the memory backend words it
@@ -75,28 +118,41 @@ RETURNING task_seq
 """
 _RECOVER_LOST = """
 UPDATE tasks SET
-    status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
-    finished_at = CASE WHEN attempts >= max_attempts THEN lease_expires_at ELSE finished_at END,
-    error = :lost || worker_id || ' stopped renewing its lease'
-        || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END,
-    traceback = CASE WHEN attempts >= max_attempts THEN NULL ELSE traceback END,
-    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
+    status = CASE
+        WHEN cancel_requested THEN 'cancelled' WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending'
+    END,
+    finished_at = CASE
+        WHEN cancel_requested OR attempts >= max_attempts THEN lease_expires_at ELSE finished_at
+    END,
+    error = CASE WHEN cancel_requested THEN :cancelled ELSE
+        :lost || worker_id || ' stopped renewing its lease'
+        || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END
+    END,
+    traceback = NULL, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
 WHERE status = 'in_progress' AND lease_expires_at < :now
-RETURNING status
+RETURNING seq, id, status, finished_at
 """
 _RESERVE = (
     "UPDATE tasks SET status = 'in_progress', attempts = attempts + 1, worker_id = :worker_id,"
     " started_at = :now, lease_expires_at = :expires"
 )
-_RESERVED_COLUMNS = f"RETURNING seq, id, name, payload, serializer, attempts, enqueued_at, eta, {_OPTIONS}"
-_CLAIM_TASK = f"{_RESERVE} WHERE id = :task_id AND status = 'pending' {_RESERVED_COLUMNS}"
-# One arm per queue, each walking tasks_pending_by_priority in claim order; SQLite merges the arms and
+_RESERVED_COLUMNS = (
+    f"RETURNING seq, id, name, payload, serializer, attempts, enqueued_at, eta, {_OPTIONS}, depends_on"
+)
+_CLAIM_TASK = f"{_RESERVE} WHERE id = :task_id AND status = 'pending' AND unmet = 0 {_RESERVED_COLUMNS}"
+# One arm per queue, each walking tasks_ready_by_priority in claim order; SQLite merges the arms and
 # stops after `limit` rows, so a claim reads about `limit` rows however many tasks the file holds (plus
 # the higher-priority tasks not yet due that it steps over). A compound SELECT has at most 500 arms.
+# INDEXED BY: left to itself, the planner prefers tasks_ready_by_eta's range on eta, then sorts every due
+# task of the queue to find the first `limit`.
 _MERGED_QUEUES = 100
-_CLAIM_ARM = "SELECT seq, priority, eta FROM tasks WHERE status = 'pending' AND queue = :q{} AND eta <= :now"
+_CLAIM_ARM = (
+    "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
+    " WHERE status = 'pending' AND unmet = 0 AND queue = :q{} AND eta <= :now"
+)
 _CLAIM_MANY_QUEUES = (
-    "SELECT seq, priority, eta FROM tasks WHERE status = 'pending'"
+    "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
+    " WHERE status = 'pending' AND unmet = 0"
     " AND queue IN (SELECT value FROM json_each(:queues)) AND eta <= :now"
 )
 _RENEW = """
@@ -112,10 +168,18 @@ _RELEASE_HISTORY = f"""
 INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
 SELECT seq, attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
 """
+# A task asked to cancel ends cancelled instead, its attempt counted.
 _RELEASE = f"""
-UPDATE tasks SET status = 'pending', eta = :now, attempts = attempts - 1, worker_id = NULL,
-    lease_expires_at = NULL, cancel_requested = 0
+UPDATE tasks SET
+    status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
+    eta = CASE WHEN cancel_requested THEN eta ELSE :now END,
+    attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
+    finished_at = CASE WHEN cancel_requested THEN :now ELSE finished_at END,
+    error = CASE WHEN cancel_requested THEN :cancelled ELSE error END,
+    traceback = CASE WHEN cancel_requested THEN NULL ELSE traceback END,
+    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
 WHERE seq IN (SELECT seq {_HELD})
+RETURNING seq, id, status
 """
 _CANCEL = """
 UPDATE tasks SET
@@ -123,7 +187,7 @@ UPDATE tasks SET
     finished_at = CASE status WHEN 'pending' THEN :now ELSE finished_at END,
     cancel_requested = CASE status WHEN 'in_progress' THEN 1 ELSE cancel_requested END
 WHERE id = :task_id AND status IN ('pending', 'in_progress')
-RETURNING status
+RETURNING seq, status
 """
 _STATUS = "SELECT status FROM tasks WHERE id = ?"
 _COMPLETE_HISTORY = """
@@ -136,20 +200,31 @@ UPDATE tasks SET status = :status, eta = coalesce(:retry_at, eta), finished_at =
     result = :result, error = :error, traceback = :traceback, worker_id = NULL, lease_expires_at = NULL,
     cancel_requested = 0
 WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
+RETURNING seq, status
 """
 _GET = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    f" result, error, traceback, cancel_requested, {_OPTIONS} FROM tasks WHERE id = ?"
+    " result, error, traceback, cancel_requested, depends_on, workflow_id,"
+    f" {_OPTIONS} FROM tasks WHERE id = ?"
 )
 _HISTORY = """
 SELECT attempts.attempt, attempts.worker_id, attempts.started_at, attempts.finished_at, attempts.outcome,
     attempts.error
 FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.id
 """
-_NEXT_DUE = (
-    "SELECT min(due) FROM (SELECT min(eta) AS due FROM tasks WHERE status = 'pending'"
-    " UNION ALL SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress')"
+_WORKFLOW_COUNTS = "SELECT status, count(*) FROM tasks WHERE workflow_id = ? GROUP BY status"
+# Per queue, the earliest ready eta and the earliest lease expiry: one index probe each.
+_NEXT_DUE = """
+SELECT min(due) FROM (
+    SELECT (
+        SELECT min(eta) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = queues.value
+    ) AS due FROM json_each(:queues) AS queues
+    UNION ALL
+    SELECT (
+        SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress' AND queue = queues.value
+    ) FROM json_each(:queues) AS queues
 )
+"""
 
 
 @functools.lru_cache(maxsize=32)
@@ -380,26 +455,18 @@ class SQLiteBackend:
     # The Backend protocol
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> None:
-        rows = [
-            (
-                task.id,
-                task.name,
-                task.payload,
-                task.serializer,
-                task.enqueued_at.timestamp(),
-                task.eta.timestamp(),
-                *_option_columns(task.options),
-            )
-            for task in tasks
-        ]
-        doing = f"storing {len(rows)} new task(s)"
-        if len(rows) == 1:
+        doing = f"storing {len(tasks)} new task(s)"
+        if any(task.depends_on for task in tasks):
+            await self._atomically(doing, functools.partial(_store_with_parents, tasks=tasks))
+        elif len(tasks) == 1:
             async with self._connection(doing) as conn:
-                await conn.execute(_INSERT, rows[0])  # one autocommit statement is atomic by itself
+                # One autocommit statement is atomic by itself.
+                await conn.execute(_INSERT, _task_row(tasks[0], unmet=0))
         else:
+            rows = [_task_row(task, unmet=0) for task in tasks]
             # Even an empty batch checks that the backend is connected.
             await self._atomically(doing, lambda db: db.executemany(_INSERT, rows))
-        if rows:
+        if tasks:
             self._notify()
 
     async def claim(
@@ -440,16 +507,19 @@ class SQLiteBackend:
         """Recover the tasks of dead workers, then run the claim `sql`, in one write transaction."""
 
         def claim(db: sqlite3.Connection) -> tuple[list[Any], bool]:
-            lost = {"now": params["now"], "lost": _LOST}
-            failed = False
+            lost = {"now": params["now"], "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING}
+            ended = False
             # The history insert doubles as the check: the common case, nothing lost, is one index probe.
             if db.execute(_LOST_HISTORY, lost).fetchall():
-                recovered = db.execute(_RECOVER_LOST, lost).fetchall()
-                failed = any(status == TaskStatus.FAILED for (status,) in recovered)
-            return ([] if sql is None else db.execute(sql, params).fetchall()), failed
+                # In enqueue order, as the memory backend ends them.
+                for seq, task_id, status, finished_at in sorted(db.execute(_RECOVER_LOST, lost).fetchall()):
+                    if status != TaskStatus.PENDING:
+                        ended = True
+                        _cancel_dependents(db, seq, task_id, status, finished_at)
+            return ([] if sql is None else db.execute(sql, params).fetchall()), ended
 
-        rows, failed = await self._atomically(doing, claim)
-        if failed:  # a finished task, which someone may be waiting for
+        rows, ended = await self._atomically(doing, claim)
+        if ended:  # a finished task, which someone may be waiting for
             self._notify()
         return rows
 
@@ -467,12 +537,23 @@ class SQLiteBackend:
         return {task_id for task_id, cancel_requested in rows if cancel_requested}
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
-        params = {"now": now.timestamp(), "task_ids": json.dumps(list(task_ids)), "worker_id": worker_id}
+        ids = list(dict.fromkeys(task_ids))
+        params = {
+            "now": now.timestamp(),
+            "task_ids": json.dumps(ids),
+            "worker_id": worker_id,
+            "cancelled": _CANCELLED_WHILE_RUNNING,
+        }
 
         def release(db: sqlite3.Connection) -> int:
             released = db.execute(_RELEASE_HISTORY, params).rowcount
             if released:
-                db.execute(_RELEASE, params)
+                rows = db.execute(_RELEASE, params).fetchall()
+                # In the order they were given, as the memory backend ends them.
+                order = {task_id: index for index, task_id in enumerate(ids)}
+                for seq, task_id, status in sorted(rows, key=lambda row: order[row[1]]):
+                    if status == TaskStatus.CANCELLED:
+                        _cancel_dependents(db, seq, task_id, status, params["now"])
             return released
 
         if await self._atomically(f"releasing {len(task_ids)} task(s)", release):
@@ -480,22 +561,20 @@ class SQLiteBackend:
 
     async def cancel(self, task_id: str, *, now: datetime) -> TaskStatus | None:
         params = {"task_id": task_id, "now": now.timestamp()}
-        async with self._connection(f"cancelling task {task_id!r}") as conn:
-            while True:
-                # One autocommit statement changes a pending or running task; a finished one never
-                # changes again, so reading its status afterwards is safe.
-                changed = list(await conn.execute_fetchall(_CANCEL, params))
-                if changed:
-                    status = TaskStatus(changed[0][0])
-                    break
-                found = list(await conn.execute_fetchall(_STATUS, (task_id,)))
-                if not found:
-                    return None
-                status = TaskStatus(found[0][0])
-                if status.is_finished:
-                    return status
-                # Enqueued between the two statements: cancel it after all.
-        if status is TaskStatus.CANCELLED:
+
+        def cancel(db: sqlite3.Connection) -> tuple[TaskStatus | None, bool]:
+            changed = db.execute(_CANCEL, params).fetchall()
+            if not changed:
+                found = db.execute(_STATUS, (task_id,)).fetchall()
+                return (TaskStatus(found[0][0]) if found else None), False
+            [(seq, status)] = changed
+            if status == TaskStatus.CANCELLED:
+                _cancel_dependents(db, seq, task_id, status, params["now"])
+                return TaskStatus.CANCELLED, True
+            return TaskStatus(status), False
+
+        status, cancelled = await self._atomically(f"cancelling task {task_id!r}", cancel)
+        if cancelled:
             self._notify()
         return status
 
@@ -512,7 +591,17 @@ class SQLiteBackend:
 
         def complete(db: sqlite3.Connection) -> None:
             db.executemany(_COMPLETE_HISTORY, rows)
-            db.executemany(_COMPLETE, rows)
+            ended: list[tuple[int, str, str, object]] = []
+            for row in rows:
+                for seq, status in db.execute(_COMPLETE, row).fetchall():
+                    if status == TaskStatus.SUCCESS:
+                        db.execute(_MET, (seq,))
+                    elif status in _ENDED_WITHOUT_SUCCESS:
+                        ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
+            # Only pending tasks are cancelled, and only running ones completed: cancelling after every
+            # outcome is applied ends the same tasks, with the same errors, as cancelling after each.
+            for seq, task_id, status, finished_at in ended:
+                _cancel_dependents(db, seq, task_id, status, finished_at)
 
         await self._atomically(doing, complete)
         self._notify()
@@ -552,6 +641,8 @@ class SQLiteBackend:
             error,
             traceback,
             cancel_requested,
+            depends_on,
+            workflow_id,
             *options,
         ) = rows[0]
         return TaskRecord(
@@ -570,11 +661,19 @@ class SQLiteBackend:
             traceback=traceback,
             options=_options(*options),
             cancel_requested=bool(cancel_requested),
+            depends_on=_parents(depends_on),
+            workflow_id=workflow_id,
         )
 
-    async def next_due(self) -> datetime | None:
+    async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
+        async with self._connection(f"counting the tasks of workflow {workflow_id!r}") as conn:
+            rows = await conn.execute_fetchall(_WORKFLOW_COUNTS, (workflow_id,))
+        return {TaskStatus(status): count for status, count in rows}
+
+    async def next_due(self, queues: Sequence[str]) -> datetime | None:
+        params = {"queues": json.dumps(list(dict.fromkeys(queues)))}
         async with self._connection("finding the next due task") as conn:
-            ((due,),) = await conn.execute_fetchall(_NEXT_DUE)
+            ((due,),) = await conn.execute_fetchall(_NEXT_DUE, params)
         return None if due is None else _time(due)
 
     # Change notification
@@ -690,6 +789,104 @@ def _time(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def _task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
+    return (
+        task.id,
+        task.name,
+        task.payload,
+        task.serializer,
+        task.enqueued_at.timestamp(),
+        task.eta.timestamp(),
+        *_option_columns(task.options),
+        unmet,
+        json.dumps(task.depends_on) if task.depends_on else None,
+        task.workflow_id,
+    )
+
+
+def _parents(stored: str | None) -> tuple[str, ...]:
+    return () if stored is None else tuple(json.loads(stored))
+
+
+def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:
+    """Store a batch that names parents, in the caller's transaction; raise `TaskNotFoundError` (which
+    rolls it back) for a parent neither stored nor earlier in the batch, as the memory backend does."""
+    parent_ids = list(dict.fromkeys(parent for task in tasks for parent in task.depends_on))
+    stored: dict[str, tuple[int, str, float | None]] = {
+        task_id: (seq, status, finished_at)
+        for task_id, seq, status, finished_at in db.execute(_PARENTS, {"parents": json.dumps(parent_ids)})
+    }
+    rows = [
+        _task_row(
+            task,
+            unmet=sum(
+                parent not in stored or stored[parent][1] != TaskStatus.SUCCESS
+                for parent in set(task.depends_on)
+            ),
+        )
+        for task in tasks
+    ]
+    db.executemany(_INSERT, rows)  # a duplicate id fails here, before any parent is looked at
+    known = set(stored)
+    for task in tasks:
+        if missing := next((parent for parent in task.depends_on if parent not in known), None):
+            raise TaskNotFoundError(missing)
+        known.add(task.id)
+    db.executemany(
+        _DEPEND, [(parent, task.id) for task in tasks for parent in dict.fromkeys(task.depends_on)]
+    )
+    # A parent that already ended without success cancels the task at once, and what depends on it in
+    # the batch: task by task, through its first such parent, as the memory backend does.
+    for task in tasks:
+        ended = next(
+            (
+                parent
+                for parent in task.depends_on
+                if parent in stored and stored[parent][1] in _ENDED_WITHOUT_SUCCESS
+            ),
+            None,
+        )
+        if ended is None:
+            continue
+        seq, status, finished_at = stored[ended]
+        at = task.enqueued_at.timestamp() if finished_at is None else finished_at
+        for cancelled_seq, cancelled_id in _cancel_dependents(db, seq, ended, status, at):
+            stored[cancelled_id] = (cancelled_seq, TaskStatus.CANCELLED, at)
+
+
+def _cancel_dependents(
+    db: sqlite3.Connection, seq: int, task_id: str, status: str, at: object
+) -> list[tuple[int, str]]:
+    """Cancel the pending tasks that depend on a task that ended without success, and theirs in turn.
+
+    Each error names the task's parent that ended, the first one that a depth-first walk in enqueue
+    order reaches (the memory backend's order), so the walk is done here on the subgraph SQLite returns.
+    Returns the cancelled tasks' seqs and ids.
+    """
+    children: dict[int, list[tuple[int, str]]] = {}
+    for parent_seq, child_seq, child_id in db.execute(_DEPENDENTS, (seq,)):
+        children.setdefault(parent_seq, []).append((child_seq, child_id))
+    if not children:
+        return []
+    for edges in children.values():
+        edges.sort()
+    cancelled: dict[int, tuple[str, str]] = {}
+    walk = [(task_id, str(status), iter(children.get(seq, ())))]
+    while walk:
+        parent_id, parent_status, remaining = walk[-1]
+        child = next(remaining, None)
+        if child is None:
+            walk.pop()
+            continue
+        child_seq, child_id = child
+        if child_seq in cancelled:
+            continue
+        cancelled[child_seq] = (child_id, _PARENT_ENDED.format(parent_id, parent_status))
+        walk.append((child_id, TaskStatus.CANCELLED.value, iter(children.get(child_seq, ()))))
+    db.executemany(_CANCEL_DEPENDENT, [(at, error, child_seq) for child_seq, (_, error) in cancelled.items()])
+    return [(child_seq, child_id) for child_seq, (child_id, _) in cancelled.items()]
+
+
 def _option_columns(options: TaskOptions) -> tuple[object, ...]:
     retry = options.retry
     policy = {
@@ -751,7 +948,7 @@ def _outcome_params(outcome: TaskOutcome) -> dict[str, object]:
 
 
 def _reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> ReservedTask:
-    _, task_id, name, payload, serializer, attempts, enqueued_at, eta, *options = row
+    _, task_id, name, payload, serializer, attempts, enqueued_at, eta, *options, depends_on = row
     return ReservedTask(
         id=task_id,
         name=name,
@@ -764,4 +961,5 @@ def _reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> Res
         started_at=now,
         lease_expires_at=expires,
         options=_options(*options),
+        depends_on=_parents(depends_on),
     )

@@ -75,6 +75,32 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX tasks_pending_by_priority ON tasks (queue, priority DESC, eta)"
         " WHERE status = 'pending'",
     ),
+    # 3: dependencies and workflows. `depends_on` is the task's parent ids as given (JSON, NULL for none),
+    # `dependencies` the same edges by seq, looked up by parent when one ends; `unmet` counts the distinct
+    # parents that have not succeeded yet, so that "ready" is one column the partial indexes can test.
+    # A pending task is claimable and due only when unmet = 0; the ready indexes replace the pending ones
+    # (rows of version 2 have no parents, so unmet = 0 is right for them), and next_due reads one queue
+    # at a time, as claims do.
+    (
+        "ALTER TABLE tasks ADD COLUMN unmet INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN depends_on TEXT",
+        "ALTER TABLE tasks ADD COLUMN workflow_id TEXT",
+        """
+        CREATE TABLE dependencies (
+            parent_seq INTEGER NOT NULL REFERENCES tasks (seq),
+            task_seq INTEGER NOT NULL REFERENCES tasks (seq),
+            PRIMARY KEY (parent_seq, task_seq)
+        ) WITHOUT ROWID
+        """,
+        "DROP INDEX tasks_pending_by_eta",
+        "DROP INDEX tasks_pending_by_priority",
+        "CREATE INDEX tasks_ready_by_priority ON tasks (queue, priority DESC, eta)"
+        " WHERE status = 'pending' AND unmet = 0",
+        "CREATE INDEX tasks_ready_by_eta ON tasks (queue, eta) WHERE status = 'pending' AND unmet = 0",
+        "CREATE INDEX tasks_in_progress_by_queue ON tasks (queue, lease_expires_at)"
+        " WHERE status = 'in_progress'",
+        "CREATE INDEX tasks_by_workflow ON tasks (workflow_id, status) WHERE workflow_id IS NOT NULL",
+    ),
 ]
 
 

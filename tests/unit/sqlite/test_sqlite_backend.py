@@ -76,7 +76,7 @@ async def scenario(backend: Backend) -> list[object]:
 
     await backend.enqueue([new_task("a", T0 + 2 * s), new_task("b"), new_task("c", T0 + s)])
     await backend.enqueue([new_task("d", T0 + s), new_task("e", T0 + timedelta(hours=1))])
-    seen.append(await backend.next_due())
+    seen.append(await backend.next_due(QUEUES))
     # Earliest eta first, ties in enqueue order, never a task that is not due.
     await claim("w1", T0 + 1.5 * s, limit=2)
     await claim("w2", T0 + 1.5 * s)
@@ -107,7 +107,7 @@ async def scenario(backend: Backend) -> list[object]:
     # A lease is held up to and including its expiry instant.
     await claim_task("a", "w6", T0 + 61.6 * s)
     await claim_task("a", "w6", T0 + 61.600001 * s)
-    seen.append(await backend.next_due())
+    seen.append(await backend.next_due(QUEUES))
 
     # Priorities and queues: higher priority first, only the queues asked for.
     t1 = T0 + timedelta(hours=2)
@@ -142,7 +142,7 @@ async def scenario(backend: Backend) -> list[object]:
             outcome("slow", "w8", TaskStatus.PENDING, at=t2 + 5 * s, error="TimeoutError: took 5s"),
         ]
     )
-    seen.extend([await backend.get("flaky"), await backend.get("slow"), await backend.next_due()])
+    seen.extend([await backend.get("flaky"), await backend.get("slow"), await backend.next_due(QUEUES)])
     await claim("w9", t2 + 9 * s)
     await claim("w9", t2 + 10 * s)
     await backend.complete([outcome("flaky", "w9", TaskStatus.TIMEOUT, at=t2 + 16 * s, error="TimeoutError")])
@@ -174,12 +174,12 @@ async def scenario(backend: Backend) -> list[object]:
     await backend.enqueue([new_task("spare", t3, max_attempts=2)])
     await claim("w12", t3 + 3 * s)
     seen.append(await backend.cancel("spare", now=t3 + 4 * s))
-    seen.append(await backend.next_due())
+    seen.append(await backend.next_due(QUEUES))
     await claim_task("spare", "w13", t4)
     await claim("w14", t4, queues=("nowhere",))
     seen.append(await backend.renew(["spare"], worker_id="w13", now=t4, lease=LEASE))
     await backend.complete([outcome("spare", "w13", TaskStatus.FAILED, at=t4 + s)])
-    seen.append(await backend.next_due())
+    seen.append(await backend.next_due(QUEUES))
     # A lost task with attempts left is pending again, and the same claim can take it at once.
     await backend.enqueue([new_task("second-chance", t4, max_attempts=2, priority=1), new_task("after", t4)])
     await claim("w15", t4, limit=1)
@@ -292,7 +292,7 @@ async def test_round_trip_returns_aware_utc_times(backend: SQLiteBackend) -> Non
     await backend.enqueue([task])
 
     record = await backend.get("a")
-    next_due = await backend.next_due()
+    next_due = await backend.next_due(QUEUES)
 
     assert record is not None
     assert (record.status, record.serializer, record.attempts, record.started_at) == (
@@ -312,11 +312,11 @@ async def test_round_trip_returns_aware_utc_times(backend: SQLiteBackend) -> Non
 
 
 async def test_next_due_considers_pending_tasks_and_running_leases(backend: SQLiteBackend) -> None:
-    assert await backend.next_due() is None
+    assert await backend.next_due(QUEUES) is None
     await backend.enqueue([new_task("soon"), new_task("later", T0 + timedelta(hours=1))])
     await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES)
 
-    assert await backend.next_due() == min(T0 + timedelta(hours=1), T0 + LEASE)
+    assert await backend.next_due(QUEUES) == min(T0 + timedelta(hours=1), T0 + LEASE)
 
 
 async def test_a_batch_is_stored_whole_or_not_at_all(backend: SQLiteBackend) -> None:

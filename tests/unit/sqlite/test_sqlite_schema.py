@@ -267,6 +267,8 @@ QUERY_PARAMS = {
     "lost": "lost",
     "q0": "default",
     "q1": "other",
+    "queues": '["default", "other"]',
+    "cancelled": "cancelled",
     "finished_at": 1.0,
     "finished_at_or_null": 1.0,
     "outcome": "success",
@@ -283,8 +285,8 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
     ("sql", "indexes"),
     [
         # The claim, for one queue (the common case) and for two, merged in claim order.
-        (_claim_sql(1), ["tasks_pending_by_priority (queue=?)"]),
-        (_claim_sql(2), ["tasks_pending_by_priority (queue=?)"]),
+        (_claim_sql(1), ["tasks_ready_by_priority (queue=?)"]),
+        (_claim_sql(2), ["tasks_ready_by_priority (queue=?)"]),
         (_LOST_HISTORY, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
         (_RECOVER_LOST, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
         (_CLAIM_TASK, [BY_ID]),
@@ -296,7 +298,7 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
         (_COMPLETE, [BY_ID]),
         (_GET, [BY_ID]),
         (_HISTORY, [BY_ID, "attempts_by_task (task_seq=?)"]),
-        (_NEXT_DUE, ["tasks_pending_by_eta", "tasks_in_progress_by_lease"]),
+        (_NEXT_DUE, ["tasks_ready_by_eta (queue=?)", "tasks_in_progress_by_queue (queue=?)"]),
     ],
 )
 async def test_queries_search_indexes_and_never_scan_the_table(
