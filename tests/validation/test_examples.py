@@ -42,6 +42,31 @@ EXPECTED_OUTPUT = {
         "success: thumbnail of photo-0.jpg",
         "worker stopped",
     ],
+    "06_retries_and_timeouts.py": [
+        "fetch_rates: attempt 1 failed (ConnectionError: rates service unreachable on attempt 1); "
+        "retried in 0.1s",
+        "fetch_rates: attempt 2 failed (ConnectionError: rates service unreachable on attempt 2); "
+        "retried in 0.2s",
+        "fetch_rates: success, value 'EUR rates fetched on attempt 3'",
+        "attempt 1: failed ConnectionError: rates service unreachable on attempt 1",
+        "attempt 3: success",
+        "build_report: attempt 1 timed out after 0.2s",
+        "build_report: status timeout, error TaskTimeoutError: the attempt ran longer than its 0.2s timeout",
+        "send_digest: attempt 1 failed (Retry: the mail server said: try again later); retried in 0.2s",
+        "send_digest: success, value 'digest sent to ops@example.com on attempt 2 of 2'",
+        "outcomes: ['failed', 'success']",
+    ],
+    "07_cancellation.py": [
+        "send_reminder cancelled by the caller of cancel()",
+        "cancel(reminder) returned cancelled",
+        "reminder: status cancelled, attempts 0",
+        "cancel(job) returned in_progress",
+        "crawl: cancelled after",
+        "crawl cancelled by its worker",
+        "crawl: status cancelled, error TaskCancelledError: cancelled on request while running",
+        "cancel(done) returned success",
+        "cancel('no-such-task') raised TaskNotFoundError",
+    ],
     "api_demo.py": [
         "sitq.TaskQueue",
         "SQLiteBackend(path",
