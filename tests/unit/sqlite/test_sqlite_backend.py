@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import pytest
 
 from sitq.backend import Backend
 from sitq.backends.memory import MemoryBackend
-from sitq.errors import BackendError
+from sitq.errors import BackendError, TaskNotFoundError
 from sitq.models import NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 from sitq_sqlite import SQLiteBackend
 
@@ -36,6 +36,12 @@ def new_task(task_id: str, eta: datetime = T0, **options: Any) -> NewTask:
         eta=eta,
         options=TaskOptions(**options),
     )
+
+
+def flow(task_id: str, *parents: str, eta: datetime | None = None, **options: Any) -> NewTask:
+    """A task of workflow "wf" in the queue "flow", waiting for `parents`."""
+    task = new_task(task_id, T0 + timedelta(hours=10) if eta is None else eta, queue="flow", **options)
+    return dataclasses.replace(task, depends_on=parents, workflow_id="wf")
 
 
 def outcome(
@@ -186,13 +192,138 @@ async def scenario(backend: Backend) -> list[object]:
     await claim("w16", t4 + LEASE + s)
     await backend.complete([outcome("second-chance", "w16")])
 
+    await workflows(backend, seen, claim, claim_task)
+
     ids = [
         "a", "b", "c", "d", "e", "low", "plain", "high", "other-high", "other", "high-later", "flaky", "slow",
         "waits", "runs", "runs-on", "given-back", "later", "spare", "second-chance", "after", "nope",
+        "root", "side", "fa", "fb", "fc", "fd", "fe", "okp", "ok", "waits-long", "p1", "p2", "p3", "p4",
+        "p5", "pp", "pc", "f1", "f2", "f12", "tc", "dies", "lets-go", "after-dies", "after-lets-go",
+        "flaky-flow", "after-flaky", "lost-last", "after-lost",
     ]  # fmt: skip
     seen.extend([await backend.get(task_id) for task_id in ids])
     seen.extend([await backend.history(task_id) for task_id in ids])
     return seen
+
+
+async def workflows(
+    backend: Backend,
+    seen: list[object],
+    claim: Callable[..., Awaitable[None]],
+    claim_task: Callable[[str, str, datetime], Awaitable[None]],
+) -> None:
+    """Dependencies, the cancelling of dependents, next_due per queue, and running tasks asked to cancel."""
+    s = timedelta(seconds=1)
+    t5 = T0 + timedelta(hours=10)
+    f = ("flow",)
+
+    async def enqueue(batch: list[NewTask]) -> None:
+        try:
+            await backend.enqueue(batch)
+        except TaskNotFoundError as exc:
+            seen.append(("TaskNotFoundError", exc.task_id, str(exc)))
+        except BackendError:
+            seen.append("BackendError")  # worded differently by each backend
+        else:
+            seen.append("stored")
+
+    # A parent neither stored nor earlier in the batch refuses the whole batch; a duplicate id comes first.
+    await enqueue([flow("root"), flow("orphan", "nope")])
+    await enqueue([flow("early", "root"), flow("root")])
+    await enqueue([flow("self", "self")])
+    await enqueue([flow("root"), flow("a", "nope")])
+    seen.extend([await backend.get("root"), await backend.workflow_counts("wf"), await backend.next_due(f)])
+    # Depth first from root, in enqueue order, fd is reached through fc before fb (breadth first would
+    # name fb): its error must name fc.
+    await enqueue(
+        [
+            flow("root"),
+            flow("side", eta=t5 + timedelta(hours=1)),
+            flow("fa", "root"),
+            flow("fb", "root"),
+            flow("fc", "fa"),
+            flow("fd", "fb", "fc"),
+            flow("fe", "side", "root"),
+            flow("okp"),
+            flow("ok", "okp", "okp"),
+            flow("waits-long", "root", eta=t5 - timedelta(hours=1)),
+        ]
+    )
+    # A waiting task is not due, nor claimable even by id; next_due reads only the queues asked for.
+    for queues in (f, ("default", "flow"), (), ("nowhere",), ("other",)):
+        seen.append(await backend.next_due(queues))
+    await claim_task("fa", "w20", t5)
+    await claim("w20", t5, queues=f)
+    seen.extend([await backend.next_due(f), await backend.workflow_counts("wf")])
+    # A parent named twice is met by one success.
+    await backend.complete([outcome("okp", "w20", at=t5 + s)])
+    await claim("w21", t5 + s, queues=f)
+    await backend.complete([outcome("root", "w20", TaskStatus.FAILED, at=t5 + 2 * s)])
+    seen.extend([await backend.next_due(f), await backend.workflow_counts("wf")])
+    # Parents that already ended without success: stored cancelled, task by task, p3 through p1 (reached
+    # first) although p2 comes first in its depends_on; p4 waits on a running task too.
+    await enqueue(
+        [
+            flow("p1", "fa"),
+            flow("p2", "fb"),
+            flow("p3", "p2", "p1"),
+            flow("p4", "ok", "p3"),
+            flow("p5", "okp"),
+        ]
+    )
+    # Cancelling a pending parent, a timeout, and two parents ending in one batch (the first names f12).
+    await enqueue(
+        [
+            flow("pp", eta=t5 + timedelta(hours=1)),
+            flow("pc", "pp"),
+            flow("f1"),
+            flow("f2"),
+            flow("f12", "f2", "f1"),
+            flow("tc", "f2"),
+        ]
+    )
+    seen.append(await backend.cancel("pp", now=t5 + 3 * s))
+    seen.append(await backend.cancel("pc", now=t5 + 3 * s))
+    await claim("w22", t5 + 3 * s, queues=f)
+    await backend.complete(
+        [
+            outcome("f1", "w22", TaskStatus.FAILED, at=t5 + 4 * s),
+            outcome("f2", "w22", TaskStatus.TIMEOUT, at=t5 + 5 * s, error="TimeoutError"),
+            outcome("p5", "w22", at=t5 + 6 * s),
+            outcome("ok", "w21", at=t5 + 6 * s),
+        ]
+    )
+    # Asked to cancel while running: released (twice in one call) or lost, it ends cancelled, and so do
+    # its dependents; lost with no attempts left, it fails, and they are cancelled; lost with attempts
+    # left, it keeps no traceback.
+    t6 = t5 + timedelta(minutes=10)
+    await enqueue(
+        [
+            flow("dies", max_attempts=3),
+            flow("lets-go", max_attempts=3),
+            flow("after-dies", "dies"),
+            flow("after-lets-go", "lets-go"),
+            flow("flaky-flow", max_attempts=3),
+            flow("after-flaky", "flaky-flow"),
+            flow("lost-last"),
+            flow("after-lost", "lost-last"),
+        ]
+    )
+    await claim("w23", t6, queues=f)
+    await backend.complete(
+        [outcome("flaky-flow", "w23", TaskStatus.PENDING, at=t6 + s, error="OSError", retry_at=t6 + s)]
+    )
+    await claim("w24", t6 + s, queues=f)
+    for task_id in ("dies", "lets-go"):
+        seen.append(await backend.cancel(task_id, now=t6 + 2 * s))
+    seen.append(await backend.renew(["dies", "lets-go"], worker_id="w23", now=t6 + 2 * s, lease=LEASE))
+    await backend.release(["lets-go", "dies"], worker_id="w24", now=t6 + 3 * s)
+    await backend.release(["lets-go", "nope", "lets-go"], worker_id="w23", now=t6 + 3 * s)
+    seen.extend([await backend.get("lets-go"), await backend.get("after-lets-go"), await backend.next_due(f)])
+    await claim("w25", t6 + 2 * s + LEASE + s, queues=("nowhere",))
+    seen.extend([await backend.get("flaky-flow"), await backend.next_due(f)])
+    await claim("w26", t6 + 2 * s + LEASE + s, queues=f)
+    seen.append(await backend.workflow_counts("wf"))
 
 
 def vars_of(options: TaskOptions) -> dict[str, Any]:

@@ -16,17 +16,23 @@ from sitq_sqlite import SQLiteBackend, schema
 from sitq_sqlite import backend as backend_module
 from sitq_sqlite.backend import (  # the statements the indexes exist for
     _CANCEL,
+    _CANCEL_DEPENDENT,
     _CLAIM_TASK,
     _COMPLETE,
     _COMPLETE_HISTORY,
+    _DEPEND,
+    _DEPENDENTS,
     _GET,
     _HISTORY,
     _LOST_HISTORY,
+    _MET,
     _NEXT_DUE,
+    _PARENTS,
     _RECOVER_LOST,
     _RELEASE,
     _RELEASE_HISTORY,
     _RENEW,
+    _WORKFLOW_COUNTS,
     _claim_sql,
 )
 
@@ -182,6 +188,101 @@ async def test_a_version_1_file_is_upgraded_and_its_tasks_keep_working(tmp_path:
     assert read_header(path)[:2] == (schema.APPLICATION_ID, len(schema.MIGRATIONS))
 
 
+# Version 2 exactly as sitq-sqlite 0.2 wrote it, on top of version 1: never change these either.
+VERSION_2 = (
+    *VERSION_1[:-1],
+    "ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE tasks ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE tasks ADD COLUMN retry TEXT",
+    "ALTER TABLE tasks ADD COLUMN timeout REAL",
+    "ALTER TABLE tasks ADD COLUMN description TEXT",
+    "ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+    """
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        task_seq INTEGER NOT NULL REFERENCES tasks (seq),
+        attempt INTEGER NOT NULL,
+        worker_id TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT
+    )
+    """,
+    "CREATE INDEX attempts_by_task ON attempts (task_seq)",
+    "CREATE INDEX tasks_pending_by_priority ON tasks (queue, priority DESC, eta) WHERE status = 'pending'",
+    "PRAGMA user_version = 2",
+)
+
+
+async def test_a_version_2_file_is_upgraded_and_its_tasks_keep_working(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    t0 = T0.timestamp()
+    insert = (
+        "INSERT INTO tasks (id, name, status, payload, serializer, enqueued_at, eta, attempts, worker_id,"
+        " started_at, lease_expires_at, finished_at, queue, priority, max_attempts, cancel_requested)"
+    )
+    write_sql(
+        path,
+        *VERSION_2,
+        f"{insert} VALUES ('waiting', 'tests.job', 'pending', x'01', 'pickle', {t0}, {t0 + 5}, 0, NULL,"
+        " NULL, NULL, NULL, 'q', 2, 1, 0)",
+        f"{insert} VALUES ('running', 'tests.job', 'in_progress', x'02', 'pickle', {t0}, {t0}, 1, 'old',"
+        f" {t0}, {t0 + 30}, NULL, 'q', 0, 3, 1)",
+        f"{insert} VALUES ('failed', 'tests.job', 'failed', x'03', 'pickle', {t0}, {t0}, 1, 'old', {t0},"
+        f" NULL, {t0 + 1}, 'q', 0, 1, 0)",
+    )
+    backend = SQLiteBackend(path)
+    await backend.connect()
+    try:
+        waiting = await backend.get("waiting")
+        assert waiting is not None and (waiting.depends_on, waiting.workflow_id) == ((), None)
+        # Old pending tasks have no parents: due, in their queue only.
+        assert await backend.next_due(["q"]) == T0 + timedelta(seconds=5)
+        assert await backend.next_due(["default"]) is None
+        # New tasks may wait on old ones; one that ended without success cancels them at once.
+        await backend.enqueue(
+            [
+                NewTask(
+                    "child", "tests.job", b"", "json", T0, T0, TaskOptions(queue="q"), ("waiting",), "wf"
+                ),
+                NewTask(
+                    "doomed", "tests.job", b"", "json", T0, T0, TaskOptions(queue="q"), ("failed",), "wf"
+                ),
+                NewTask("orphan", "tests.job", b"", "json", T0, T0, TaskOptions(queue="q"), ("running",)),
+            ]
+        )
+        doomed = await backend.get("doomed")
+        assert doomed is not None and doomed.status is TaskStatus.CANCELLED
+        assert doomed.error == "TaskCancelledError: parent task failed ended failed"
+        assert doomed.finished_at == T0 + timedelta(seconds=1)
+        assert await backend.workflow_counts("wf") == {TaskStatus.PENDING: 1, TaskStatus.CANCELLED: 1}
+        # The old running task was asked to cancel and its worker died: cancelled, and its child too.
+        [claimed] = await backend.claim(
+            worker_id="new", now=T0 + timedelta(minutes=1), lease=timedelta(minutes=1), limit=5, queues=["q"]
+        )
+        assert claimed.id == "waiting"
+        running = await backend.get("running")
+        assert running is not None and running.status is TaskStatus.CANCELLED
+        orphan = await backend.get("orphan")
+        assert (
+            orphan is not None and orphan.error == "TaskCancelledError: parent task running ended cancelled"
+        )
+        await backend.complete([TaskOutcome("waiting", "new", TaskStatus.SUCCESS, T0 + timedelta(minutes=1))])
+        [child] = await backend.claim(
+            worker_id="new", now=T0 + timedelta(minutes=1), lease=timedelta(minutes=1), limit=5, queues=["q"]
+        )
+        assert (child.id, child.depends_on) == ("child", ("waiting",))
+    finally:
+        await backend.close()
+    assert read_header(path)[:2] == (schema.APPLICATION_ID, len(schema.MIGRATIONS))
+    with sqlite3.connect(path) as conn:
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
+    conn.close()
+    assert not indexes & {"tasks_pending_by_eta", "tasks_pending_by_priority"}
+
+
 async def test_many_openers_of_a_new_file_migrate_it_once(tmp_path: Path) -> None:
     backends = [SQLiteBackend(tmp_path / "tasks.db") for _ in range(6)]
 
@@ -268,6 +369,7 @@ QUERY_PARAMS = {
     "q0": "default",
     "q1": "other",
     "queues": '["default", "other"]',
+    "parents": '["a", "b"]',
     "cancelled": "cancelled",
     "finished_at": 1.0,
     "finished_at_or_null": 1.0,
@@ -299,19 +401,24 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
         (_GET, [BY_ID]),
         (_HISTORY, [BY_ID, "attempts_by_task (task_seq=?)"]),
         (_NEXT_DUE, ["tasks_ready_by_eta (queue=?)", "tasks_in_progress_by_queue (queue=?)"]),
+        (_WORKFLOW_COUNTS, ["tasks_by_workflow (workflow_id=?)"]),
+        (_PARENTS, [BY_ID]),
+        (_DEPEND, [BY_ID]),
+        (_MET, ["PRIMARY KEY (parent_seq=?)"]),
+        (_DEPENDENTS, ["PRIMARY KEY (parent_seq=?)", "INTEGER PRIMARY KEY (rowid=?)"]),
+        (_CANCEL_DEPENDENT, ["INTEGER PRIMARY KEY (rowid=?)"]),
     ],
 )
 async def test_queries_search_indexes_and_never_scan_the_table(
     tmp_path: Path, sql: str, indexes: list[str]
 ) -> None:
     await open_and_close(tmp_path / "tasks.db")
-    params: Mapping[str, object] | tuple[str, ...] = (
-        QUERY_PARAMS if ":" in sql else ("a",) if "?" in sql else ()
-    )
+    params: Mapping[str, object] | tuple[str, ...] = QUERY_PARAMS if ":" in sql else ("a",) * sql.count("?")
 
     plan = query_plan(tmp_path / "tasks.db", sql, params)
 
-    assert not [step for step in plan if step.startswith(("SCAN tasks", "SCAN attempts"))], plan
+    scans = ("SCAN tasks", "SCAN attempts", "SCAN dependencies")
+    assert not [step for step in plan if step.startswith(scans)], plan
     for index in indexes:
         assert any(step.startswith("SEARCH") and step.endswith(index) for step in plan), plan
     # Each queue's index walk is already in claim order, so the claim stops after `limit` rows.
