@@ -67,6 +67,11 @@ EXPECTED_OUTPUT = {
         "cancel(done) returned success",
         "cancel('no-such-task') raised TaskNotFoundError",
     ],
+    "08_workflow.py": [
+        "with 5 tasks",
+        "archive: notified: 3 rows processed | report: 3 rows, largest 3",
+        "finished: True, succeeded: True",
+    ],
     "api_demo.py": [
         "sitq.TaskQueue",
         "SQLiteBackend(path",

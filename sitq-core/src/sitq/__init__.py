@@ -25,6 +25,7 @@ from sitq.errors import (
     ValidationError,
     WorkerError,
     WorkerLostError,
+    WorkflowNotFoundError,
 )
 from sitq.hookspecs import hookimpl
 from sitq.models import (
@@ -44,6 +45,7 @@ from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.sync import SyncTaskQueue
 from sitq.tasks import TaskContext, current_task, task
 from sitq.worker import Worker
+from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 
 if TYPE_CHECKING:
     from sitq_cloudpickle import CloudpickleSerializer as CloudpickleSerializer
@@ -84,6 +86,10 @@ __all__ = [
     "Worker",
     "WorkerError",
     "WorkerLostError",
+    "Workflow",
+    "WorkflowNotFoundError",
+    "WorkflowRun",
+    "WorkflowStatus",
     "current_task",
     "hookimpl",
     "task",

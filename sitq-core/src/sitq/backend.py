@@ -71,14 +71,19 @@ class Backend(Protocol):
         ...
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> None:
-        """Store new pending tasks, atomically: every one of them is durable, or none is."""
+        """Store new pending tasks, atomically: every one of them is durable, or none is.
+
+        Every id in a task's `depends_on` must name a stored task or one earlier in the batch, else
+        nothing is stored and `TaskNotFoundError` names it. A task whose parent already ended without
+        success is stored cancelled, like the dependents of a parent that ends so later.
+        """
         ...
 
     async def claim(
         self, *, worker_id: str, now: datetime, lease: timedelta, limit: int, queues: Sequence[str]
     ) -> list[ReservedTask]:
-        """Atomically claim up to `limit` tasks of these `queues` due at `now`: highest `priority` first,
-        then earliest `eta`, then first enqueued.
+        """Atomically claim up to `limit` tasks of these `queues` due at `now` whose parents (`depends_on`)
+        have all succeeded: highest `priority` first, then earliest `eta`, then first enqueued.
 
         A task is claimable when it is pending with `eta <= now`, or in progress with a lease that
         expired before `now` (its worker is presumed dead: the history records that attempt as `lost`).
@@ -103,7 +108,8 @@ class Backend(Protocol):
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
         """Give back tasks `worker_id` holds but will not finish (it is shutting down): pending again,
-        due at once, the attempt uncounted and recorded as `released`."""
+        due at once, the attempt uncounted and recorded as `released`; cancelled instead if their
+        cancellation was requested."""
         ...
 
     async def cancel(self, task_id: str, *, now: datetime) -> TaskStatus | None:
@@ -113,6 +119,8 @@ class Backend(Protocol):
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
         """Record finished attempts, atomically as a batch, each also as a row of the task's history.
+        A task that ends without success (failed, timeout, cancelled; also when `cancel` or a lost
+        worker ends it) cancels its pending dependents, transitively, with an error naming it.
 
         An outcome with status `PENDING` schedules a retry: the task is pending again, due at
         `retry_at`, keeping its attempt count and its last error. An outcome is applied only while its
@@ -125,13 +133,18 @@ class Backend(Protocol):
         """Every ended attempt of a task, oldest first."""
         ...
 
+    async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
+        """How many tasks of a workflow are in each status (statuses with none are left out)."""
+        ...
+
     async def get(self, task_id: str) -> TaskRecord | None:
         """The stored state of a task, or None if no task has this id."""
         ...
 
-    async def next_due(self) -> datetime | None:
-        """When the next task becomes claimable: the earliest `eta` of a pending task or lease expiry of a
-        running one (its worker may be dead), so an idle worker sleeps exactly until then."""
+    async def next_due(self, queues: Sequence[str]) -> datetime | None:
+        """When the next task of these `queues` becomes claimable: the earliest `eta` of a pending task
+        whose parents have all succeeded, or lease expiry of a running one (its worker may be dead), so
+        an idle worker sleeps exactly until then."""
         ...
 
     def subscribe(self) -> Subscription:

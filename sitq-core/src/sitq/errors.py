@@ -39,6 +39,14 @@ class TaskNotFoundError(TaskQueueError, LookupError):
         self.task_id = task_id
 
 
+class WorkflowNotFoundError(TaskQueueError, LookupError):
+    """No workflow with this id was ever submitted to this backend."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r} in this queue")
+        self.workflow_id = workflow_id
+
+
 class WorkerError(SitqError):
     """A worker was used wrongly (started twice, asked to run a task it cannot claim)."""
 

@@ -162,6 +162,8 @@ class Task:
     timeout: float | None = None
     name: str | None = None
     description: str | None = None
+    depends_on: Sequence[str] = ()
+    """Ids of tasks that must succeed before this one runs."""
 
     def options(self) -> TaskOptions:
         """This call's options: its own, over the function's decorator defaults, over sitq's defaults."""
@@ -213,6 +215,8 @@ class NewTask:
     enqueued_at: datetime
     eta: datetime
     options: TaskOptions = field(default_factory=TaskOptions)
+    depends_on: tuple[str, ...] = ()
+    workflow_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +234,7 @@ class ReservedTask:
     started_at: datetime
     lease_expires_at: datetime
     options: TaskOptions = field(default_factory=TaskOptions)
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +289,8 @@ class TaskInfo:
     error: str | None
     traceback: str | None
     cancel_requested: bool
+    depends_on: tuple[str, ...]
+    workflow_id: str | None
     history: tuple[AttemptRecord, ...]
 
     @classmethod
@@ -301,6 +308,8 @@ class TaskInfo:
             error=record.error,
             traceback=record.traceback,
             cancel_requested=record.cancel_requested,
+            depends_on=record.depends_on,
+            workflow_id=record.workflow_id,
             history=tuple(history),
         )
 
@@ -324,3 +333,5 @@ class TaskRecord:
     traceback: str | None = None
     options: TaskOptions = field(default_factory=TaskOptions)
     cancel_requested: bool = False
+    depends_on: tuple[str, ...] = ()
+    workflow_id: str | None = None

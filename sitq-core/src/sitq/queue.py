@@ -12,10 +12,11 @@ from typing import Any
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, task_name
-from sitq.errors import TaskNotFoundError, ValidationError
+from sitq.errors import TaskNotFoundError, ValidationError, WorkflowNotFoundError
 from sitq.models import TASK_NAME_ATTRIBUTE, NewTask, Result, Task, TaskInfo, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.serializer import Serializer
+from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 
 # get_result re-reads at least this often, in case a backend cannot signal every change.
 _RECHECK_SECONDS = 1.0
@@ -103,7 +104,28 @@ class TaskQueue:
             await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
         return [new_task.id for new_task in new_tasks]
 
-    def _prepare(self, task: Task) -> NewTask:
+    async def submit(self, workflow: Workflow) -> WorkflowRun:
+        """Store every task of a workflow in one atomic write: all of them are durable, or none is."""
+        workflow_id = uuid.uuid4().hex
+        new_tasks: list[NewTask] = []
+        for task, parents in workflow.steps:
+            depends_on = tuple(new_tasks[parent].id for parent in parents)
+            new_tasks.append(self._prepare(task, depends_on, workflow_id))
+        await self._ready()
+        await self.backend.enqueue(new_tasks)
+        for new_task in new_tasks:
+            await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
+        return WorkflowRun(workflow_id, workflow.name, tuple(new_task.id for new_task in new_tasks), workflow)
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowStatus:
+        """Counts of a workflow's tasks by status, and whether it has finished."""
+        await self._ready()
+        counts = await self.backend.workflow_counts(workflow_id)
+        if not counts:
+            raise WorkflowNotFoundError(workflow_id)
+        return WorkflowStatus(workflow_id, counts)
+
+    def _prepare(self, task: Task, parents: Sequence[str] = (), workflow_id: str | None = None) -> NewTask:
         if not callable(task.function):
             raise ValidationError(f"a task needs a callable, not {task.function!r}")
         if isinstance(task.args, str | bytes) or not isinstance(task.args, Sequence):
@@ -126,6 +148,8 @@ class TaskQueue:
             enqueued_at=now,
             eta=now if task.eta is None else task.eta.astimezone(now.tzinfo),
             options=task.options(),
+            depends_on=(*parents, *_task_ids(task.depends_on)),
+            workflow_id=workflow_id,
         )
 
     async def get_status(self, task_id: str) -> TaskStatus:
@@ -185,3 +209,9 @@ class TaskQueue:
     def deserialize_result(self, result: Result) -> Any:
         """The task's return value; the same as `result.value`, kept for the seed documents' spelling."""
         return result.value
+
+
+def _task_ids(depends_on: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(depends_on, str) or not all(isinstance(task_id, str) for task_id in depends_on):
+        raise ValidationError(f"depends_on takes a list of task ids, not {depends_on!r}")
+    return tuple(depends_on)

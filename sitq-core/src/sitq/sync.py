@@ -13,6 +13,7 @@ from sitq.errors import SyncTaskQueueError
 from sitq.models import Result, Task, TaskInfo, TaskStatus
 from sitq.queue import TaskQueue
 from sitq.serializer import Serializer
+from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 
 T = TypeVar("T")
 
@@ -101,6 +102,14 @@ class SyncTaskQueue:
     def get_task(self, task_id: str) -> TaskInfo:
         """See `TaskQueue.get_task`."""
         return self._call(self.queue.get_task, task_id)
+
+    def submit(self, workflow: Workflow) -> WorkflowRun:
+        """See `TaskQueue.submit`."""
+        return self._call(self.queue.submit, workflow)
+
+    def get_workflow(self, workflow_id: str) -> WorkflowStatus:
+        """See `TaskQueue.get_workflow`."""
+        return self._call(self.queue.get_workflow, workflow_id)
 
     def deserialize_result(self, result: Result) -> Any:
         """See `TaskQueue.deserialize_result`."""

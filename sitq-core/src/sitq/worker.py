@@ -243,7 +243,7 @@ class Worker:
     async def _idle_timeout(self) -> float:
         """Sleep until the next task is due or a lease runs out, but never longer than `poll_interval`."""
         try:
-            next_due = await self.backend.next_due()
+            next_due = await self.backend.next_due(self.queues)
         except Exception:
             logger.exception("worker %s could not read the next due time", self.worker_id)
             return self.poll_interval
@@ -319,6 +319,8 @@ class Worker:
         started = time.perf_counter()
         try:
             function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
+            if reserved.depends_on and _takes_parent_results(function):
+                kwargs = {**kwargs, "parent_results": await self._parent_results(reserved)}
             value = await self._call(reserved, function, args, kwargs)
             result = self._codec.encode_value(value, reserved.serializer)
         except (Exception, SystemExit) as exc:
@@ -377,6 +379,16 @@ class Worker:
         await self.plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
         status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
         return self._outcome(reserved, status, error=error, traceback=formatted)
+
+    async def _parent_results(self, reserved: ReservedTask) -> dict[str, Any]:
+        """The return values of the task's parents, by task id (they have all succeeded)."""
+        values = {}
+        for parent in reserved.depends_on:
+            record = await self.backend.get(parent)
+            if record is None or record.result is None:
+                raise TaskNotFoundError(parent)
+            values[parent] = self._codec.decode_value(record.result, record.serializer)
+        return values
 
     def _outcome(self, reserved: ReservedTask, status: TaskStatus, **fields: Any) -> TaskOutcome:
         return TaskOutcome(
@@ -438,6 +450,13 @@ class Worker:
         self._busy_threads.discard(thread)
         if self._wakeup is not None:
             self._wakeup.set()
+
+
+def _takes_parent_results(function: Callable[..., Any]) -> bool:
+    try:
+        return "parent_results" in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # some builtins have no signature to inspect
+        return False
 
 
 # Frames of sitq's machinery, and of the executor that ran a sync task, say nothing about a task's failure.

@@ -15,7 +15,13 @@ from urllib.parse import urlsplit
 
 from sitq.backend import SharedConnection
 from sitq.changes import ChangeSignal, Subscription
-from sitq.errors import BackendError, ConfigurationError, WorkerLostError
+from sitq.errors import (
+    BackendError,
+    ConfigurationError,
+    TaskCancelledError,
+    TaskNotFoundError,
+    WorkerLostError,
+)
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
@@ -84,6 +90,11 @@ class MemoryBackend:
         rows = self._rows()
         if duplicate := next((t.id for t in tasks if t.id in rows), None):
             raise BackendError(f"a task with id {duplicate!r} already exists")
+        known = set(rows)
+        for task in tasks:
+            if missing := next((parent for parent in task.depends_on if parent not in known), None):
+                raise TaskNotFoundError(missing)
+            known.add(task.id)
         for task in tasks:
             rows[task.id] = _Row(
                 task,
@@ -95,8 +106,14 @@ class MemoryBackend:
                     enqueued_at=task.enqueued_at,
                     eta=task.eta,
                     options=task.options,
+                    depends_on=task.depends_on,
+                    workflow_id=task.workflow_id,
                 ),
             )
+        for task in tasks:
+            ended = [rows[parent] for parent in task.depends_on if _ended_without_success(rows[parent])]
+            if ended:
+                self._cascade(ended[0], ended[0].record.finished_at or task.enqueued_at)
         self._store.changes.notify()
 
     async def claim(
@@ -106,9 +123,7 @@ class MemoryBackend:
         due = [
             (-row.record.options.priority, row.record.eta, order, row)
             for order, row in enumerate(self._rows().values())
-            if row.record.status is TaskStatus.PENDING
-            and row.record.eta <= now
-            and row.record.options.queue in queues
+            if self._ready(row) and row.record.eta <= now and row.record.options.queue in queues
         ]
         due.sort(key=lambda entry: entry[:3])
         return [_reserve(row, worker_id, now, lease) for *_, row in due[: max(limit, 0)]]
@@ -118,28 +133,55 @@ class MemoryBackend:
     ) -> ReservedTask | None:
         self._recover_lost(now)
         row = self._rows().get(task_id)
-        if row is None or row.record.status is not TaskStatus.PENDING:
+        if row is None or not self._ready(row):
             return None
         return _reserve(row, worker_id, now, lease)
 
+    def _ready(self, row: _Row) -> bool:
+        """Pending, with every parent succeeded."""
+        rows = self._rows()
+        return row.record.status is TaskStatus.PENDING and all(
+            rows[parent].record.status is TaskStatus.SUCCESS for parent in row.record.depends_on
+        )
+
+    def _cascade(self, ended: _Row, now: datetime) -> None:
+        """Cancel the pending dependents of a task that ended without success, and theirs in turn."""
+        for row in self._rows().values():
+            if row.record.status is TaskStatus.PENDING and ended.task.id in row.record.depends_on:
+                error = (
+                    f"{TaskCancelledError.__name__}: parent task {ended.task.id} ended {ended.record.status}"
+                )
+                row.record = dataclasses.replace(
+                    row.record, status=TaskStatus.CANCELLED, finished_at=now, error=error
+                )
+                self._cascade(row, now)
+
     def _recover_lost(self, now: datetime) -> None:
-        """Tasks whose worker stopped renewing: pending again, or failed if no attempts are left."""
-        failed = False
+        """Tasks whose worker stopped renewing: pending again, or ended if no attempts are left or their
+        cancellation was requested."""
+        ended = False
         for row in self._rows().values():
             expiry = row.lease_expires_at
             if row.record.status is not TaskStatus.IN_PROGRESS or expiry is None or expiry >= now:
                 continue
             lost = f"{WorkerLostError.__name__}: worker {row.record.worker_id} stopped renewing its lease"
+            cancelled = row.record.cancel_requested
             _end_attempt(row, AttemptOutcome.LOST, expiry, lost)
-            if row.record.attempts >= row.record.options.max_attempts:
+            if cancelled:
+                self._cancel_requested_task(row, expiry)
+                ended = True
+            elif row.record.attempts >= row.record.options.max_attempts:
                 error = f"{lost}, and no attempts are left"
                 row.record = dataclasses.replace(
                     row.record, status=TaskStatus.FAILED, finished_at=expiry, error=error, traceback=None
                 )
-                failed = True
+                self._cascade(row, expiry)
+                ended = True
             else:
-                row.record = dataclasses.replace(row.record, status=TaskStatus.PENDING, error=lost)
-        if failed:
+                row.record = dataclasses.replace(
+                    row.record, status=TaskStatus.PENDING, error=lost, traceback=None
+                )
+        if ended:
             self._store.changes.notify()
 
     async def renew(
@@ -153,12 +195,27 @@ class MemoryBackend:
         return cancelled
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
-        for row in self._held(task_ids, worker_id):
+        for row in self._held(list(dict.fromkeys(task_ids)), worker_id):
+            cancelled = row.record.cancel_requested
             _end_attempt(row, AttemptOutcome.RELEASED, now, None)
-            row.record = dataclasses.replace(
-                row.record, status=TaskStatus.PENDING, eta=now, attempts=row.record.attempts - 1
-            )
+            if cancelled:
+                self._cancel_requested_task(row, now)
+            else:
+                row.record = dataclasses.replace(
+                    row.record, status=TaskStatus.PENDING, eta=now, attempts=row.record.attempts - 1
+                )
         self._store.changes.notify()
+
+    def _cancel_requested_task(self, row: _Row, now: datetime) -> None:
+        """A task whose cancellation was asked for while it ran ends cancelled, whatever stopped it."""
+        row.record = dataclasses.replace(
+            row.record,
+            status=TaskStatus.CANCELLED,
+            finished_at=now,
+            error=f"{TaskCancelledError.__name__}: cancelled on request while running",
+            traceback=None,
+        )
+        self._cascade(row, now)
 
     async def cancel(self, task_id: str, *, now: datetime) -> TaskStatus | None:
         row = self._rows().get(task_id)
@@ -166,6 +223,7 @@ class MemoryBackend:
             return None
         if row.record.status is TaskStatus.PENDING:
             row.record = dataclasses.replace(row.record, status=TaskStatus.CANCELLED, finished_at=now)
+            self._cascade(row, now)
             self._store.changes.notify()
         elif row.record.status is TaskStatus.IN_PROGRESS:
             row.record = dataclasses.replace(row.record, cancel_requested=True)
@@ -188,6 +246,8 @@ class MemoryBackend:
                 error=outcome.error,
                 traceback=outcome.traceback,
             )
+            if _ended_without_success(row):
+                self._cascade(row, outcome.finished_at)
         self._store.changes.notify()
 
     async def get(self, task_id: str) -> TaskRecord | None:
@@ -198,9 +258,16 @@ class MemoryBackend:
         row = self._rows().get(task_id)
         return list(row.history) if row else []
 
-    async def next_due(self) -> datetime | None:
-        rows = self._rows().values()
-        etas = [row.record.eta for row in rows if row.record.status is TaskStatus.PENDING]
+    async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
+        counts: dict[TaskStatus, int] = {}
+        for row in self._rows().values():
+            if row.record.workflow_id == workflow_id:
+                counts[row.record.status] = counts.get(row.record.status, 0) + 1
+        return counts
+
+    async def next_due(self, queues: Sequence[str]) -> datetime | None:
+        rows = [row for row in self._rows().values() if row.record.options.queue in queues]
+        etas = [row.record.eta for row in rows if self._ready(row)]
         expiries = [row.lease_expires_at for row in rows if row.record.status is TaskStatus.IN_PROGRESS]
         return min([*etas, *(expiry for expiry in expiries if expiry is not None)], default=None)
 
@@ -216,6 +283,10 @@ class MemoryBackend:
 
 async def _nothing() -> None:
     """Opening or closing memory takes no work."""
+
+
+def _ended_without_success(row: _Row) -> bool:
+    return row.record.status.is_finished and row.record.status is not TaskStatus.SUCCESS
 
 
 def _held_by(row: _Row, worker_id: str) -> bool:
@@ -256,4 +327,5 @@ def _reserve(row: _Row, worker_id: str, now: datetime, lease: timedelta) -> Rese
         started_at=now,
         lease_expires_at=row.lease_expires_at,
         options=task.options,
+        depends_on=task.depends_on,
     )

@@ -4,6 +4,7 @@ through `TaskQueue` and `Worker` on the real clock. Every backend sitq ships run
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from sitq.backend import Backend
-from sitq.errors import BackendError, Retry, TaskNotFoundError
+from sitq.errors import BackendError, Retry, TaskNotFoundError, ValidationError, WorkflowNotFoundError
 from sitq.hookspecs import hookimpl
 from sitq.models import (
     AttemptOutcome,
@@ -29,6 +30,7 @@ from sitq.models import (
 from sitq.queue import TaskQueue
 from sitq.tasks import current_task, task
 from sitq.worker import Worker
+from sitq.workflow import Workflow
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -162,6 +164,29 @@ async def slow_first_time() -> str:
 
 def block_for(seconds: float) -> None:
     threading.Event().wait(seconds)
+
+
+def download_data() -> list[int]:
+    return [1, 2, 3]
+
+
+def process_data(parent_results: dict[str, list[int]]) -> list[int]:
+    [rows] = parent_results.values()
+    return [row * 10 for row in rows]
+
+
+def generate_report(parent_results: dict[str, list[int]]) -> str:
+    [rows] = parent_results.values()
+    return f"report of {len(rows)} rows"
+
+
+async def send_notifications(parent_results: dict[str, list[int]]) -> str:
+    [rows] = parent_results.values()
+    return f"notified about {len(rows)} rows"
+
+
+def archive_results(parent_results: dict[str, str]) -> list[str]:
+    return sorted(parent_results.values())
 
 
 class _Concurrency:
@@ -411,7 +436,7 @@ class BackendConformance:
             None,
         )
         assert_same_instant(record.eta, retry_at)
-        assert_same_instant(await store.next_due(), retry_at)
+        assert_same_instant(await store.next_due(QUEUES), retry_at)
         assert (
             await store.claim(
                 worker_id="w2", now=retry_at - timedelta(seconds=1), lease=LEASE, limit=1, queues=QUEUES
@@ -466,7 +491,7 @@ class BackendConformance:
     # Scheduling and notification
 
     async def test_next_due_is_the_earliest_pending_eta_or_lease_expiry(self, store: Backend) -> None:
-        assert await store.next_due() is None
+        assert await store.next_due(QUEUES) is None
         running, soon, late = (
             new_task(T0 - timedelta(hours=1)),
             new_task(T0 + timedelta(seconds=5)),
@@ -474,10 +499,10 @@ class BackendConformance:
         )
         await store.enqueue([late, running, soon])
         await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
-        assert_same_instant(await store.next_due(), soon.eta)
+        assert_same_instant(await store.next_due(QUEUES), soon.eta)
         early = T0 - timedelta(minutes=5)
         assert await store.claim_task(soon.id, worker_id="w1", now=early, lease=LEASE) is not None
-        assert_same_instant(await store.next_due(), early + LEASE)
+        assert_same_instant(await store.next_due(QUEUES), early + LEASE)
 
     async def test_subscribers_are_woken_by_enqueue_and_complete(self, store: Backend) -> None:
         with store.subscribe() as changes:
@@ -762,3 +787,139 @@ class BackendConformance:
             info = await queue.get_task(task_id)
         assert (info.status, info.attempts) == (TaskStatus.PENDING, 0)
         assert [a.outcome for a in info.history] == [AttemptOutcome.RELEASED]
+
+    # Workflows
+
+    async def test_a_task_waits_until_all_its_parents_succeed(self, store: Backend) -> None:
+        first, second = new_task(), new_task()
+        child = dataclasses.replace(new_task(), depends_on=(first.id, second.id))
+        await store.enqueue([first, second, child])
+        claimed = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10, queues=QUEUES)
+        assert {task.id for task in claimed} == {first.id, second.id}
+        await store.complete([outcome(first.id, "w1", result=b"1")])
+        assert await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10, queues=QUEUES) == []
+        assert await store.claim_task(child.id, worker_id="w1", now=T0, lease=LEASE) is None
+        await store.complete([outcome(second.id, "w1", result=b"2")])
+        [ready] = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=10, queues=QUEUES)
+        assert ready.id == child.id and ready.depends_on == (first.id, second.id)
+
+    async def test_a_waiting_task_is_not_due(self, store: Backend) -> None:
+        parent = new_task(T0 + timedelta(hours=1))
+        child = dataclasses.replace(new_task(T0 - timedelta(hours=1)), depends_on=(parent.id,))
+        await store.enqueue([parent, child])
+        assert_same_instant(await store.next_due(QUEUES), parent.eta)
+
+    async def test_an_unknown_parent_is_refused_and_nothing_stored(self, store: Backend) -> None:
+        fine, orphan = new_task(), dataclasses.replace(new_task(), depends_on=("no-such-task",))
+        with pytest.raises(TaskNotFoundError, match="no-such-task"):
+            await store.enqueue([fine, orphan])
+        assert await store.get(fine.id) is None
+
+    async def test_a_parent_ending_without_success_cancels_its_descendants(self, store: Backend) -> None:
+        root = new_task()
+        child = dataclasses.replace(new_task(), depends_on=(root.id,))
+        grandchild = dataclasses.replace(new_task(), depends_on=(child.id,))
+        bystander = new_task()
+        await store.enqueue([root, child, grandchild, bystander])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+        with store.subscribe() as changes:
+            await store.complete([outcome(root.id, "w1", TaskStatus.FAILED, error="ValueError: bad")])
+            assert await changes.wait(5)
+        for dependent, parent, ended in ((child, root, "failed"), (grandchild, child, "cancelled")):
+            record = await store.get(dependent.id)
+            assert record is not None and record.status is TaskStatus.CANCELLED
+            assert record.error == f"TaskCancelledError: parent task {parent.id} ended {ended}"
+        late = dataclasses.replace(new_task(), depends_on=(root.id,))
+        await store.enqueue([late])
+        late_record = await store.get(late.id)
+        assert late_record is not None and late_record.status is TaskStatus.CANCELLED
+        bystanding = await store.get(bystander.id)
+        assert bystanding is not None and bystanding.status is TaskStatus.PENDING
+
+    async def test_cancelling_a_parent_cancels_its_dependents(self, store: Backend) -> None:
+        parent = new_task(T0 + timedelta(hours=1))
+        child = dataclasses.replace(new_task(), depends_on=(parent.id,))
+        await store.enqueue([parent, child])
+        assert await store.cancel(parent.id, now=T0) is TaskStatus.CANCELLED
+        record = await store.get(child.id)
+        assert record is not None and record.status is TaskStatus.CANCELLED
+
+    async def test_next_due_looks_only_at_the_given_queues(self, store: Backend) -> None:
+        await store.enqueue(
+            [new_task(T0 - timedelta(hours=1), queue="other"), new_task(T0 + timedelta(hours=1))]
+        )
+        assert_same_instant(await store.next_due(QUEUES), T0 + timedelta(hours=1))
+        assert_same_instant(await store.next_due(("other", "default")), T0 - timedelta(hours=1))
+        assert await store.next_due(("empty",)) is None
+
+    async def test_a_task_asked_to_cancel_ends_cancelled_if_its_worker_dies_or_lets_go(
+        self, store: Backend
+    ) -> None:
+        dies, lets_go = new_task(max_attempts=3), new_task(max_attempts=3)
+        await store.enqueue([dies, lets_go])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=2, queues=QUEUES)
+        for running in (dies, lets_go):
+            assert await store.cancel(running.id, now=T0) is TaskStatus.IN_PROGRESS
+        await store.release([lets_go.id, lets_go.id], worker_id="w1", now=T0)
+        await store.claim(
+            worker_id="w2", now=T0 + LEASE + timedelta(seconds=1), lease=LEASE, limit=2, queues=QUEUES
+        )
+        for ended, how in ((dies, AttemptOutcome.LOST), (lets_go, AttemptOutcome.RELEASED)):
+            record = await store.get(ended.id)
+            assert record is not None and record.status is TaskStatus.CANCELLED
+            assert [attempt.outcome for attempt in await store.history(ended.id)] == [how]
+
+    async def test_workflow_tasks_are_counted_by_status(self, store: Backend) -> None:
+        tasks = [dataclasses.replace(new_task(), workflow_id="wf") for _ in range(3)]
+        await store.enqueue([*tasks, new_task()])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+        counts = await store.workflow_counts("wf")
+        assert sum(counts.values()) == 3 and counts[TaskStatus.PENDING] >= 2
+        assert await store.workflow_counts("no-such-workflow") == {}
+        record = await store.get(tasks[0].id)
+        assert record is not None and record.workflow_id == "wf"
+
+    async def test_seed_003_pipeline_runs_in_order_with_parent_results(self, backend: Backend) -> None:
+        workflow = Workflow("data_pipeline")
+        download_job = Task(name="download", function=download_data)
+        process_job = Task(name="process", function=process_data)
+        report_job = Task(name="report", function=generate_report)
+        notify_job = Task(name="notify", function=send_notifications)
+        archive_job = Task(name="archive", function=archive_results)
+        workflow.add(download_job)
+        workflow.add(process_job, depends_on=[download_job])
+        workflow.add(report_job, depends_on=[process_job])
+        workflow.add(notify_job, depends_on=[process_job])
+        workflow.add(archive_job, depends_on=[report_job, notify_job])
+        async with TaskQueue(backend) as queue, Worker(queue, max_concurrency=4):
+            run = await queue.submit(workflow)
+            archived = await queue.get_result(run.id_of(archive_job), timeout=20)
+            status = await queue.get_workflow(run.id)
+        assert archived is not None and archived.value == ["notified about 3 rows", "report of 3 rows"]
+        assert status.finished and status.succeeded and status.total == 5
+        assert len(run.task_ids) == 5 and run.name == "data_pipeline"
+
+    async def test_a_failing_step_cancels_the_rest_and_the_workflow_finishes(self, backend: Backend) -> None:
+        workflow = Workflow("doomed")
+        first = workflow.add(explode)
+        second = workflow.add(add, 1, 2, depends_on=[first])
+        third = workflow.add(add, 3, 4, depends_on=[second])
+        async with TaskQueue(backend) as queue, Worker(queue):
+            run = await queue.submit(workflow)
+            last = await queue.get_result(run.id_of(third), timeout=10)
+            status = await queue.get_workflow(run.id)
+        assert last is not None and last.status == "cancelled"
+        assert last.error is not None and "TaskCancelledError: parent task" in last.error
+        assert status.finished and not status.succeeded
+        assert dict(status.counts) == {TaskStatus.FAILED: 1, TaskStatus.CANCELLED: 2}
+
+    async def test_bad_workflows_and_parents_are_refused_at_submit(self, backend: Backend) -> None:
+        workflow = Workflow("bad")
+        outsider = Task(add, [1, 1])
+        with pytest.raises(ValidationError, match="add a task's parents before it"):
+            workflow.add(add, 1, 2, depends_on=[outsider])
+        async with TaskQueue(backend) as queue:
+            with pytest.raises(TaskNotFoundError, match="no-such-task"):
+                await queue.enqueue(Task(add, [1, 2], depends_on=["no-such-task"]))
+            with pytest.raises(WorkflowNotFoundError):
+                await queue.get_workflow("no-such-workflow")
