@@ -212,6 +212,47 @@ SELECT attempts.attempt, attempts.worker_id, attempts.started_at, attempts.finis
     attempts.error
 FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.id
 """
+# Inspection and administration. Listing walks the rowid (enqueue order) from the cursor on.
+_CURSOR = "SELECT seq FROM tasks WHERE id = ?"
+_LIST = (
+    "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
+    " result, error, traceback, cancel_requested, depends_on, workflow_id,"
+    f" {_OPTIONS} FROM tasks WHERE seq > :after"
+    " AND status IN (SELECT value FROM json_each(:statuses))"
+    " AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))"
+    " ORDER BY seq LIMIT :limit"
+)
+# In the order each pair first appears in enqueue order, as the memory backend's dict has them.
+_STATS = "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status ORDER BY min(seq)"
+# Attempts count from zero again; a parent's status did not change, so `unmet` is counted afresh from the
+# parents as they are now (a parent no longer stored never succeeds). A task that was cancelled by a
+# cascade missed the decrements of parents succeeding meanwhile, hence the recount.
+_REQUEUE = """
+UPDATE tasks SET status = 'pending', eta = :now, attempts = 0, started_at = NULL, finished_at = NULL,
+    result = NULL, error = NULL, traceback = NULL,
+    unmet = (
+        SELECT count(DISTINCT parents.value) FROM json_each(coalesce(tasks.depends_on, '[]')) AS parents
+        WHERE NOT EXISTS (SELECT 1 FROM tasks AS parent WHERE parent.id = parents.value
+            AND parent.status = 'success')
+    )
+WHERE id = :task_id AND status IN ('failed', 'timeout', 'cancelled')
+RETURNING status
+"""
+# Finished before the cutoff, and no pending task depends on it (one primary-key probe per candidate).
+_PURGE = """
+DELETE FROM tasks WHERE finished_at < :before
+    AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+    AND NOT EXISTS (
+        SELECT 1 FROM dependencies JOIN tasks AS child ON child.seq = dependencies.task_seq
+        WHERE dependencies.parent_seq = tasks.seq AND child.status = 'pending'
+    )
+RETURNING seq
+"""
+_PURGE_ATTEMPTS = "DELETE FROM attempts WHERE task_seq IN (SELECT value FROM json_each(?))"
+_PURGE_DEPENDENCIES = (
+    "DELETE FROM dependencies WHERE parent_seq IN (SELECT value FROM json_each(:seqs))"
+    " OR task_seq IN (SELECT value FROM json_each(:seqs))"
+)
 _WORKFLOW_COUNTS = "SELECT status, count(*) FROM tasks WHERE workflow_id = ? GROUP BY status"
 # Per queue, the earliest ready eta and the earliest lease expiry: one index probe each.
 _NEXT_DUE = """
@@ -624,46 +665,61 @@ class SQLiteBackend:
     async def get(self, task_id: str) -> TaskRecord | None:
         async with self._connection(f"reading task {task_id!r}") as conn:
             rows = list(await conn.execute_fetchall(_GET, (task_id,)))
-        if not rows:
-            return None
-        (
-            _,
-            name,
-            status,
-            serializer,
-            enqueued_at,
-            eta,
-            attempts,
-            started_at,
-            finished_at,
-            worker_id,
-            result,
-            error,
-            traceback,
-            cancel_requested,
-            depends_on,
-            workflow_id,
-            *options,
-        ) = rows[0]
-        return TaskRecord(
-            id=task_id,
-            name=name,
-            status=TaskStatus(status),
-            serializer=serializer,
-            enqueued_at=_time(enqueued_at),
-            eta=_time(eta),
-            attempts=attempts,
-            started_at=None if started_at is None else _time(started_at),
-            finished_at=None if finished_at is None else _time(finished_at),
-            worker_id=worker_id,
-            result=result,
-            error=error,
-            traceback=traceback,
-            options=_options(*options),
-            cancel_requested=bool(cancel_requested),
-            depends_on=_parents(depends_on),
-            workflow_id=workflow_id,
-        )
+        return _record(rows[0]) if rows else None
+
+    async def list_tasks(
+        self, *, statuses: Sequence[TaskStatus], queues: Sequence[str] | None, limit: int, after: str | None
+    ) -> list[TaskRecord]:
+        params = {
+            "after": 0,
+            "statuses": json.dumps([TaskStatus(status).value for status in statuses]),
+            "queues": None if queues is None else json.dumps(list(queues)),
+            "limit": max(limit, 0),  # SQLite reads a negative LIMIT as no limit at all
+        }
+        async with self._connection("listing tasks") as conn:
+            if after is not None:
+                found = list(await conn.execute_fetchall(_CURSOR, (after,)))
+                if not found:
+                    raise TaskNotFoundError(after)
+                params["after"] = found[0][0]
+            rows = await conn.execute_fetchall(_LIST, params)
+        return [_record(row) for row in rows]
+
+    async def stats(self) -> dict[tuple[str, TaskStatus], int]:
+        async with self._connection("counting tasks") as conn:
+            rows = await conn.execute_fetchall(_STATS)
+        return {(queue, TaskStatus(status)): count for queue, status, count in rows}
+
+    async def requeue(self, task_id: str, *, now: datetime) -> TaskStatus | None:
+        params = {"task_id": task_id, "now": now.timestamp()}
+
+        def requeue(db: sqlite3.Connection) -> tuple[TaskStatus | None, bool]:
+            if db.execute(_REQUEUE, params).fetchall():
+                return TaskStatus.PENDING, True
+            found = db.execute(_STATUS, (task_id,)).fetchall()
+            return (TaskStatus(found[0][0]) if found else None), False
+
+        status, changed = await self._atomically(f"requeueing task {task_id!r}", requeue)
+        if changed:
+            self._notify()
+        return status
+
+    async def purge(self, *, finished_before: datetime, queues: Sequence[str] | None) -> int:
+        params = {
+            "before": finished_before.timestamp(),
+            "queues": None if queues is None else json.dumps(list(queues)),
+        }
+
+        def purge(db: sqlite3.Connection) -> int:
+            seqs = [seq for (seq,) in db.execute(_PURGE, params).fetchall()]
+            if seqs:
+                encoded = json.dumps(seqs)
+                db.execute(_PURGE_ATTEMPTS, (encoded,))
+                db.execute(_PURGE_DEPENDENCIES, {"seqs": encoded})
+            return len(seqs)
+
+        # Deleting finished tasks makes nothing claimable, so no waiter needs waking (as in memory).
+        return await self._atomically("purging finished tasks", purge)
 
     async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
         async with self._connection(f"counting the tasks of workflow {workflow_id!r}") as conn:
@@ -945,6 +1001,48 @@ def _outcome_params(outcome: TaskOutcome) -> dict[str, object]:
         "error": outcome.error,
         "traceback": outcome.traceback,
     }
+
+
+def _record(row: Any) -> TaskRecord:
+    """A TaskRecord from a row of _GET's (or _LIST's) columns."""
+    (
+        task_id,
+        name,
+        status,
+        serializer,
+        enqueued_at,
+        eta,
+        attempts,
+        started_at,
+        finished_at,
+        worker_id,
+        result,
+        error,
+        traceback,
+        cancel_requested,
+        depends_on,
+        workflow_id,
+        *options,
+    ) = row
+    return TaskRecord(
+        id=task_id,
+        name=name,
+        status=TaskStatus(status),
+        serializer=serializer,
+        enqueued_at=_time(enqueued_at),
+        eta=_time(eta),
+        attempts=attempts,
+        started_at=None if started_at is None else _time(started_at),
+        finished_at=None if finished_at is None else _time(finished_at),
+        worker_id=worker_id,
+        result=result,
+        error=error,
+        traceback=traceback,
+        options=_options(*options),
+        cancel_requested=bool(cancel_requested),
+        depends_on=_parents(depends_on),
+        workflow_id=workflow_id,
+    )
 
 
 def _reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> ReservedTask:
