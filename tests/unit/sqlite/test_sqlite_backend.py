@@ -193,6 +193,7 @@ async def scenario(backend: Backend) -> list[object]:
     await backend.complete([outcome("second-chance", "w16")])
 
     await workflows(backend, seen, claim, claim_task)
+    await administration(backend, seen, claim)
 
     ids = [
         "a", "b", "c", "d", "e", "low", "plain", "high", "other-high", "other", "high-later", "flaky", "slow",
@@ -326,6 +327,84 @@ async def workflows(
     seen.append(await backend.workflow_counts("wf"))
 
 
+async def administration(backend: Backend, seen: list[object], claim: Callable[..., Awaitable[None]]) -> None:
+    """Listing, counting, requeueing (with the parents of requeued tasks) and purging."""
+    s = timedelta(seconds=1)
+    t7 = T0 + timedelta(hours=12)
+    f = ("flow",)
+    everything = tuple(TaskStatus)
+
+    async def list_tasks(
+        statuses: Sequence[TaskStatus] = everything,
+        queues: Sequence[str] | None = None,
+        limit: int = 1000,
+        after: str | None = None,
+    ) -> list[str] | None:
+        try:
+            records = await backend.list_tasks(statuses=statuses, queues=queues, limit=limit, after=after)
+        except TaskNotFoundError as exc:
+            seen.append(("TaskNotFoundError", exc.task_id, str(exc)))
+            return None
+        seen.append(records)
+        return [record.id for record in records]
+
+    async def pages(size: int, **filters: Any) -> None:
+        after = None
+        while page := await list_tasks(limit=size, after=after, **filters):
+            after = page[-1]
+
+    seen.append(await backend.stats())
+    await pages(7)
+    await pages(2, statuses=(TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED), queues=f)
+    await list_tasks(queues=("other", "nowhere", "other"))
+    await list_tasks(statuses=(TaskStatus.SUCCESS,), after="after")
+    for limit in (0, -1):
+        await list_tasks(limit=limit)
+    await list_tasks(statuses=())
+    await list_tasks(queues=())
+    await list_tasks(after="nope")
+    await list_tasks(statuses=(), after="nope")
+    # Only failed, timed-out and cancelled tasks are requeued; what a requeued task waits for is counted
+    # from its parents as they are now: p4 was cancelled before ok succeeded, and waits only for p3.
+    for task_id in ("c", "flaky", "runs", "slow", "second-chance", "nope", "c", "p4", "p3", "pc", "fd"):
+        seen.append(await backend.requeue(task_id, now=t7))
+    seen.extend([await backend.get("c"), await backend.get("p4"), await backend.next_due(f)])
+    seen.extend([await backend.next_due(QUEUES), await backend.stats()])
+    await claim("w30", t7, queues=("default", "flow"))
+    # A requeued parent that succeeds frees its requeued dependents; one that fails cancels them again.
+    for task_id in ("root", "fa", "dies", "after-dies"):
+        seen.append(await backend.requeue(task_id, now=t7 + s))
+    await claim("w31", t7 + s, queues=f)
+    await backend.complete([outcome("root", "w31", at=t7 + 2 * s), outcome("dies", "w31", TaskStatus.FAILED)])
+    await claim("w32", t7 + 2 * s, queues=f)
+    await backend.complete([outcome("fa", "w32", at=t7 + 3 * s)])
+    seen.extend([await backend.next_due(f), await backend.workflow_counts("wf"), await backend.stats()])
+    await claim("w33", t7 + 3 * s, queues=f)
+    # A task cancelled by one parent while another went on to succeed waits, requeued, for the first only.
+    await backend.enqueue([flow("x", eta=t7), flow("y", eta=t7), flow("z", "x", "y", eta=t7)])
+    await claim("w34", t7 + 4 * s, queues=f)
+    await backend.complete([outcome("x", "w34", TaskStatus.FAILED, at=t7 + 5 * s)])
+    await backend.complete([outcome("y", "w34", at=t7 + 6 * s)])
+    for task_id in ("z", "x"):
+        seen.append(await backend.requeue(task_id, now=t7 + 7 * s))
+    await claim("w35", t7 + 7 * s, queues=f)
+    await backend.complete([outcome("x", "w35", at=t7 + 8 * s)])
+    await claim("w36", t7 + 8 * s, queues=f)
+    seen.extend([await backend.get("z"), await backend.history("x"), await backend.history("z")])
+    # Purging: before the cutoff only, of the queues asked for, never a parent a pending task waits for.
+    t5 = T0 + timedelta(hours=10)
+    seen.append(await backend.purge(finished_before=T0, queues=None))
+    seen.append(await backend.purge(finished_before=t7, queues=("other", "nowhere")))
+    seen.append(await backend.purge(finished_before=t7, queues=()))
+    seen.append(await backend.purge(finished_before=t5 + 5 * s, queues=("default", "flow")))
+    seen.append(await backend.stats())
+    await pages(5)
+    await list_tasks(after="a")
+    seen.append(await backend.purge(finished_before=t7 + timedelta(days=1), queues=None))
+    await pages(4)
+    seen.append(await backend.stats())
+
+
 def vars_of(options: TaskOptions) -> dict[str, Any]:
     return {field.name: getattr(options, field.name) for field in dataclasses.fields(options)}
 
@@ -335,6 +414,30 @@ async def test_behaves_exactly_like_the_memory_backend(backend: SQLiteBackend) -
     await memory.connect()
     expected = await scenario(memory)
     assert await scenario(backend) == expected
+
+
+async def test_purge_leaves_no_history_or_dependency_rows_behind(backend: SQLiteBackend) -> None:
+    child = dataclasses.replace(new_task("child"), depends_on=("parent",))
+    await backend.enqueue([new_task("parent"), child, new_task("kept")])
+    await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=3, queues=QUEUES)
+    await backend.complete([outcome("parent", "w", TaskStatus.FAILED), outcome("kept", "w")])
+    assert await backend.purge(finished_before=T0 + timedelta(minutes=5), queues=None) == 0
+    assert await backend.requeue("parent", now=T0) is TaskStatus.PENDING
+    assert await backend.purge(finished_before=T0 + timedelta(minutes=6), queues=None) == 2
+    assert [
+        record.id
+        for record in await backend.list_tasks(statuses=tuple(TaskStatus), queues=None, limit=10, after=None)
+    ] == ["parent"]
+    conn = sqlite3.connect(backend.path)
+    try:
+        orphans = conn.execute(
+            "SELECT (SELECT count(*) FROM attempts WHERE task_seq NOT IN (SELECT seq FROM tasks)),"
+            " (SELECT count(*) FROM dependencies WHERE parent_seq NOT IN (SELECT seq FROM tasks)"
+            " OR task_seq NOT IN (SELECT seq FROM tasks))"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert orphans == [(0, 0)]
 
 
 async def test_claims_earliest_eta_first_within_limit(backend: SQLiteBackend) -> None:
