@@ -133,6 +133,28 @@ class Backend(Protocol):
         """Every ended attempt of a task, oldest first."""
         ...
 
+    async def list_tasks(
+        self, *, statuses: Sequence[TaskStatus], queues: Sequence[str] | None, limit: int, after: str | None
+    ) -> list[TaskRecord]:
+        """Up to `limit` tasks with one of these `statuses` (of these `queues`, or any), in the order they
+        were enqueued, starting after the task whose id is `after` (a cursor: the last id of a page)."""
+        ...
+
+    async def stats(self) -> dict[tuple[str, TaskStatus], int]:
+        """How many tasks each queue holds in each status (pairs with none are left out)."""
+        ...
+
+    async def requeue(self, task_id: str, *, now: datetime) -> TaskStatus | None:
+        """Make a failed, timed-out or cancelled task pending again, due at once, with its attempts
+        counted from zero; its history stays. Return its status after that (unchanged for a task that
+        is pending, running or succeeded), None if unknown."""
+        ...
+
+    async def purge(self, *, finished_before: datetime, queues: Sequence[str] | None) -> int:
+        """Delete the tasks (of these `queues`, or any) that finished before the given time, with their
+        history, except those a stored pending task still depends on. Return how many were deleted."""
+        ...
+
     async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
         """How many tasks of a workflow are in each status (statuses with none are left out)."""
         ...

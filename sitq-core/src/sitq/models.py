@@ -275,7 +275,7 @@ class AttemptRecord:
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """What `TaskQueue.get_task()` tells about a task, including every attempt's history."""
+    """What `TaskQueue.get_task()` and `list_tasks()` tell about a task, with every ended attempt."""
 
     id: str
     name: str

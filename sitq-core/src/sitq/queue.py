@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -206,6 +206,53 @@ class TaskQueue:
             raise TaskNotFoundError(task_id)
         return TaskInfo.from_record(record, await self.backend.history(task_id))
 
+    async def list_tasks(
+        self,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        *,
+        queue: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[TaskInfo]:
+        """A page of tasks in the order they were enqueued, filtered by status and queue; pass the last
+        id of a page as `after` to get the next one."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a whole number >= 1, not {limit!r}")
+        await self._ready()
+        records = await self.backend.list_tasks(
+            statuses=_statuses(status), queues=None if queue is None else (queue,), limit=limit, after=after
+        )
+        return [TaskInfo.from_record(record, await self.backend.history(record.id)) for record in records]
+
+    async def stats(self) -> dict[str, dict[TaskStatus, int]]:
+        """How many tasks each queue holds, by status."""
+        await self._ready()
+        by_queue: dict[str, dict[TaskStatus, int]] = {}
+        for (queue, status), count in sorted((await self.backend.stats()).items()):
+            by_queue.setdefault(queue, {})[status] = count
+        return by_queue
+
+    async def requeue(self, task_id: str) -> TaskStatus:
+        """Run a failed, timed-out or cancelled task again, with fresh attempts; return its status
+        (unchanged, and nothing done, for a task that is pending, running or succeeded)."""
+        await self._ready()
+        status = await self.backend.requeue(task_id, now=utcnow())
+        if status is None:
+            raise TaskNotFoundError(task_id)
+        return status
+
+    async def purge(self, older_than: timedelta, *, queue: str | None = None) -> int:
+        """Delete tasks (of one queue, or all) that finished more than `older_than` ago, with their
+        results and history; return how many. Tasks a pending task still depends on are kept."""
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise ValidationError(
+                f"older_than must be a timedelta >= 0, such as timedelta(days=7), not {older_than!r}"
+            )
+        await self._ready()
+        return await self.backend.purge(
+            finished_before=utcnow() - older_than, queues=None if queue is None else (queue,)
+        )
+
     def deserialize_result(self, result: Result) -> Any:
         """The task's return value; the same as `result.value`, kept for the seed documents' spelling."""
         return result.value
@@ -215,3 +262,13 @@ def _task_ids(depends_on: Sequence[str]) -> tuple[str, ...]:
     if isinstance(depends_on, str) or not all(isinstance(task_id, str) for task_id in depends_on):
         raise ValidationError(f"depends_on takes a list of task ids, not {depends_on!r}")
     return tuple(depends_on)
+
+
+def _statuses(status: TaskStatus | str | Iterable[TaskStatus | str] | None) -> tuple[TaskStatus, ...]:
+    wanted = tuple(TaskStatus) if status is None else (status,) if isinstance(status, str) else tuple(status)
+    try:
+        return tuple(TaskStatus(each) for each in wanted)
+    except ValueError:
+        raise ValidationError(
+            f"status must be one of {', '.join(TaskStatus)} (or a list of them), not {status!r}"
+        ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -110,6 +111,29 @@ class SyncTaskQueue:
     def get_workflow(self, workflow_id: str) -> WorkflowStatus:
         """See `TaskQueue.get_workflow`."""
         return self._call(self.queue.get_workflow, workflow_id)
+
+    def list_tasks(
+        self,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        *,
+        queue: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[TaskInfo]:
+        """See `TaskQueue.list_tasks`."""
+        return self._call(self.queue.list_tasks, status, queue=queue, limit=limit, after=after)
+
+    def stats(self) -> dict[str, dict[TaskStatus, int]]:
+        """See `TaskQueue.stats`."""
+        return self._call(self.queue.stats)
+
+    def requeue(self, task_id: str) -> TaskStatus:
+        """See `TaskQueue.requeue`."""
+        return self._call(self.queue.requeue, task_id)
+
+    def purge(self, older_than: timedelta, *, queue: str | None = None) -> int:
+        """See `TaskQueue.purge`."""
+        return self._call(self.queue.purge, older_than, queue=queue)
 
     def deserialize_result(self, result: Result) -> Any:
         """See `TaskQueue.deserialize_result`."""

@@ -50,7 +50,8 @@ class Worker:
     notifications before looking again, and how soon a running task sees its cancellation. A claimed
     task is leased for `lease` seconds and the lease is renewed while it runs, so that if this process
     dies another worker picks the task up. On stop, running tasks get `grace_period` seconds to finish;
-    the rest are given back to the queue.
+    the rest are given back to the queue. With `retention` (one duration, or one per queue), the worker
+    deletes its queues' tasks that finished longer ago than that, about once a minute.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Worker:
         lease: float = 60.0,
         queues: Sequence[str] = ("default",),
         grace_period: float = 30.0,
+        retention: timedelta | Mapping[str, timedelta] | None = None,
         plugins: Sequence[object] = (),
     ) -> None:
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
@@ -91,6 +93,7 @@ class Worker:
         self.lease = timedelta(seconds=lease)
         self.queues = tuple(queues)
         self.grace_period = float(grace_period)
+        self.retention = _retention_by_queue(retention, self.queues)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._completions = GroupCommit(self.backend.complete)
         self._in_flight: dict[str, asyncio.Task[TaskOutcome]] = {}
@@ -102,7 +105,7 @@ class Worker:
         self._stopping = False
         self._wakeup: Subscription | None = None
         self._serving: asyncio.Task[None] | None = None
-        self._renewing: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     @property
     def is_running(self) -> bool:
@@ -119,7 +122,11 @@ class Worker:
         await self.plugins.worker_started(worker_id=self.worker_id, max_concurrency=self.max_concurrency)
         self._wakeup = self.backend.subscribe()
         self._serving = asyncio.create_task(self._serve(self._wakeup), name=f"sitq-worker {self.worker_id}")
-        self._renewing = asyncio.create_task(self._renew_leases(), name=f"sitq-leases {self.worker_id}")
+        self._background = [asyncio.create_task(self._renew_leases(), name=f"sitq-leases {self.worker_id}")]
+        if self.retention:
+            self._background.append(
+                asyncio.create_task(self._keep_retention(), name=f"sitq-retention {self.worker_id}")
+            )
         logger.info("worker %s started (max_concurrency=%s)", self.worker_id, self.max_concurrency)
 
     async def stop(self) -> None:
@@ -165,11 +172,10 @@ class Worker:
             self._wakeup.set()
 
     async def _shut_down(self) -> None:
-        if self._renewing is not None:
-            self._renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewing
-            self._renewing = None
+        for background in self._background:
+            background.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
         if self._wakeup is not None:
             self._wakeup.close()
             self._wakeup = None
@@ -279,6 +285,21 @@ class Worker:
                 self._cancel_requested.add(task_id)
                 if (call := self._calls.get(task_id)) is not None:
                     call.cancel()
+
+    async def _keep_retention(self) -> None:
+        interval = min(60.0, *(keep.total_seconds() for keep in self.retention.values()))
+        while True:
+            for queue, keep in self.retention.items():
+                try:
+                    purged = await self.backend.purge(finished_before=utcnow() - keep, queues=(queue,))
+                except Exception:
+                    logger.exception("worker %s could not purge old tasks of queue %s", self.worker_id, queue)
+                    continue
+                if purged:
+                    logger.info(
+                        "worker %s purged %d finished task(s) of queue %s", self.worker_id, purged, queue
+                    )
+            await asyncio.sleep(max(interval, 0.01))
 
     # Running one task
 
@@ -450,6 +471,18 @@ class Worker:
         self._busy_threads.discard(thread)
         if self._wakeup is not None:
             self._wakeup.set()
+
+
+def _retention_by_queue(
+    retention: timedelta | Mapping[str, timedelta] | None, queues: Sequence[str]
+) -> dict[str, timedelta]:
+    if retention is None:
+        return {}
+    by_queue = dict.fromkeys(queues, retention) if isinstance(retention, timedelta) else dict(retention)
+    for queue, keep in by_queue.items():
+        if not isinstance(keep, timedelta) or keep < timedelta(0):
+            raise ValidationError(f"retention of queue {queue!r} must be a timedelta >= 0, not {keep!r}")
+    return by_queue
 
 
 def _takes_parent_results(function: Callable[..., Any]) -> bool:

@@ -138,10 +138,11 @@ class MemoryBackend:
         return _reserve(row, worker_id, now, lease)
 
     def _ready(self, row: _Row) -> bool:
-        """Pending, with every parent succeeded."""
+        """Pending, with every parent succeeded (a parent no longer stored was finished and purged)."""
         rows = self._rows()
         return row.record.status is TaskStatus.PENDING and all(
-            rows[parent].record.status is TaskStatus.SUCCESS for parent in row.record.depends_on
+            parent not in rows or rows[parent].record.status is TaskStatus.SUCCESS
+            for parent in row.record.depends_on
         )
 
     def _cascade(self, ended: _Row, now: datetime) -> None:
@@ -258,6 +259,68 @@ class MemoryBackend:
         row = self._rows().get(task_id)
         return list(row.history) if row else []
 
+    async def list_tasks(
+        self, *, statuses: Sequence[TaskStatus], queues: Sequence[str] | None, limit: int, after: str | None
+    ) -> list[TaskRecord]:
+        rows = list(self._rows().values())
+        if after is not None:
+            start = next((index for index, row in enumerate(rows) if row.task.id == after), None)
+            if start is None:
+                raise TaskNotFoundError(after)
+            rows = rows[start + 1 :]
+        selected = [
+            row.record
+            for row in rows
+            if row.record.status in statuses and (queues is None or row.record.options.queue in queues)
+        ]
+        return selected[: max(limit, 0)]
+
+    async def stats(self) -> dict[tuple[str, TaskStatus], int]:
+        counts: dict[tuple[str, TaskStatus], int] = {}
+        for row in self._rows().values():
+            key = (row.record.options.queue, row.record.status)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    async def requeue(self, task_id: str, *, now: datetime) -> TaskStatus | None:
+        row = self._rows().get(task_id)
+        if row is None:
+            return None
+        if row.record.status in _REQUEUEABLE:
+            row.record = dataclasses.replace(
+                row.record,
+                status=TaskStatus.PENDING,
+                eta=now,
+                attempts=0,
+                started_at=None,
+                finished_at=None,
+                result=None,
+                error=None,
+                traceback=None,
+            )
+            self._store.changes.notify()
+        return row.record.status
+
+    async def purge(self, *, finished_before: datetime, queues: Sequence[str] | None) -> int:
+        rows = self._rows()
+        needed = {
+            parent
+            for row in rows.values()
+            if row.record.status is TaskStatus.PENDING
+            for parent in row.record.depends_on
+        }
+        old = [
+            task_id
+            for task_id, row in rows.items()
+            if row.record.finished_at is not None
+            and row.record.finished_at < finished_before
+            and (queues is None or row.record.options.queue in queues)
+            and task_id not in needed
+        ]
+        for task_id in old:
+            del rows[task_id]
+        return len(old)
+
     async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
         counts: dict[TaskStatus, int] = {}
         for row in self._rows().values():
@@ -283,6 +346,9 @@ class MemoryBackend:
 
 async def _nothing() -> None:
     """Opening or closing memory takes no work."""
+
+
+_REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
 
 
 def _ended_without_success(row: _Row) -> bool:
