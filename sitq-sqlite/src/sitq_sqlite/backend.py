@@ -225,15 +225,16 @@ _LIST = (
 # In the order each pair first appears in enqueue order, as the memory backend's dict has them.
 _STATS = "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status ORDER BY min(seq)"
 # Attempts count from zero again; a parent's status did not change, so `unmet` is counted afresh from the
-# parents as they are now (a parent no longer stored never succeeds). A task that was cancelled by a
-# cascade missed the decrements of parents succeeding meanwhile, hence the recount.
+# parents as they are now (a parent no longer stored was finished and purged: it counts as met, as in
+# the memory backend). A task that was cancelled by a cascade missed the decrements of parents
+# succeeding meanwhile, hence the recount.
 _REQUEUE = """
 UPDATE tasks SET status = 'pending', eta = :now, attempts = 0, started_at = NULL, finished_at = NULL,
     result = NULL, error = NULL, traceback = NULL,
     unmet = (
         SELECT count(DISTINCT parents.value) FROM json_each(coalesce(tasks.depends_on, '[]')) AS parents
-        WHERE NOT EXISTS (SELECT 1 FROM tasks AS parent WHERE parent.id = parents.value
-            AND parent.status = 'success')
+        WHERE EXISTS (SELECT 1 FROM tasks AS parent WHERE parent.id = parents.value
+            AND parent.status != 'success')
     )
 WHERE id = :task_id AND status IN ('failed', 'timeout', 'cancelled')
 RETURNING status
