@@ -59,3 +59,15 @@ def _append(path: str, line: str) -> None:
     """A line-sized append is atomic, so concurrent tasks' lines never mix."""
     with open(path, "a") as log:
         log.write(f"{line}\n")
+
+
+CANCELLED: list[str] = []
+
+
+async def sleep_until_cancelled(token: str) -> None:
+    """Records in `CANCELLED` (in the worker's process) that its run was cancelled."""
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        CANCELLED.append(token)
+        raise

@@ -7,12 +7,14 @@ from datetime import timedelta
 
 import pytest
 from sample_tasks import (
+    CANCELLED,
     add,
     blocking_sleep_then,
     exit_process,
     fail,
     return_unpicklable,
     sleep_then,
+    sleep_until_cancelled,
     thread_name,
 )
 
@@ -142,3 +144,31 @@ async def test_process_task_waits_for_a_task_the_running_worker_already_took() -
         await asyncio.sleep(0.01)
         result = await worker.process_task(task_id)
     assert result.value == "mine"
+
+
+async def test_stopping_past_the_grace_period_cancels_the_running_coroutine() -> None:
+    started = _Started(1)
+    async with TaskQueue(MemoryBackend()) as queue:
+        worker = Worker(queue, grace_period=0.05, plugins=[started])
+        await worker.start()
+        task_id = await queue.enqueue(sleep_until_cancelled, "stopped")
+        await started.all.wait()
+        await worker.stop()
+        assert "stopped" in CANCELLED
+        assert await queue.get_status(task_id) == "pending"
+
+
+async def test_process_task_on_a_started_worker_is_renewed_and_cancellable() -> None:
+    started = _Started(2)
+    async with (
+        TaskQueue(MemoryBackend()) as queue,
+        Worker(queue, queues=["elsewhere"], lease=0.3, poll_interval=0.05, plugins=[started]) as worker,
+    ):
+        task_id = await queue.enqueue(sleep_then, 0.6, "renewed")
+        assert (await worker.process_task(task_id)).value == "renewed"
+        slow = await queue.enqueue(sleep_then, 30, "never")
+        running = asyncio.create_task(worker.process_task(slow))
+        await started.all.wait()
+        assert await queue.cancel(slow) == "in_progress"
+        result = await asyncio.wait_for(running, 5)
+    assert result.status == "cancelled" and result.is_error

@@ -195,7 +195,8 @@ class Result:
 
     @property
     def is_error(self) -> bool:
-        return self.status is TaskStatus.FAILED
+        """True for a task that ended without success: failed, timed out or cancelled."""
+        return self.status.is_finished and self.status is not TaskStatus.SUCCESS
 
     def unwrap(self) -> Any:
         """Return `value`, or raise `TaskExecutionError` carrying the task's error and traceback."""

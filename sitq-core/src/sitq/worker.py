@@ -257,13 +257,15 @@ class Worker:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, (next_due - utcnow()).total_seconds()))
 
-    def _spawn(self, reserved: ReservedTask, wakeup: Subscription) -> None:
+    def _spawn(self, reserved: ReservedTask, wakeup: Subscription | None) -> None:
+        """Run a claimed task in the background, in flight (its lease renewed) until it is recorded."""
         running = asyncio.create_task(self._execute(reserved), name=f"sitq-task {reserved.id}")
         self._in_flight[reserved.id] = running
 
         def finished(_: asyncio.Task[TaskOutcome]) -> None:
             del self._in_flight[reserved.id]
-            wakeup.set()
+            if wakeup is not None:
+                wakeup.set()
 
         running.add_done_callback(finished)
 
@@ -314,8 +316,8 @@ class Worker:
             task_id, worker_id=self.worker_id, now=utcnow(), lease=self.lease
         )
         if reserved is not None:
-            await self._execute(reserved)
-        elif (running := self._in_flight.get(task_id)) is not None:
+            self._spawn(reserved, self._wakeup)
+        if (running := self._in_flight.get(task_id)) is not None:
             await asyncio.shield(running)  # this worker's own loop claimed it first
         record = await self.backend.get(task_id)
         if record is None:
@@ -434,7 +436,11 @@ class Worker:
         self._calls[reserved.id] = call
         try:
             timeout = reserved.options.timeout
-            done, _ = await asyncio.wait({call}, timeout=timeout)
+            try:
+                done, _ = await asyncio.wait({call}, timeout=timeout)
+            except asyncio.CancelledError:  # the worker is shutting down: stop the task's own code too
+                call.cancel()
+                raise
             if not done:
                 call.cancel()
                 await asyncio.wait({call})
@@ -463,7 +469,8 @@ class Worker:
         self._busy_threads.add(thread)
 
         def returned(_: concurrent.futures.Future[Any]) -> None:
-            loop.call_soon_threadsafe(self._thread_returned, thread)
+            with contextlib.suppress(RuntimeError):  # the loop may have closed while the thread ran on
+                loop.call_soon_threadsafe(self._thread_returned, thread)
 
         thread.add_done_callback(returned)
 
