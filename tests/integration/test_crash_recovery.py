@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sample_tasks import mark_then_sleep
 
-from sitq import AttemptOutcome, Task, TaskQueue, TaskStatus
+from sitq import AttemptOutcome, Result, Task, TaskQueue, TaskStatus
 
 TESTS = Path(__file__).parent.parent
 
@@ -45,22 +45,27 @@ async def started(log: Path, token: str) -> None:
     raise AssertionError(f"task {token} did not start")
 
 
+async def kill_its_worker_and_recover(queue: TaskQueue, url: str, task_id: str, log: Path) -> Result | None:
+    """Start a worker, SIGKILL it once the task has started, start another, and wait for the result."""
+    doomed = start_worker(url, lease=1.0)
+    await started(log, "t")
+    doomed.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(doomed.communicate, timeout=10)
+    survivor = start_worker(url, lease=1.0)
+    try:
+        return await queue.get_result(task_id, timeout=60)
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(survivor.communicate, timeout=30)
+        assert survivor.returncode == 0, err
+
+
 async def test_a_task_whose_worker_is_killed_is_finished_by_another(tmp_path: Path) -> None:
     url, log = f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path / "runs.log"
     async with TaskQueue(url) as queue:
         task_id = await queue.enqueue(Task(mark_then_sleep, ["t", str(log), 1.0], max_attempts=2))
-        doomed = start_worker(url, lease=1.0)
-        await started(log, "t")
-        doomed.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(doomed.communicate, timeout=10)
-        survivor = start_worker(url, lease=1.0)
-        try:
-            result = await queue.get_result(task_id, timeout=60)
-        finally:
-            survivor.send_signal(signal.SIGTERM)
-            _, err = await asyncio.to_thread(survivor.communicate, timeout=30)
+        result = await kill_its_worker_and_recover(queue, url, task_id, log)
         info = await queue.get_task(task_id)
-    assert survivor.returncode == 0, err
     assert result is not None and result.value == "t"
     assert [attempt.outcome for attempt in info.history] == [AttemptOutcome.LOST, AttemptOutcome.SUCCESS]
     assert log.read_text().split() == ["start", "t", "start", "t", "end", "t"]
@@ -70,16 +75,7 @@ async def test_a_killed_workers_task_with_no_attempts_left_fails_saying_so(tmp_p
     url, log = f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path / "runs.log"
     async with TaskQueue(url) as queue:
         task_id = await queue.enqueue(mark_then_sleep, "t", str(log), 1.0)
-        doomed = start_worker(url, lease=1.0)
-        await started(log, "t")
-        doomed.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(doomed.communicate, timeout=10)
-        survivor = start_worker(url, lease=1.0)
-        try:
-            result = await queue.get_result(task_id, timeout=60)
-        finally:
-            survivor.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(survivor.communicate, timeout=30)
+        result = await kill_its_worker_and_recover(queue, url, task_id, log)
     assert result is not None and result.status == "failed"
     assert result.error is not None and result.error.startswith("WorkerLostError: worker ")
     assert result.error.endswith("stopped renewing its lease, and no attempts are left")
