@@ -109,3 +109,20 @@ async def test_enqueue_many_is_one_atomic_write(queue: TaskQueue) -> None:
     assert len(set(ids)) == 5
     worker = Worker(queue)
     assert [(await worker.process_task(task_id)).value for task_id in ids] == [0, 2, 4, 6, 8]
+
+
+class _CancelCounter:
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    def sitq_task_cancelled(self, task_id: str) -> None:
+        self.cancelled.append(task_id)
+
+
+async def test_cancelling_twice_reports_cancelled_but_fires_the_hook_once() -> None:
+    counter = _CancelCounter()
+    async with TaskQueue(MemoryBackend(), plugins=[counter]) as queue:
+        task_id = await queue.enqueue(add, 1, 2)
+        assert await queue.cancel(task_id) == "cancelled"
+        assert await queue.cancel(task_id) == "cancelled"
+    assert counter.cancelled == [task_id]

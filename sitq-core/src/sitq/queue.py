@@ -98,10 +98,7 @@ class TaskQueue:
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
         """Store many tasks in one atomic write: all of them are durable, or none is."""
         new_tasks = [self._prepare(task) for task in tasks]
-        await self._ready()
-        await self.backend.enqueue(new_tasks)
-        for new_task in new_tasks:
-            await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
+        await self._store(new_tasks)
         return [new_task.id for new_task in new_tasks]
 
     async def submit(self, workflow: Workflow) -> WorkflowRun:
@@ -111,11 +108,15 @@ class TaskQueue:
         for task, parents in workflow.steps:
             depends_on = tuple(new_tasks[parent].id for parent in parents)
             new_tasks.append(self._prepare(task, depends_on, workflow_id))
+        await self._store(new_tasks)
+        return WorkflowRun(workflow_id, workflow.name, tuple(new_task.id for new_task in new_tasks), workflow)
+
+    async def _store(self, new_tasks: list[NewTask]) -> None:
+        """One atomic write for a batch, then one `sitq_task_enqueued` per task."""
         await self._ready()
         await self.backend.enqueue(new_tasks)
         for new_task in new_tasks:
             await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
-        return WorkflowRun(workflow_id, workflow.name, tuple(new_task.id for new_task in new_tasks), workflow)
 
     async def get_workflow(self, workflow_id: str) -> WorkflowStatus:
         """Counts of a workflow's tasks by status, and whether it has finished."""
@@ -189,13 +190,12 @@ class TaskQueue:
         task cooperatively; a sync one cannot be interrupted and is abandoned); and for a finished task
         its final status, unchanged."""
         await self._ready()
+        before = await self.backend.get(task_id)
         status = await self.backend.cancel(task_id, now=utcnow())
-        if status is None:
+        if before is None or status is None:
             raise TaskNotFoundError(task_id)
-        if status is TaskStatus.CANCELLED:
-            record = await self.backend.get(task_id)
-            name = record.name if record else ""
-            await self.plugins.task_cancelled(task_id=task_id, task_name=name, worker_id=None)
+        if before.status is TaskStatus.PENDING and status is TaskStatus.CANCELLED:
+            await self.plugins.task_cancelled(task_id=task_id, task_name=before.name, worker_id=None)
         return status
 
     async def get_task(self, task_id: str) -> TaskInfo:

@@ -318,7 +318,7 @@ class Worker:
         if reserved is not None:
             self._spawn(reserved, self._wakeup)
         if (running := self._in_flight.get(task_id)) is not None:
-            await asyncio.shield(running)  # this worker's own loop claimed it first
+            await asyncio.shield(running)  # claimed just now, or earlier by this worker's own loop
         record = await self.backend.get(task_id)
         if record is None:
             raise TaskNotFoundError(task_id)
@@ -358,7 +358,7 @@ class Worker:
             outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
             await self.plugins.task_succeeded(**identity, duration=duration)
         else:
-            outcome = await self._failed(reserved, failure, duration)
+            outcome = await self._failed(reserved, failure, duration, identity)
         try:
             await self._completions.submit(outcome)
         except Exception:
@@ -369,9 +369,10 @@ class Worker:
             )
         return outcome
 
-    async def _failed(self, reserved: ReservedTask, failure: BaseException, duration: float) -> TaskOutcome:
+    async def _failed(
+        self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]
+    ) -> TaskOutcome:
         """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good."""
-        identity = {"task_id": reserved.id, "task_name": reserved.name, "worker_id": self.worker_id}
         error, formatted = f"{type(failure).__name__}: {failure}", _format_traceback(failure)
         if isinstance(failure, TaskCancelledError):
             await self.plugins.task_cancelled(**identity)
