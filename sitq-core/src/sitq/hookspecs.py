@@ -6,7 +6,7 @@ implementation may write as a plain or an `async` function. sitq awaits what the
 swallows what they raise: an observer never fails a task or stops a worker.
 
 Signatures only grow: new keyword arguments may be added, none removed or renamed, and an
-implementation declares only the arguments it wants.
+implementation declares only the arguments it wants. Every task event names the task's `queue`.
 """
 
 from __future__ import annotations
@@ -51,13 +51,13 @@ def sitq_register_serializers() -> list[type[Serializer]]:  # type: ignore[empty
 
 
 @hookspec
-def sitq_task_enqueued(task_id: str, task_name: str, eta: datetime) -> Awaitable[None] | None:
+def sitq_task_enqueued(task_id: str, task_name: str, queue: str, eta: datetime) -> Awaitable[None] | None:
     """A task was stored durably. Fires in the producer's process, after `enqueue` committed it."""
 
 
 @hookspec
 def sitq_task_started(
-    task_id: str, task_name: str, worker_id: str, attempt: int, enqueued_at: datetime
+    task_id: str, task_name: str, queue: str, worker_id: str, attempt: int, enqueued_at: datetime
 ) -> Awaitable[None] | None:
     """A worker claimed a task and is about to run it (attempt 1 is the first). Fires in the worker's
     process; `enqueued_at` lets an observer measure how long the task waited."""
@@ -65,7 +65,7 @@ def sitq_task_started(
 
 @hookspec
 def sitq_task_succeeded(
-    task_id: str, task_name: str, worker_id: str, duration: float
+    task_id: str, task_name: str, queue: str, worker_id: str, duration: float
 ) -> Awaitable[None] | None:
     """A task returned normally; `duration` is its run time in seconds. Fires in the worker's process
     once the function has returned, before the result is committed."""
@@ -73,7 +73,7 @@ def sitq_task_succeeded(
 
 @hookspec
 def sitq_task_failed(
-    task_id: str, task_name: str, worker_id: str, duration: float, error: str, traceback: str
+    task_id: str, task_name: str, queue: str, worker_id: str, duration: float, error: str, traceback: str
 ) -> Awaitable[None] | None:
     """A task raised, or its call could not be decoded. Fires in the worker's process, with the error
     message and the formatted traceback that are recorded on the result."""
@@ -81,7 +81,7 @@ def sitq_task_failed(
 
 @hookspec
 def sitq_task_retried(
-    task_id: str, task_name: str, worker_id: str, attempt: int, delay: float, error: str
+    task_id: str, task_name: str, queue: str, worker_id: str, attempt: int, delay: float, error: str
 ) -> Awaitable[None] | None:
     """An attempt failed (or timed out, or asked for a retry) and the task will run again in `delay`
     seconds. Fires in the worker's process, instead of `sitq_task_failed`, which fires only for the last."""
@@ -89,14 +89,16 @@ def sitq_task_retried(
 
 @hookspec
 def sitq_task_timed_out(
-    task_id: str, task_name: str, worker_id: str, attempt: int, timeout: float
+    task_id: str, task_name: str, queue: str, worker_id: str, attempt: int, timeout: float
 ) -> Awaitable[None] | None:
     """An attempt ran past its `timeout` seconds and was abandoned. Fires in the worker's process, before
     `sitq_task_retried` or the final `sitq_task_failed`-like outcome (the task's status is `timeout`)."""
 
 
 @hookspec
-def sitq_task_cancelled(task_id: str, task_name: str, worker_id: str | None) -> Awaitable[None] | None:
+def sitq_task_cancelled(
+    task_id: str, task_name: str, queue: str, worker_id: str | None
+) -> Awaitable[None] | None:
     """A task was cancelled: a pending one in the process that called `cancel()` (`worker_id` is None),
     a running one in its worker's process once the worker has stopped it."""
 

@@ -225,39 +225,59 @@ class Plugins:
     # With no observer, an event costs one dict lookup: the arguments are gathered (from `locals()`)
     # only when someone listens.
 
-    async def task_enqueued(self, *, task_id: str, task_name: str, eta: datetime) -> None:
+    async def task_enqueued(self, *, task_id: str, task_name: str, queue: str, eta: datetime) -> None:
         if observers := self._observers["sitq_task_enqueued"]:
             await _notify(observers, "sitq_task_enqueued", locals())
 
     async def task_started(
-        self, *, task_id: str, task_name: str, worker_id: str, attempt: int, enqueued_at: datetime
+        self, *, task_id: str, task_name: str, queue: str, worker_id: str, attempt: int, enqueued_at: datetime
     ) -> None:
         if observers := self._observers["sitq_task_started"]:
             await _notify(observers, "sitq_task_started", locals())
 
-    async def task_succeeded(self, *, task_id: str, task_name: str, worker_id: str, duration: float) -> None:
+    async def task_succeeded(
+        self, *, task_id: str, task_name: str, queue: str, worker_id: str, duration: float
+    ) -> None:
         if observers := self._observers["sitq_task_succeeded"]:
             await _notify(observers, "sitq_task_succeeded", locals())
 
     async def task_failed(
-        self, *, task_id: str, task_name: str, worker_id: str, duration: float, error: str, traceback: str
+        self,
+        *,
+        task_id: str,
+        task_name: str,
+        queue: str,
+        worker_id: str,
+        duration: float,
+        error: str,
+        traceback: str,
     ) -> None:
         if observers := self._observers["sitq_task_failed"]:
             await _notify(observers, "sitq_task_failed", locals())
 
     async def task_retried(
-        self, *, task_id: str, task_name: str, worker_id: str, attempt: int, delay: float, error: str
+        self,
+        *,
+        task_id: str,
+        task_name: str,
+        queue: str,
+        worker_id: str,
+        attempt: int,
+        delay: float,
+        error: str,
     ) -> None:
         if observers := self._observers["sitq_task_retried"]:
             await _notify(observers, "sitq_task_retried", locals())
 
     async def task_timed_out(
-        self, *, task_id: str, task_name: str, worker_id: str, attempt: int, timeout: float
+        self, *, task_id: str, task_name: str, queue: str, worker_id: str, attempt: int, timeout: float
     ) -> None:
         if observers := self._observers["sitq_task_timed_out"]:
             await _notify(observers, "sitq_task_timed_out", locals())
 
-    async def task_cancelled(self, *, task_id: str, task_name: str, worker_id: str | None) -> None:
+    async def task_cancelled(
+        self, *, task_id: str, task_name: str, queue: str, worker_id: str | None
+    ) -> None:
         if observers := self._observers["sitq_task_cancelled"]:
             await _notify(observers, "sitq_task_cancelled", locals())
 

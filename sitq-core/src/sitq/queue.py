@@ -92,7 +92,9 @@ class TaskQueue:
         new_task = self._prepare(task)
         await self._ready()
         await self._enqueuer.submit(new_task)
-        await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
+        await self.plugins.task_enqueued(
+            task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
+        )
         return new_task.id
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
@@ -116,7 +118,9 @@ class TaskQueue:
         await self._ready()
         await self.backend.enqueue(new_tasks)
         for new_task in new_tasks:
-            await self.plugins.task_enqueued(task_id=new_task.id, task_name=new_task.name, eta=new_task.eta)
+            await self.plugins.task_enqueued(
+                task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
+            )
 
     async def get_workflow(self, workflow_id: str) -> WorkflowStatus:
         """Counts of a workflow's tasks by status, and whether it has finished."""
@@ -195,7 +199,9 @@ class TaskQueue:
         if before is None or status is None:
             raise TaskNotFoundError(task_id)
         if before.status is TaskStatus.PENDING and status is TaskStatus.CANCELLED:
-            await self.plugins.task_cancelled(task_id=task_id, task_name=before.name, worker_id=None)
+            await self.plugins.task_cancelled(
+                task_id=task_id, task_name=before.name, queue=before.options.queue, worker_id=None
+            )
         return status
 
     async def get_task(self, task_id: str) -> TaskInfo:

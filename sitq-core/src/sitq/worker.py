@@ -330,7 +330,12 @@ class Worker:
 
     async def _execute(self, reserved: ReservedTask) -> TaskOutcome:
         """Run one claimed task and record how it ended; whatever the task does, the worker goes on."""
-        identity = {"task_id": reserved.id, "task_name": reserved.name, "worker_id": self.worker_id}
+        identity = {
+            "task_id": reserved.id,
+            "task_name": reserved.name,
+            "queue": reserved.options.queue,
+            "worker_id": self.worker_id,
+        }
         await self.plugins.task_started(
             **identity, attempt=reserved.attempt, enqueued_at=reserved.enqueued_at
         )

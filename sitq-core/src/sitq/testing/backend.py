@@ -72,22 +72,22 @@ class _Recorder:
     """A lifecycle plugin that records events; one hook raises to prove observers cannot hurt a task."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str, str]] = []
 
     @hookimpl  # marking is optional: unmarked ``sitq_*`` methods are hook implementations too
-    def sitq_task_enqueued(self, task_id: str) -> None:
-        self.events.append(("enqueued", task_id))
+    def sitq_task_enqueued(self, task_id: str, queue: str) -> None:
+        self.events.append(("enqueued", task_id, queue))
 
-    async def sitq_task_started(self, task_id: str, attempt: int) -> None:
-        self.events.append(("started", task_id))
+    async def sitq_task_started(self, task_id: str, queue: str, attempt: int) -> None:
+        self.events.append(("started", task_id, queue))
         raise RuntimeError("a broken observer")
 
-    def sitq_task_succeeded(self, task_id: str, duration: float) -> None:
+    def sitq_task_succeeded(self, task_id: str, queue: str, duration: float) -> None:
         assert duration >= 0
-        self.events.append(("succeeded", task_id))
+        self.events.append(("succeeded", task_id, queue))
 
-    def sitq_task_failed(self, task_id: str, error: str, traceback: str) -> None:
-        self.events.append(("failed", task_id))
+    def sitq_task_failed(self, task_id: str, queue: str, error: str, traceback: str) -> None:
+        self.events.append(("failed", task_id, queue))
 
 
 class _Started:
@@ -589,18 +589,18 @@ class BackendConformance:
 
     async def test_lifecycle_hooks_fire_and_a_failing_observer_harms_nothing(self, backend: Backend) -> None:
         recorder = _Recorder()
-        async with TaskQueue(backend, plugins=[recorder]) as queue, Worker(queue):
+        async with TaskQueue(backend, plugins=[recorder]) as queue, Worker(queue, queues=["default", "q2"]):
             ok = await queue.enqueue(add, 1, 2)
-            bad = await queue.enqueue(explode)
+            bad = await queue.enqueue(Task(explode, queue="q2"))
             assert (await queue.get_result(ok, timeout=10)) is not None
             assert (await queue.get_result(bad, timeout=10)) is not None
         assert set(recorder.events) == {
-            ("enqueued", ok),
-            ("enqueued", bad),
-            ("started", ok),
-            ("started", bad),
-            ("succeeded", ok),
-            ("failed", bad),
+            ("enqueued", ok, "default"),
+            ("enqueued", bad, "q2"),
+            ("started", ok, "default"),
+            ("started", bad, "q2"),
+            ("succeeded", ok, "default"),
+            ("failed", bad, "q2"),
         }
 
     async def test_a_shared_backend_stays_open_until_its_last_user_closes(self, backend: Backend) -> None:
