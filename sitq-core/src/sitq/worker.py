@@ -103,6 +103,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._holds_connection = False
         self._stopping = False
+        self._burst = False
         self._wakeup: Subscription | None = None
         self._serving: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -140,8 +141,13 @@ class Worker:
                 await self._shut_down()
         await self._release()
 
-    async def run(self) -> None:
-        """Run until `stop()` is called or the process gets SIGINT or SIGTERM, then stop gracefully."""
+    async def run(self, *, burst: bool = False) -> None:
+        """Run until `stop()` is called or the process gets SIGINT or SIGTERM, then stop gracefully.
+
+        With `burst=True`, also return once no task is due and none is running: a script or a test drains
+        what is due without sleeping, and tasks scheduled for later stay queued.
+        """
+        self._burst = burst
         await self.start()
         assert self._serving is not None
         loop = asyncio.get_running_loop()
@@ -210,6 +216,8 @@ class Worker:
                     self._spawn(reserved, wakeup)
                 if len(claimed) == free:
                     continue
+                if self._burst and not claimed and not self._in_flight and not self._busy_threads:
+                    break
                 timeout = await self._idle_timeout()
             await wakeup.wait(timeout)
         await self._drain()

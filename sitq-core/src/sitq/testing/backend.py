@@ -587,6 +587,14 @@ class BackendConformance:
         assert result.value == again.value == 25
         assert result.finished_at == again.finished_at
 
+    async def test_a_burst_worker_runs_what_is_due_then_returns(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            due = [await queue.enqueue(add, n, n) for n in range(5)]
+            later = await queue.enqueue(add, 1, 1, eta=utcnow() + timedelta(hours=1))
+            await asyncio.wait_for(Worker(queue, max_concurrency=2).run(burst=True), timeout=30)
+            assert [(await queue.get_status(task_id)) for task_id in due] == [TaskStatus.SUCCESS] * 5
+            assert await queue.get_status(later) == TaskStatus.PENDING
+
     async def test_lifecycle_hooks_fire_and_a_failing_observer_harms_nothing(self, backend: Backend) -> None:
         recorder = _Recorder()
         async with TaskQueue(backend, plugins=[recorder]) as queue, Worker(queue, queues=["default", "q2"]):
