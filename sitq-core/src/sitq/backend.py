@@ -175,6 +175,12 @@ class Backend(Protocol):
         need wake nobody, and a backend that cannot tell changes apart may wake waiters for them too."""
         ...
 
+    async def describe(self) -> dict[str, str]:
+        """Facts about the open store for a person, in the order to show them (`sitq info` prints them):
+        where it is, its schema version, its settings. Keys are short names, values plain text; the key
+        ``"durability"`` is required and says which crashes a committed task survives."""
+        ...
+
 
 class SharedConnection:
     """Reference-counted open and close, so one backend object can serve a queue, a worker and its creator.

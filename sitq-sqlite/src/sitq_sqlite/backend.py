@@ -769,6 +769,27 @@ class SQLiteBackend:
                 delay = _FIRST_POLL_DELAY
                 self._signal.notify()
 
+    async def describe(self) -> dict[str, str]:
+        async with self._connection("describing the database") as conn:
+            ((version, journal_mode),) = await conn.execute_fetchall(
+                "SELECT user_version, journal_mode FROM pragma_user_version(), pragma_journal_mode()"
+            )
+        durability = (
+            "every commit survives an application crash, an OS crash and a power cut (synchronous=full)"
+            if self._synchronous == "full"
+            else "commits survive an application crash; an OS crash or a power cut may lose the last "
+            "ones (synchronous=normal)"
+        )
+        return {
+            "path": self._path,
+            "schema_version": str(version),
+            "durability": durability,
+            "journal_mode": str(journal_mode),
+            "synchronous": self._synchronous,
+            "busy_timeout": f"{self._busy_timeout:g}s",
+            "sqlite_version": sqlite3.sqlite_version,
+        }
+
 
 class _OpenFiles:
     """The change signals of this process's open backends, by real path of their file, so that a commit

@@ -343,6 +343,14 @@ class MemoryBackend:
     def subscribe(self) -> Subscription:
         return self._store.changes.subscribe()
 
+    async def describe(self) -> dict[str, str]:
+        store = (
+            "private to this MemoryBackend object"
+            if self._store_name is None
+            else f"memory://{self._store_name}, shared within this process"
+        )
+        return {"store": store, "durability": "none: tasks live in this process's memory and end with it"}
+
 
 async def _nothing() -> None:
     """Opening or closing memory takes no work."""

@@ -1046,3 +1046,10 @@ class BackendConformance:
                         break
                     await asyncio.sleep(0.02)
             assert await queue.list_tasks() == []
+
+    # Describing
+
+    async def test_describe_tells_a_person_how_durable_the_store_is(self, store: Backend) -> None:
+        facts = await store.describe()
+        assert all(isinstance(key, str) and key and isinstance(value, str) for key, value in facts.items())
+        assert facts.get("durability"), "describe() must say which crashes a committed task survives"
