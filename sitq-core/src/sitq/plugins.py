@@ -12,8 +12,9 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import pluggy
@@ -73,15 +74,49 @@ class _PluginManager(pluggy.PluginManager):
         return opts
 
 
+class _Provider(NamedTuple):
+    """Where a plugin came from: its distribution (or how it was given) and that distribution's version."""
+
+    distribution: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.distribution} {self.version}" if self.version else self.distribution
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin and what it provides, as `sitq plugins` lists it."""
+
+    name: str
+    distribution: str
+    """The distribution that installed it (``sitq-core`` for the built-ins), or ``passed explicitly``."""
+    version: str | None
+    backends: tuple[str, ...]
+    serializers: tuple[str, ...]
+    hooks: tuple[str, ...]
+    """The lifecycle hooks it implements, in the order `hookspecs` lists them."""
+
+
 @functools.cache
-def _installed_plugins() -> tuple[tuple[str, object, str], ...]:
+def _core_provider() -> _Provider:
+    import importlib.metadata  # only when plugins are first needed, as in _installed_plugins
+
+    try:
+        return _Provider("sitq-core", importlib.metadata.version("sitq-core"))
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return _Provider("sitq-core")
+
+
+@functools.cache
+def _installed_plugins() -> tuple[tuple[str, object, _Provider], ...]:
     """Load every entry point of the group once: (plugin name, plugin object, providing distribution)."""
     import importlib.metadata  # costs a tenth of sitq's import time, so only when plugins are first needed
 
     loaded = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist
-        provider = f"{dist.name} {dist.version}" if dist else entry_point.value
+        provider = _Provider(dist.name, dist.version) if dist else _Provider(entry_point.value)
         try:
             plugin = entry_point.load()
         except Exception as exc:
@@ -99,12 +134,12 @@ class Plugins:
     def __init__(self, extra: Sequence[object] = ()) -> None:
         self._pm = _PluginManager(ENTRY_POINT_GROUP)
         self._pm.add_hookspecs(hookspecs)
-        self._providers: dict[str, str] = {}
-        self._add(builtin_plugins, "sitq.builtins", "sitq-core")
+        self._providers: dict[str, _Provider] = {}
+        self._add(builtin_plugins, "sitq.builtins", _core_provider())
         for name, plugin, provider in _installed_plugins():
             self._add(plugin, name, provider)
         for plugin in extra:
-            self._add(plugin, self._unique_name(plugin), "passed explicitly")
+            self._add(plugin, self._unique_name(plugin), _Provider("passed explicitly"))
         try:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -123,7 +158,7 @@ class Plugins:
             name = f"{base}#{number}"
         return name
 
-    def _add(self, plugin: object, name: str, provider: str) -> None:
+    def _add(self, plugin: object, name: str, provider: _Provider) -> None:
         if self._pm.is_registered(plugin):
             return
         try:
@@ -149,7 +184,7 @@ class Plugins:
         found: dict[str, Any] = {}
         provided_by: dict[str, str] = {}
         for impl in _in_call_order(hook.get_hookimpls()):
-            provider = self._providers.get(impl.plugin_name, impl.plugin_name)
+            provider = str(self._providers.get(impl.plugin_name, impl.plugin_name))
             try:
                 classes: list[Any] = list(impl.function())  # type: ignore[call-overload] # a non-iterable raises, caught below
             except Exception as exc:
@@ -165,6 +200,32 @@ class Plugins:
                 found[cls.name] = cls
                 provided_by[cls.name] = provider
         return found
+
+    def installed(self) -> list[PluginInfo]:
+        """Every registered plugin in the order it was registered, with its distribution and what it
+        provides: what `sitq plugins` shows, so a user can see which plugin serves what."""
+        provides: dict[tuple[str, str], tuple[str, ...]] = {}
+        # The registries first: they raise a clear ConfigurationError for a broken or clashing plugin.
+        for kind, registry in (("backends", self.backends), ("serializers", self.serializers)):
+            hook = getattr(self._pm.hook, f"sitq_register_{kind}")
+            for impl in hook.get_hookimpls():
+                names = [cls.name for cls in impl.function()]
+                provides[kind, impl.plugin_name] = tuple(name for name in names if name in registry)
+        plugins = []
+        for name, plugin in self._pm.list_name_plugin():
+            provider = self._providers.get(name, _Provider("unknown"))
+            implemented = {caller.name for caller in self._pm.get_hookcallers(plugin) or ()}
+            plugins.append(
+                PluginInfo(
+                    name=name,
+                    distribution=provider.distribution,
+                    version=provider.version,
+                    backends=provides.get(("backends", name), ()),
+                    serializers=provides.get(("serializers", name), ()),
+                    hooks=tuple(hook for hook in _LIFECYCLE_HOOKS if hook in implemented),
+                )
+            )
+        return plugins
 
     def backend_class(self, name: str) -> type[Backend]:
         return _lookup("backend", name, self.backends)
