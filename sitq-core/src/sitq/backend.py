@@ -80,10 +80,20 @@ class Backend(Protocol):
         ...
 
     async def claim(
-        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int, queues: Sequence[str]
+        self,
+        *,
+        worker_id: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        queues: Sequence[str],
+        outcomes: Sequence[TaskOutcome] = (),
     ) -> list[ReservedTask]:
         """Atomically claim up to `limit` tasks of these `queues` due at `now` whose parents (`depends_on`)
         have all succeeded: highest `priority` first, then earliest `eta`, then first enqueued.
+
+        `outcomes` are recorded first, exactly as `complete(outcomes)` records them, in the same atomic
+        write: a worker that finishes some tasks and takes the next ones pays for one write, not two.
 
         A task is claimable when it is pending with `eta <= now`, or in progress with a lease that
         expired before `now` (its worker is presumed dead: the history records that attempt as `lost`).

@@ -30,6 +30,11 @@ class GroupCommit(Generic[T]):
             self._writer = asyncio.create_task(self._drain())
         await future
 
+    @property
+    def busy(self) -> bool:
+        """Whether a write is under way or about to start."""
+        return self._writer is not None
+
     async def flush(self) -> None:
         """Wait until everything submitted so far is written."""
         if self._writer is not None:

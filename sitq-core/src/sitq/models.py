@@ -167,15 +167,14 @@ class Task:
 
     def options(self) -> TaskOptions:
         """This call's options: its own, over the function's decorator defaults, over sitq's defaults."""
-        defaults = getattr(self.function, TASK_OPTIONS_ATTRIBUTE, TaskOptions())
-        overrides = {
-            option.name: getattr(self, option.name)
-            for option in fields(TaskOptions)
-            if getattr(self, option.name) is not None
-        }
-        return replace(defaults, **overrides)
+        defaults = getattr(self.function, TASK_OPTIONS_ATTRIBUTE, None) or _DEFAULT_OPTIONS
+        overrides = {name: value for name in _OPTION_NAMES if (value := getattr(self, name)) is not None}
+        # Options are immutable, so a call without overrides shares its function's (enqueue's hot path).
+        return replace(defaults, **overrides) if overrides else defaults
 
 
+_DEFAULT_OPTIONS = TaskOptions()
+_OPTION_NAMES = tuple(option.name for option in fields(TaskOptions))
 TASK_OPTIONS_ATTRIBUTE = "__sitq_options__"
 TASK_NAME_ATTRIBUTE = "__sitq_name__"
 

@@ -95,7 +95,8 @@ class Worker:
         self.grace_period = float(grace_period)
         self.retention = _retention_by_queue(retention, self.queues)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._completions = GroupCommit(self.backend.complete)
+        self._completions = GroupCommit(self._record)
+        self._claiming = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[TaskOutcome]] = {}
         self._calls: dict[str, asyncio.Future[Any]] = {}
         self._cancel_requested: set[str] = set()
@@ -103,6 +104,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._holds_connection = False
         self._stopping = False
+        self._taking = False
         self._burst = False
         self._wakeup: Subscription | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -207,20 +209,47 @@ class Worker:
     # Serving
 
     async def _serve(self, wakeup: Subscription) -> None:
-        while not self._stopping:
-            free = self.max_concurrency - len(self._in_flight) - len(self._busy_threads)
-            timeout: float | None = None
-            if free > 0:
-                claimed = await self._claim(free)
-                for reserved in claimed:
-                    self._spawn(reserved, wakeup)
-                if len(claimed) == free:
-                    continue
-                if self._burst and not claimed and not self._in_flight and not self._busy_threads:
-                    break
-                timeout = await self._idle_timeout()
-            await wakeup.wait(timeout)
+        self._taking = True
+        try:
+            while not self._stopping:
+                timeout: float | None = None
+                # While outcomes are being written, that write claims for the slots it frees.
+                if not self._completions.busy and self._free_slots() > 0:
+                    async with self._claiming:
+                        free = self._free_slots()
+                        claimed = await self._claim(free)
+                        for reserved in claimed:
+                            self._spawn(reserved, wakeup)
+                    if len(claimed) == free:
+                        continue
+                    if self._burst and not claimed and not self._in_flight and not self._busy_threads:
+                        break
+                    timeout = await self._idle_timeout()
+                await wakeup.wait(timeout)
+        finally:
+            self._taking = False
         await self._drain()
+
+    def _free_slots(self) -> int:
+        return self.max_concurrency - len(self._in_flight) - len(self._busy_threads)
+
+    async def _record(self, outcomes: Sequence[TaskOutcome]) -> None:
+        """Record finished attempts; while serving, claim the next tasks for their slots in the same write."""
+        if not self._taking or self._stopping:
+            await self.backend.complete(outcomes)
+            return
+        async with self._claiming:
+            # The recorded tasks still count as in flight until this write returns, but their slots are free.
+            claimed = await self.backend.claim(
+                worker_id=self.worker_id,
+                now=utcnow(),
+                lease=self.lease,
+                limit=self._free_slots() + len(outcomes),
+                queues=self.queues,
+                outcomes=outcomes,
+            )
+            for reserved in claimed:
+                self._spawn(reserved, self._wakeup)
 
     async def _drain(self) -> None:
         """Let running tasks finish within the grace period; give the others back to the queue."""

@@ -512,7 +512,14 @@ class SQLiteBackend:
             self._notify()
 
     async def claim(
-        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int, queues: Sequence[str]
+        self,
+        *,
+        worker_id: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        queues: Sequence[str],
+        outcomes: Sequence[TaskOutcome] = (),
     ) -> list[ReservedTask]:
         expires = now + lease
         names = list(dict.fromkeys(queues))
@@ -527,7 +534,7 @@ class SQLiteBackend:
         else:
             params.update((f"q{index}", name) for index, name in enumerate(names))
         sql = _claim_sql(len(names)) if names and limit > 0 else None
-        rows = await self._claim("claiming tasks", sql, params)
+        rows = await self._claim("claiming tasks", sql, params, _outcome_rows(outcomes))
         # RETURNING yields rows in no promised order: sort as the claim chose them.
         rows.sort(key=lambda row: (-row[9], row[7], row[0]))
         return [_reserved(row, worker_id, now, expires) for row in rows]
@@ -545,12 +552,20 @@ class SQLiteBackend:
         rows = await self._claim(f"claiming task {task_id!r}", _CLAIM_TASK, params)
         return _reserved(rows[0], worker_id, now, expires) if rows else None
 
-    async def _claim(self, doing: str, sql: str | None, params: dict[str, object]) -> list[Any]:
-        """Recover the tasks of dead workers, then run the claim `sql`, in one write transaction."""
+    async def _claim(
+        self,
+        doing: str,
+        sql: str | None,
+        params: dict[str, object],
+        outcomes: Sequence[dict[str, object]] = (),
+    ) -> list[Any]:
+        """Record `outcomes`, recover the tasks of dead workers, then run the claim `sql`, in one write
+        transaction."""
 
         def claim(db: sqlite3.Connection) -> tuple[list[Any], bool]:
             lost = {"now": params["now"], "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING}
-            ended = False
+            ended = bool(outcomes)
+            _record_outcomes(db, outcomes)
             # The history insert doubles as the check: the common case, nothing lost, is one index probe.
             if db.execute(_LOST_HISTORY, lost).fetchall():
                 # In enqueue order, as the memory backend ends them.
@@ -621,31 +636,12 @@ class SQLiteBackend:
         return status
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
-        # Of two outcomes of one attempt in a batch only the first counts, as when sent one by one.
-        first: dict[tuple[str, str], TaskOutcome] = {}
-        for outcome in outcomes:
-            first.setdefault((outcome.task_id, outcome.worker_id), outcome)
-        rows = [_outcome_params(outcome) for outcome in first.values()]
+        rows = _outcome_rows(outcomes)
         doing = f"recording {len(rows)} finished task(s)"
         if not rows:
             async with self._connection(doing):
                 return  # nothing to record, but using an unconnected backend is still an error
-
-        def complete(db: sqlite3.Connection) -> None:
-            db.executemany(_COMPLETE_HISTORY, rows)
-            ended: list[tuple[int, str, str, object]] = []
-            for row in rows:
-                for seq, status in db.execute(_COMPLETE, row).fetchall():
-                    if status == TaskStatus.SUCCESS:
-                        db.execute(_MET, (seq,))
-                    elif status in _ENDED_WITHOUT_SUCCESS:
-                        ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
-            # Only pending tasks are cancelled, and only running ones completed: cancelling after every
-            # outcome is applied ends the same tasks, with the same errors, as cancelling after each.
-            for seq, task_id, status, finished_at in ended:
-                _cancel_dependents(db, seq, task_id, status, finished_at)
-
-        await self._atomically(doing, complete)
+        await self._atomically(doing, functools.partial(_record_outcomes, rows=rows))
         self._notify()
 
     async def history(self, task_id: str) -> list[AttemptRecord]:
@@ -965,7 +961,10 @@ def _cancel_dependents(
     return [(child_seq, child_id) for child_seq, (child_id, _) in cancelled.items()]
 
 
+@functools.lru_cache(maxsize=256)
 def _option_columns(options: TaskOptions) -> tuple[object, ...]:
+    """The option columns of a row; cached, since the tasks of one function usually share one options
+    object."""
     retry = options.retry
     policy = {
         "backoff": retry.backoff,
@@ -1006,6 +1005,33 @@ def _options(
         timeout=timeout,
         description=description,
     )
+
+
+def _outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[dict[str, object]]:
+    """The parameters for recording these outcomes; of two outcomes of one attempt only the first counts,
+    as when they are sent one by one."""
+    first: dict[tuple[str, str], TaskOutcome] = {}
+    for outcome in outcomes:
+        first.setdefault((outcome.task_id, outcome.worker_id), outcome)
+    return [_outcome_params(outcome) for outcome in first.values()]
+
+
+def _record_outcomes(db: sqlite3.Connection, rows: Sequence[dict[str, object]]) -> None:
+    """Apply ended attempts, inside the caller's transaction: history rows, task rows, dependents."""
+    if not rows:
+        return
+    db.executemany(_COMPLETE_HISTORY, rows)
+    ended: list[tuple[int, str, str, object]] = []
+    for row in rows:
+        for seq, status in db.execute(_COMPLETE, row).fetchall():
+            if status == TaskStatus.SUCCESS:
+                db.execute(_MET, (seq,))
+            elif status in _ENDED_WITHOUT_SUCCESS:
+                ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
+    # Only pending tasks are cancelled, and only running ones completed: cancelling after every outcome is
+    # applied ends the same tasks, with the same errors, as cancelling after each.
+    for seq, task_id, status, finished_at in ended:
+        _cancel_dependents(db, seq, task_id, status, finished_at)
 
 
 def _outcome_params(outcome: TaskOutcome) -> dict[str, object]:

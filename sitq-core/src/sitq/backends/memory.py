@@ -117,8 +117,17 @@ class MemoryBackend:
         self._store.changes.notify()
 
     async def claim(
-        self, *, worker_id: str, now: datetime, lease: timedelta, limit: int, queues: Sequence[str]
+        self,
+        *,
+        worker_id: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        queues: Sequence[str],
+        outcomes: Sequence[TaskOutcome] = (),
     ) -> list[ReservedTask]:
+        if outcomes:
+            await self.complete(outcomes)  # nothing can come between: there is no await inside
         self._recover_lost(now)
         due = [
             (-row.record.options.priority, row.record.eta, order, row)

@@ -394,6 +394,37 @@ class BackendConformance:
             2,
         )
 
+    async def test_a_claim_records_outcomes_first_in_the_same_write(self, store: Backend) -> None:
+        parent, child, failing, dependent, late = (new_task(T0 - timedelta(seconds=5 - n)) for n in range(5))
+        child = dataclasses.replace(child, depends_on=(parent.id,))
+        dependent = dataclasses.replace(dependent, depends_on=(failing.id,))
+        await store.enqueue([parent, child, failing, dependent, late])
+        claimed = await store.claim(worker_id="w", now=T0, lease=LEASE, limit=2, queues=QUEUES)
+        assert [task.id for task in claimed] == [parent.id, failing.id]
+        with store.subscribe() as changes:
+            again = await store.claim(
+                worker_id="w",
+                now=T0,
+                lease=LEASE,
+                limit=2,
+                queues=QUEUES,
+                outcomes=[
+                    outcome(parent.id, "w", result=b"parent"),
+                    outcome(failing.id, "w", TaskStatus.FAILED, error="boom"),
+                    outcome(late.id, "someone-else", result=b"ignored"),
+                ],
+            )
+            assert await changes.wait(timeout=5)
+        # The parent's success made its child claimable in the same write; the failure cancelled its own.
+        assert [task.id for task in again] == [child.id, late.id]
+        records = {task.id: await store.get(task.id) for task in (parent, failing, dependent)}
+        assert {task_id: (r.status if r else None) for task_id, r in records.items()} == {
+            parent.id: TaskStatus.SUCCESS,
+            failing.id: TaskStatus.FAILED,
+            dependent.id: TaskStatus.CANCELLED,
+        }
+        assert [attempt.outcome for attempt in await store.history(parent.id)] == [AttemptOutcome.SUCCESS]
+
     async def test_higher_priority_first_within_the_claimed_queues(self, store: Backend) -> None:
         low, high, other_queue = (
             new_task(priority=1),
