@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from typing import Any
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, task_name
-from sitq.errors import TaskNotFoundError, ValidationError, WorkflowNotFoundError
+from sitq.errors import TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
 from sitq.models import TASK_NAME_ATTRIBUTE, NewTask, Result, Task, TaskInfo, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.serializer import Serializer
@@ -31,13 +32,22 @@ class TaskQueue:
     user closes it.
     """
 
+    eager: bool = False
+    """Run each task inline when it is enqueued, for tests: `enqueue` returns once the task has finished
+    and its result is stored. Every attempt runs at once, whatever its eta or retry delay, and hooks fire
+    as with a worker. `TaskQueue(eager=...)` sets it for one queue; setting it on the class sets it for
+    every queue built without it, before or after (the pytest fixture `sitq_eager` does that)."""
+
     def __init__(
         self,
         backend: Backend | str | None = None,
         serializer: Serializer | str | None = None,
         *,
         plugins: Sequence[object] = (),
+        eager: bool | None = None,
     ) -> None:
+        if eager is not None:
+            self.eager = eager
         self.plugins = plugins_with(plugins)
         self.backend = self.plugins.resolve_backend(backend)
         self.serializer = self.plugins.resolve_serializer(serializer)
@@ -95,6 +105,8 @@ class TaskQueue:
         await self.plugins.task_enqueued(
             task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
         )
+        if self.eager:
+            await self._run_now([new_task.id])
         return new_task.id
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
@@ -121,6 +133,31 @@ class TaskQueue:
             await self.plugins.task_enqueued(
                 task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
             )
+        if self.eager:
+            await self._run_now([new_task.id for new_task in new_tasks])
+
+    async def _run_now(self, task_ids: Sequence[str]) -> None:
+        """Eager mode: run the tasks in order, each attempt after attempt until it has finished.
+
+        A worker of this queue runs them, so results, history and hooks are what a worker would record. A
+        task that cannot start (its parents have not all succeeded) stays pending, as it would.
+        """
+        from sitq.worker import Worker  # worker.py imports this module
+
+        worker = Worker(self, max_concurrency=1)
+        try:
+            for task_id in task_ids:
+                attempts = None
+                while (record := await self.backend.get(task_id)) is not None and (
+                    record.status is TaskStatus.PENDING and record.attempts != attempts
+                ):
+                    attempts = record.attempts
+                    # process_task raises WorkerError for a task that is not finished after the attempt:
+                    # one that will retry, which the loop runs again at once.
+                    with contextlib.suppress(WorkerError):
+                        await worker.process_task(task_id)
+        finally:
+            await worker.stop()
 
     async def get_workflow(self, workflow_id: str) -> WorkflowStatus:
         """Counts of a workflow's tasks by status, and whether it has finished."""

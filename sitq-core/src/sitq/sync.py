@@ -29,8 +29,9 @@ class SyncTaskQueue:
         serializer: Serializer | str | None = None,
         *,
         plugins: Sequence[object] = (),
+        eager: bool | None = None,
     ) -> None:
-        self.queue = TaskQueue(backend, serializer, plugins=plugins)
+        self.queue = TaskQueue(backend, serializer, plugins=plugins, eager=eager)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
