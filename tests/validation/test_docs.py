@@ -1,5 +1,5 @@
-"""The README and every page in docs/ keep their promises: each Python block runs, links resolve, and every
-hook is documented.
+"""The README and every page in docs/ keep their promises: each Python block runs, links resolve, every
+hook is documented, and the docs site (mkdocs.yml) shows every page.
 
 A block that is not a whole program is preceded by ``<!-- not-runnable: reason -->`` and not run; there
 must stay few of those. A reason of the form ``excerpt of PATH`` also makes the block's lines be checked
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from programs import run_program
 
 from sitq import hookspecs
@@ -23,6 +24,8 @@ from sitq import hookspecs
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 PLUGINS_PAGE = ROOT / "docs" / "plugins.md"
+HOOKSPECS_PAGE = ROOT / "docs" / "reference" / "hookspecs.md"
+MKDOCS_YML = ROOT / "mkdocs.yml"
 MAX_NOT_RUNNABLE = 4  # "fewer than a handful"
 
 MARKER = re.compile(r"^\s*<!--\s*not-runnable:\s*(?P<reason>.+?)\s*-->\s*$")
@@ -157,3 +160,41 @@ def test_every_hook_is_documented_with_its_arguments(hook: str) -> None:
     section = page.split(heading, 1)[1].split("\n### ", 1)[0]
     for argument in inspect.signature(HOOKS[hook]).parameters:
         assert f"{argument}:" in section, f"the section on {hook} does not show its argument {argument!r}"
+
+
+def test_every_hook_has_a_docstring_for_the_api_reference() -> None:
+    """docs/reference/hookspecs.md renders `sitq.hookspecs` from its docstrings, each hook included."""
+    assert "::: sitq.hookspecs" in HOOKSPECS_PAGE.read_text(encoding="utf-8")
+    undocumented = [name for name, function in HOOKS.items() if not inspect.getdoc(function)]
+    assert not undocumented, f"these hooks have no docstring for the API reference: {undocumented}"
+
+
+class _MkdocsLoader(yaml.SafeLoader):
+    """Reads mkdocs.yml as data: a `!!python/name:` tag (a Mermaid fence's formatter) becomes None."""
+
+
+_MkdocsLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+
+
+def nav_pages(entry: object) -> Iterator[str]:
+    """Every page path in a mkdocs nav, whatever the nesting: `- page.md`, `- Title: page.md`, sections."""
+    if isinstance(entry, str):
+        if "://" not in entry:
+            yield entry
+    elif isinstance(entry, list):
+        for item in entry:
+            yield from nav_pages(item)
+    elif isinstance(entry, dict):
+        for value in entry.values():
+            yield from nav_pages(value)
+
+
+def test_every_docs_page_is_in_the_site_nav() -> None:
+    config = yaml.load(MKDOCS_YML.read_text(encoding="utf-8"), Loader=_MkdocsLoader)
+    docs = ROOT / config.get("docs_dir", "docs")
+    in_nav = list(nav_pages(config["nav"]))
+    pages = {page.relative_to(docs).as_posix() for page in docs.rglob("*.md")}
+    orphans, missing = sorted(pages - set(in_nav)), sorted(set(in_nav) - pages)
+    assert not orphans, f"pages in docs/ that the nav in mkdocs.yml does not list: {orphans}"
+    assert not missing, f"the nav in mkdocs.yml lists pages that docs/ does not have: {missing}"
+    assert len(in_nav) == len(set(in_nav)), "the nav in mkdocs.yml lists a page twice"
