@@ -75,6 +75,7 @@ class WorkflowStatus:
 
     @property
     def total(self) -> int:
+        """How many tasks the workflow has."""
         return sum(self.counts.values())
 
     @property
@@ -84,4 +85,5 @@ class WorkflowStatus:
 
     @property
     def succeeded(self) -> bool:
+        """True once every task of it has succeeded."""
         return self.counts.get(TaskStatus.SUCCESS, 0) == self.total
