@@ -295,6 +295,7 @@ class TaskInfo:
 
     @classmethod
     def from_record(cls, record: TaskRecord, history: Sequence[AttemptRecord]) -> TaskInfo:
+        """What a backend's stored record and the task's attempt history tell together."""
         return cls(
             id=record.id,
             name=record.name,
