@@ -1,4 +1,6 @@
-"""Conformance suites for plugin authors: subclass one and provide its fixture.
+"""Testing helpers: conformance suites for plugin authors, and pytest fixtures for applications.
+
+A backend or serializer author subclasses a suite and provides its fixture:
 
     from sitq.testing import BackendConformance
 
@@ -7,15 +9,30 @@
         def backend(self, tmp_path):
             return MyBackend(tmp_path / "tasks.db")   # new, unconnected, on an empty store
 
+An application's tests use the fixtures of `sitq.testing.pytest_plugin` (``sitq_queue``, ``sitq_worker``,
+``sitq_eager``...), which pytest loads by itself once sitq-core is installed.
+
 Needs pytest and pytest-asyncio (``pip install sitq-core[testing]``).
 """
 
+from typing import TYPE_CHECKING
+
 import pytest
+
+from sitq.plugins import lazy_imports
 
 # The suites are installed library code, so ask pytest to explain their failing asserts as in tests.
 pytest.register_assert_rewrite("sitq.testing.backend", "sitq.testing.serializer")
 
-from sitq.testing.backend import BackendConformance  # noqa: E402 - must follow the rewrite registration
-from sitq.testing.serializer import SerializerConformance  # noqa: E402 - as above
+if TYPE_CHECKING:
+    from sitq.testing.backend import BackendConformance as BackendConformance
+    from sitq.testing.serializer import SerializerConformance as SerializerConformance
+
+# Imported on first use: pytest loads the fixtures in `sitq.testing.pytest_plugin` at every start, and the
+# suites need pytest-asyncio, which a project using only the fixtures may not have.
+__getattr__ = lazy_imports(
+    __name__,
+    {"BackendConformance": "sitq.testing.backend", "SerializerConformance": "sitq.testing.serializer"},
+)
 
 __all__ = ["BackendConformance", "SerializerConformance"]
