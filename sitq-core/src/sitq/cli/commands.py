@@ -1,0 +1,165 @@
+"""The commands that enqueue, inspect and administer a queue: one coroutine per command, each taking the
+parsed arguments and an `Output`, and returning the exit code."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sitq.cli import jsonable, tables
+from sitq.cli.connect import open_queue, resolve_url
+from sitq.cli.errors import ExitCode
+from sitq.cli.inputs import import_function, parse_argument, parse_duration, parse_eta, parse_kwargs
+from sitq.cli.output import Output
+from sitq.errors import SerializationError
+from sitq.models import Task, TaskStatus, utcnow
+from sitq.plugins import default_plugins
+
+_REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
+
+
+async def enqueue(args: argparse.Namespace, output: Output) -> ExitCode:
+    """Store a call to a function from the user's code; print its task id (alone, for `$(...)`)."""
+    function = import_function(args.function)
+    task = Task(
+        function,
+        [parse_argument(argument) for argument in args.arguments],
+        parse_kwargs(args.kwargs) if args.kwargs is not None else {},
+        eta=None if args.eta is None else parse_eta(args.eta, utcnow()),
+        queue=args.queue,
+        priority=args.priority,
+    )
+    async with open_queue(args.url) as queue:
+        task_id = await queue.enqueue(task)
+        info = await queue.get_task(task_id)
+    if output.json_mode:
+        output.json(jsonable.task(info))
+    else:
+        output.line(task_id)
+    return ExitCode.OK
+
+
+async def list_tasks(args: argparse.Namespace, output: Output) -> ExitCode:
+    """A page of tasks, oldest first, with the cursor for the next page."""
+    async with open_queue(args.url) as queue:
+        infos = await queue.list_tasks(args.status, queue=args.queue, limit=args.limit, after=args.after)
+    after = infos[-1].id if len(infos) == args.limit else None
+    if output.json_mode:
+        output.json({"tasks": [jsonable.task(info) for info in infos], "next_after": after})
+        return ExitCode.OK
+    if not infos:
+        output.note("no tasks" + (" match" if args.status or args.queue or args.after else ""))
+        return ExitCode.OK
+    output.show(tables.tasks(infos))
+    if after is not None:
+        output.note(f"more may follow: sitq list --after {after} (with the same filters)")
+    return ExitCode.OK
+
+
+async def show(args: argparse.Namespace, output: Output) -> ExitCode:
+    """One task in full: options, times, attempt history, traceback, and a successful task's value."""
+    async with open_queue(args.url) as queue:
+        info = await queue.get_task(args.task_id)
+        value: Any = None
+        if info.status is TaskStatus.SUCCESS:
+            try:
+                result = await queue.get_result(args.task_id, timeout=0)
+                value = None if result is None else result.value
+            except SerializationError as exc:  # its type may live in code this process cannot import
+                value = f"<cannot decode the result here: {exc}>"
+    has_result = info.status is TaskStatus.SUCCESS
+    if output.json_mode:
+        output.json(jsonable.task(info) | ({"result": jsonable.plain(value)} if has_result else {}))
+    else:
+        output.show(tables.task_detail(info, value, has_result=has_result))
+    return ExitCode.OK
+
+
+async def stats(args: argparse.Namespace, output: Output) -> ExitCode:
+    async with open_queue(args.url) as queue:
+        by_queue = await queue.stats()
+    if output.json_mode:
+        output.json(jsonable.stats(by_queue))
+    elif by_queue:
+        output.show(tables.stats(by_queue))
+    else:
+        output.note("no tasks")
+    return ExitCode.OK
+
+
+async def cancel(args: argparse.Namespace, output: Output) -> ExitCode:
+    """Cancel a task; exit 1 when it had already finished otherwise, so a script notices."""
+    async with open_queue(args.url) as queue:
+        before = await queue.get_status(args.task_id)
+        after = await queue.cancel(args.task_id)
+    if after is TaskStatus.CANCELLED:
+        message, code = ("cancelled" if before is not after else "was already cancelled"), ExitCode.OK
+    elif after is TaskStatus.IN_PROGRESS:
+        message, code = "is running: its worker has been asked to stop it", ExitCode.OK
+    else:
+        message, code = f"had already finished as {after}; nothing to cancel", ExitCode.FAILED
+    _report(output, args.task_id, before, after, message)
+    return code
+
+
+async def requeue(args: argparse.Namespace, output: Output) -> ExitCode:
+    """Run a failed, timed-out or cancelled task again; exit 1 for any other task, which is left alone."""
+    async with open_queue(args.url) as queue:
+        before = await queue.get_status(args.task_id)
+        after = await queue.requeue(args.task_id)
+    if before in _REQUEUEABLE:
+        message, code = "requeued: pending again, from attempt 1", ExitCode.OK
+    else:
+        message, code = (
+            f"is {before}; only failed, timed-out or cancelled tasks are requeued",
+            ExitCode.FAILED,
+        )
+    _report(output, args.task_id, before, after, message)
+    return code
+
+
+def _report(output: Output, task_id: str, before: TaskStatus, after: TaskStatus, message: str) -> None:
+    if output.json_mode:
+        output.json({"id": task_id, "status_before": before.value, "status": after.value})
+    else:
+        output.line(f"task {task_id} {message}")
+
+
+async def purge(args: argparse.Namespace, output: Output) -> ExitCode:
+    older_than = parse_duration(args.older_than, "--older-than")
+    async with open_queue(args.url) as queue:
+        purged = await queue.purge(older_than, queue=args.queue)
+    if output.json_mode:
+        output.json({"purged": purged})
+    else:
+        where = "" if args.queue is None else f" of queue {args.queue}"
+        output.line(f"purged {purged} task(s){where} that finished more than {args.older_than} ago")
+    return ExitCode.OK
+
+
+async def info(args: argparse.Namespace, output: Output) -> ExitCode:
+    """The backend in use, where its URL came from, how durable it is, and what it holds."""
+    url, source = resolve_url(args.url)
+    async with open_queue(url) as queue:
+        facts = await queue.backend.describe()
+        by_queue = await queue.stats()
+    backend = {"url": url, "url_from": source, "backend": queue.backend.name}
+    if output.json_mode:
+        output.json(backend | {"details": facts, "queues": jsonable.stats(by_queue)})
+        return ExitCode.OK
+    output.show(tables.facts(backend | facts))
+    if by_queue:
+        output.show(tables.stats(by_queue))
+    else:
+        output.note("no tasks")
+    return ExitCode.OK
+
+
+async def plugins(args: argparse.Namespace, output: Output) -> ExitCode:
+    """Every registered plugin: the built-ins, installed entry points, with what each provides."""
+    installed = default_plugins().installed()
+    if output.json_mode:
+        output.json([jsonable.plain(plugin) for plugin in installed])
+    else:
+        output.show(tables.plugins(installed))
+    return ExitCode.OK

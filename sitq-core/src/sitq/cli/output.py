@@ -1,0 +1,41 @@
+"""Where a command's answer goes: rich renderables for a person on stdout, JSON for a script, and every
+note or error on stderr, so that stdout carries only the answer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+
+class Output:
+    """One command's output channels; `json_mode` is ``--json``."""
+
+    def __init__(self, *, json_mode: bool = False) -> None:
+        self.json_mode = json_mode
+        self.out = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+
+    def show(self, *renderables: RenderableType) -> None:
+        """Print for a person."""
+        self.out.print(*renderables)
+
+    def line(self, text: str, style: str = "") -> None:
+        """One line of plain text on stdout, never wrapped and never read as rich markup."""
+        self.out.print(Text(text, style=style), soft_wrap=True)
+
+    def json(self, data: Any) -> None:
+        """Print `data` as JSON for a script; values JSON cannot hold are written as their repr."""
+        sys.stdout.write(json.dumps(data, indent=2, default=repr) + "\n")
+        sys.stdout.flush()
+
+    def note(self, text: str) -> None:
+        """A remark beside the answer (how to get the next page, say), on stderr."""
+        self.err.print(Text(text, style="dim"), soft_wrap=True)
+
+    def error(self, message: str) -> None:
+        """The one line a failed command leaves on stderr."""
+        self.err.print(Text.assemble(("sitq: error: ", "bold red"), message), soft_wrap=True)

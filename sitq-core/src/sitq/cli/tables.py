@@ -1,0 +1,189 @@
+"""What a person sees: rich tables and panels for tasks, statistics, plugins and the backend.
+
+Times are shown in local time, to the second; `jsonable` gives scripts the exact UTC values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.pretty import Pretty
+from rich.table import Table
+from rich.text import Text
+
+from sitq.models import AttemptOutcome, TaskInfo, TaskStatus
+from sitq.plugins import PluginInfo
+
+STATUS_STYLES = {
+    TaskStatus.PENDING: "yellow",
+    TaskStatus.IN_PROGRESS: "cyan",
+    TaskStatus.SUCCESS: "green",
+    TaskStatus.FAILED: "bold red",
+    TaskStatus.TIMEOUT: "magenta",
+    TaskStatus.CANCELLED: "dim",
+}
+_OUTCOME_STYLES = {
+    AttemptOutcome.SUCCESS: "green",
+    AttemptOutcome.FAILED: "red",
+    AttemptOutcome.TIMEOUT: "magenta",
+    AttemptOutcome.CANCELLED: "dim",
+    AttemptOutcome.LOST: "yellow",
+    AttemptOutcome.RELEASED: "dim",
+}
+_NONE = Text("-", style="dim")
+
+
+def status(value: TaskStatus | str) -> Text:
+    """A status in its colour, the same everywhere."""
+    status = TaskStatus(value)
+    return Text(status.value, style=STATUS_STYLES[status])
+
+
+def when(moment: datetime | None) -> Text:
+    return _NONE if moment is None else Text(moment.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def seconds(duration: float) -> str:
+    """A duration as a person reads it: ``12 ms``, ``3.4 s``, ``2 min 5 s``."""
+    if duration < 1:
+        return f"{duration * 1000:.0f} ms"
+    if duration < 60:
+        return f"{duration:.3g} s"
+    minutes, rest = divmod(round(duration), 60)
+    return f"{minutes} min {rest} s"
+
+
+def _text(value: str | None) -> Text:
+    return _NONE if not value else Text(value)
+
+
+def tasks(infos: Sequence[TaskInfo]) -> Table:
+    """One row per task, for `sitq list`."""
+    table = Table(box=box.SIMPLE_HEAVY, header_style="bold")
+    table.add_column("id", no_wrap=True, style="bold")
+    table.add_column("name", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("queue")
+    table.add_column("prio", justify="right")
+    table.add_column("tries", justify="right")
+    table.add_column("enqueued", no_wrap=True)
+    table.add_column("finished", no_wrap=True)
+    table.add_column("error", overflow="ellipsis", max_width=40, no_wrap=True)
+    for info in infos:
+        table.add_row(
+            info.id,
+            info.name,
+            status(info.status),
+            info.options.queue,
+            str(info.options.priority),
+            f"{info.attempts}/{info.options.max_attempts}",
+            when(info.enqueued_at),
+            when(info.finished_at),
+            Text(info.error or "", style="red"),
+        )
+    return table
+
+
+def task_detail(info: TaskInfo, result: Any = None, *, has_result: bool = False) -> Group:
+    """Everything about one task, for `sitq show`: its fields, its attempts, and its traceback."""
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column(overflow="fold")
+    options = info.options
+    rows: list[tuple[str, RenderableType]] = [
+        ("id", Text(info.id)),
+        ("name", Text(info.name)),
+        ("status", status(info.status)),
+        ("queue", Text(f"{options.queue} (priority {options.priority})")),
+        ("attempts", Text(f"{info.attempts} of at most {options.max_attempts}")),
+        ("timeout", _NONE if options.timeout is None else Text(seconds(options.timeout))),
+        ("description", _text(options.description)),
+        ("enqueued", when(info.enqueued_at)),
+        ("due", when(info.eta)),
+        ("started", when(info.started_at)),
+        ("finished", when(info.finished_at)),
+        ("workflow", _text(info.workflow_id)),
+        ("depends on", _text(", ".join(info.depends_on))),
+    ]
+    if info.cancel_requested:
+        rows.append(("cancel", Text("requested; its worker will stop it", style="yellow")))
+    if info.error:
+        rows.append(("error", Text(info.error, style="red")))
+    if has_result:
+        rows.append(("result", Pretty(result)))
+    for label, value in rows:
+        fields.add_row(label, value)
+    parts: list[RenderableType] = [Panel(fields, title=f"task {info.id}", title_align="left", expand=False)]
+    if info.history:
+        parts.append(attempts(info))
+    if info.traceback:
+        parts.append(
+            Panel(Text(info.traceback.rstrip()), title="traceback", title_align="left", border_style="red")
+        )
+    return Group(*parts)
+
+
+def attempts(info: TaskInfo) -> Table:
+    """A task's attempt history, oldest first."""
+    table = Table(title="attempts", title_justify="left", box=box.SIMPLE_HEAVY, header_style="bold")
+    for column in ("#", "worker", "started", "took", "outcome", "error"):
+        table.add_column(column, justify="right" if column in ("#", "took") else "left")
+    for record in info.history:
+        took = (record.finished_at - record.started_at).total_seconds()
+        table.add_row(
+            str(record.attempt),
+            record.worker_id,
+            when(record.started_at),
+            seconds(took),
+            Text(record.outcome.value, style=_OUTCOME_STYLES[record.outcome]),
+            Text(record.error or "", style="red"),
+        )
+    return table
+
+
+def stats(by_queue: Mapping[str, Mapping[TaskStatus, int]]) -> Table:
+    """Tasks by queue and status, with totals, for `sitq stats` and `sitq info`."""
+    table = Table(box=box.SIMPLE_HEAVY, header_style="bold", show_footer=len(by_queue) > 1)
+    totals = {each: sum(counts.get(each, 0) for counts in by_queue.values()) for each in TaskStatus}
+    table.add_column("queue", footer="all")
+    for each in TaskStatus:
+        table.add_column(
+            Text(each.value, style=STATUS_STYLES[each]), justify="right", footer=str(totals[each])
+        )
+    table.add_column("total", justify="right", style="bold", footer=str(sum(totals.values())))
+    for queue, counts in by_queue.items():
+        cells = [str(counts[each]) if counts.get(each) else "-" for each in TaskStatus]
+        table.add_row(queue, *cells, str(sum(counts.values())))
+    return table
+
+
+def plugins(infos: Iterable[PluginInfo]) -> Table:
+    """Every plugin, its distribution and what it provides, for `sitq plugins`."""
+    table = Table(box=box.SIMPLE_HEAVY, header_style="bold")
+    for column in ("plugin", "distribution", "version", "backends", "serializers", "hooks"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        table.add_row(
+            Text(info.name, style="bold"),
+            info.distribution,
+            info.version or "-",
+            ", ".join(info.backends) or "-",
+            ", ".join(info.serializers) or "-",
+            "\n".join(info.hooks) or "-",
+        )
+    return table
+
+
+def facts(pairs: Mapping[str, str]) -> Table:
+    """Labelled values, one a row: what `sitq info` says about the backend."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in pairs.items():
+        table.add_row(label.replace("_", " "), value)
+    return table
