@@ -58,6 +58,7 @@ class SyncTaskQueue:
             return self._loop
 
     def connect(self) -> None:
+        """Open the backend; the first call does it otherwise, and `with SyncTaskQueue(...)` does it too."""
         self._call(self.queue.connect)
 
     def close(self) -> None:
