@@ -50,7 +50,7 @@ async def list_tasks(args: argparse.Namespace, output: Output) -> ExitCode:
     if not infos:
         output.note("no tasks" + (" match" if args.status or args.queue or args.after else ""))
         return ExitCode.OK
-    output.show(tables.tasks(infos))
+    output.show(tables.tasks(infos, output.out.width))
     if after is not None:
         output.note(f"more may follow: sitq list --after {after} (with the same filters)")
     return ExitCode.OK

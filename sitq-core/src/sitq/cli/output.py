@@ -4,11 +4,14 @@ note or error on stderr, so that stdout carries only the answer."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.text import Text
+
+_PIPED_WIDTH = 160
 
 
 class Output:
@@ -16,7 +19,10 @@ class Output:
 
     def __init__(self, *, json_mode: bool = False) -> None:
         self.json_mode = json_mode
+        # Piped or redirected, tables keep their natural width instead of rich's default of 80 columns.
         self.out = Console(highlight=False)
+        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+            self.out.width = _PIPED_WIDTH
         self.err = Console(stderr=True, highlight=False)
 
     def show(self, *renderables: RenderableType) -> None:

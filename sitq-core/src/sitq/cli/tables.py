@@ -38,20 +38,32 @@ _OUTCOME_STYLES = {
 _NONE = Text("-", style="dim")
 
 
+def _table(**options: Any) -> Table:
+    """The one table style: a heavy rule under bold headers, two spaces between columns."""
+    return Table(box=box.SIMPLE_HEAVY, header_style="bold", collapse_padding=True, **options)
+
+
 def status(value: TaskStatus | str) -> Text:
     """A status in its colour, the same everywhere."""
     status = TaskStatus(value)
     return Text(status.value, style=STATUS_STYLES[status])
 
 
-def when(moment: datetime | None) -> Text:
-    return _NONE if moment is None else Text(moment.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
+def when(moment: datetime | None, *, compact: bool = False) -> Text:
+    """A time in local time; `compact` gives only the time of day for today, only the date otherwise."""
+    if moment is None:
+        return _NONE
+    local = moment.astimezone()
+    if not compact:
+        return Text(local.strftime("%Y-%m-%d %H:%M:%S"))
+    today = local.date() == datetime.now().astimezone().date()
+    return Text(local.strftime("%H:%M:%S" if today else "%Y-%m-%d"))
 
 
 def seconds(duration: float) -> str:
     """A duration as a person reads it: ``12 ms``, ``3.4 s``, ``2 min 5 s``."""
     if duration < 1:
-        return f"{duration * 1000:.0f} ms"
+        return f"{duration * 1000:.2g} ms" if duration < 0.01 else f"{duration * 1000:.0f} ms"
     if duration < 60:
         return f"{duration:.3g} s"
     minutes, rest = divmod(round(duration), 60)
@@ -62,30 +74,32 @@ def _text(value: str | None) -> Text:
     return _NONE if not value else Text(value)
 
 
-def tasks(infos: Sequence[TaskInfo]) -> Table:
-    """One row per task, for `sitq list`."""
-    table = Table(box=box.SIMPLE_HEAVY, header_style="bold")
+def tasks(infos: Sequence[TaskInfo], width: int) -> Table:
+    """One row per task, for `sitq list`; a narrow terminal (`width` columns) gets the essential ones."""
+    table = _table()
     table.add_column("id", no_wrap=True, style="bold")
     table.add_column("name", overflow="fold")
     table.add_column("status", no_wrap=True)
-    table.add_column("queue")
-    table.add_column("prio", justify="right")
-    table.add_column("tries", justify="right")
-    table.add_column("enqueued", no_wrap=True)
-    table.add_column("finished", no_wrap=True)
-    table.add_column("error", overflow="ellipsis", max_width=40, no_wrap=True)
+    table.add_column("tries", justify="right", no_wrap=True)
+    wide, wider = width >= 100, width >= 120
+    if wide:
+        table.add_column("queue", overflow="fold")
+        table.add_column("enqueued", no_wrap=True)
+    if wider:
+        table.add_column("finished", no_wrap=True)
+        table.add_column("error", overflow="ellipsis", no_wrap=True, ratio=1)
     for info in infos:
-        table.add_row(
+        cells: list[RenderableType] = [
             info.id,
             info.name,
             status(info.status),
-            info.options.queue,
-            str(info.options.priority),
             f"{info.attempts}/{info.options.max_attempts}",
-            when(info.enqueued_at),
-            when(info.finished_at),
-            Text(info.error or "", style="red"),
-        )
+        ]
+        if wide:
+            cells += [info.options.queue, when(info.enqueued_at, compact=True)]
+        if wider:
+            cells += [when(info.finished_at, compact=True), Text(info.error or "", style="red")]
+        table.add_row(*cells)
     return table
 
 
@@ -123,16 +137,23 @@ def task_detail(info: TaskInfo, result: Any = None, *, has_result: bool = False)
         parts.append(attempts(info))
     if info.traceback:
         parts.append(
-            Panel(Text(info.traceback.rstrip()), title="traceback", title_align="left", border_style="red")
+            Panel(
+                Text(info.traceback.rstrip()),
+                title="traceback",
+                title_align="left",
+                border_style="red",
+                expand=False,
+            )
         )
     return Group(*parts)
 
 
 def attempts(info: TaskInfo) -> Table:
     """A task's attempt history, oldest first."""
-    table = Table(title="attempts", title_justify="left", box=box.SIMPLE_HEAVY, header_style="bold")
-    for column in ("#", "worker", "started", "took", "outcome", "error"):
-        table.add_column(column, justify="right" if column in ("#", "took") else "left")
+    table = _table(title="attempts", title_justify="left", title_style="bold")
+    for column in ("#", "worker", "started", "took", "outcome"):
+        table.add_column(column, justify="right" if column in ("#", "took") else "left", no_wrap=True)
+    table.add_column("error", overflow="fold")
     for record in info.history:
         took = (record.finished_at - record.started_at).total_seconds()
         table.add_row(
@@ -148,7 +169,7 @@ def attempts(info: TaskInfo) -> Table:
 
 def stats(by_queue: Mapping[str, Mapping[TaskStatus, int]]) -> Table:
     """Tasks by queue and status, with totals, for `sitq stats` and `sitq info`."""
-    table = Table(box=box.SIMPLE_HEAVY, header_style="bold", show_footer=len(by_queue) > 1)
+    table = _table(show_footer=len(by_queue) > 1)
     totals = {each: sum(counts.get(each, 0) for counts in by_queue.values()) for each in TaskStatus}
     table.add_column("queue", footer="all")
     for each in TaskStatus:
@@ -164,17 +185,19 @@ def stats(by_queue: Mapping[str, Mapping[TaskStatus, int]]) -> Table:
 
 def plugins(infos: Iterable[PluginInfo]) -> Table:
     """Every plugin, its distribution and what it provides, for `sitq plugins`."""
-    table = Table(box=box.SIMPLE_HEAVY, header_style="bold")
-    for column in ("plugin", "distribution", "version", "backends", "serializers", "hooks"):
-        table.add_column(column, overflow="fold")
+    table = _table()
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("distribution")
+    table.add_column("backends")
+    table.add_column("serializers")
+    table.add_column("lifecycle hooks", min_width=14)
     for info in infos:
         table.add_row(
             Text(info.name, style="bold"),
-            info.distribution,
-            info.version or "-",
+            info.distribution if info.version is None else f"{info.distribution} {info.version}",
             ", ".join(info.backends) or "-",
             ", ".join(info.serializers) or "-",
-            "\n".join(info.hooks) or "-",
+            "\n".join(hook.removeprefix("sitq_") for hook in info.hooks) or "-",
         )
     return table
 

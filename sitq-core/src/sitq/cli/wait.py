@@ -92,12 +92,13 @@ async def wait(args: argparse.Namespace, output: Output) -> ExitCode:
         for info in infos:
             table.add_row(info.id, info.name, tables.status(info.status), Text(info.error or "", style="red"))
         output.show(table)
-    verdict = {
-        ExitCode.OK: ("all succeeded", "bold green"),
-        ExitCode.FAILED: ("not all succeeded", "bold red"),
-        ExitCode.TIMEOUT: (f"still running after {args.timeout:g} s", "bold yellow"),
-    }[code]
-    output.line(f"{described}: {finished} of {total} finished ({_summary(counts)}); {verdict[0]}", verdict[1])
+    if code is ExitCode.OK:
+        verdict, style = "all succeeded", "bold green"
+    elif code is ExitCode.FAILED:
+        verdict, style = "not all succeeded", "bold red"
+    else:
+        verdict, style = f"gave up waiting after {args.timeout:g} s", "bold yellow"
+    output.line(f"{described}: {finished} of {total} finished ({_summary(counts)}); {verdict}", style)
     return code
 
 
