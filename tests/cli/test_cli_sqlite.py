@@ -4,6 +4,7 @@ inspecting from other `sitq` processes, as on a real machine."""
 from __future__ import annotations
 
 import re
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,3 +199,16 @@ def test_the_worker_imports_modules_from_the_current_directory(tmp_path: Path) -
     again = here.ok("enqueue", "jobs:double", "1", **env).strip()
     here.ok("worker", str(tmp_path / "jobs.py"), "--burst", **env)
     assert here.json("show", again, **env)["result"] == 2
+
+
+def test_ctrl_c_lets_the_running_task_finish_then_the_worker_exits_0(sitq: Sitq) -> None:
+    task_id = sitq.enqueue("cli_tasks:sleep", "1")
+    with sitq.worker() as worker:
+        deadline = time.monotonic() + 20
+        while sitq.json("show", task_id)["status"] != "in_progress":
+            assert time.monotonic() < deadline, worker.log
+            time.sleep(0.05)
+        worker.process.send_signal(signal.SIGINT)
+        assert worker.process.wait(timeout=30) == 0, worker.log
+    assert sitq.json("show", task_id)["status"] == "success"
+    assert f"task {task_id} (cli_tasks.sleep) succeeded" in worker.log

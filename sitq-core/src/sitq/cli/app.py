@@ -61,21 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subcommands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
 
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS, so that `sitq --debug COMMAND` is not undone by the subcommand's default.
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     backend = argparse.ArgumentParser(add_help=False)
     backend.add_argument("--url", help="backend URL (default: $SITQ_URL, else sqlite:///sitq.db)")
-    # SUPPRESS, so that `sitq --debug COMMAND` is not undone by the subcommand's default.
-    backend.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
 
     def command(
         name: str, handler: Handler, summary: str, *parents: argparse.ArgumentParser
     ) -> argparse.ArgumentParser:
-        sub = subcommands.add_parser(name, help=summary, description=summary, parents=[backend, *parents])
+        sub = subcommands.add_parser(name, help=summary, description=summary, parents=[common, *parents])
         sub.set_defaults(handler=handler)
         return sub
 
-    sub = command("worker", worker, "run a worker until SIGINT/SIGTERM (or --burst)")
+    sub = command("worker", worker, "run a worker until SIGINT/SIGTERM (or --burst)", backend)
     sub.add_argument(
         "module", metavar="MODULE", help="your tasks' module (dotted, or a .py file), imported first"
     )
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub = command(
-        "enqueue", commands.enqueue, "enqueue a call to module:function; print its task id", as_json
+        "enqueue", commands.enqueue, "enqueue a call to module:function; print its task id", backend, as_json
     )
     sub.add_argument(
         "function", metavar="MODULE:FUNCTION", help="the task function, such as tasks:send_email"
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--queue", metavar="Q", help="the queue (default: the function's, else default)")
 
-    sub = command("list", commands.list_tasks, "list tasks, oldest first", as_json)
+    sub = command("list", commands.list_tasks, "list tasks, oldest first", backend, as_json)
     sub.add_argument(
         "--status",
         action="append",
@@ -131,42 +132,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub = command(
-        "show", commands.show, "show one task: options, times, attempts, traceback, result", as_json
+        "show", commands.show, "show one task: options, times, attempts, traceback, result", backend, as_json
     )
     sub.add_argument("task_id", metavar="ID")
 
-    command("stats", commands.stats, "count tasks by queue and status", as_json)
+    command("stats", commands.stats, "count tasks by queue and status", backend, as_json)
 
     sub = command(
-        "cancel", commands.cancel, "cancel a task (a running one is stopped by its worker)", as_json
+        "cancel", commands.cancel, "cancel a task (a running one is stopped by its worker)", backend, as_json
     )
     sub.add_argument("task_id", metavar="ID")
 
-    sub = command("requeue", commands.requeue, "run a failed, timed-out or cancelled task again", as_json)
+    sub = command(
+        "requeue", commands.requeue, "run a failed, timed-out or cancelled task again", backend, as_json
+    )
     sub.add_argument("task_id", metavar="ID")
 
-    sub = command("purge", commands.purge, "delete tasks that finished long enough ago", as_json)
+    sub = command("purge", commands.purge, "delete tasks that finished long enough ago", backend, as_json)
     sub.add_argument(
         "--older-than", required=True, metavar="DURATION", help=f"how long ago: {DURATION_FORMS}"
     )
     sub.add_argument("--queue", metavar="Q", help="only tasks of this queue")
 
     sub = command(
-        "wait", wait, "wait for tasks or a workflow with a progress bar; exit 0 if all succeeded", as_json
+        "wait",
+        wait,
+        "wait for tasks or a workflow with a progress bar; exit 0 if all succeeded",
+        backend,
+        as_json,
     )
     sub.add_argument("task_ids", nargs="*", metavar="ID", help="the tasks to wait for")
     sub.add_argument("--workflow", metavar="ID", help="wait for every task of this workflow instead")
     sub.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long (exit 5)")
 
-    sub = subcommands.add_parser(
-        "plugins",
-        help="list installed plugins and what they provide",
-        description="list installed plugins and what they provide",
-        parents=[as_json],
-    )
-    sub.set_defaults(handler=commands.plugins)
+    command("plugins", commands.plugins, "list installed plugins and what they provide", as_json)
 
-    command("info", commands.info, "show the backend: URL, schema version, durability, queue counts", as_json)
+    command(
+        "info",
+        commands.info,
+        "show the backend: URL, schema version, durability, queue counts",
+        backend,
+        as_json,
+    )
     return parser
 
 

@@ -24,8 +24,8 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     FAILED = 1
-    """The command ran, but the answer is no: a waited-for task did not succeed, or a task was in a
-    state where it could not be cancelled or requeued."""
+    """The command ran, but the answer is no: a waited-for task did not succeed, a task was in a state
+    where it could not be cancelled or requeued, or sitq refused the operation (another `SitqError`)."""
     USAGE = 2
     """Bad usage or input (an unknown option, bad JSON, an unknown module or function), or the ``cli``
     extra is not installed."""
