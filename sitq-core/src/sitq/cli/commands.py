@@ -31,10 +31,9 @@ async def enqueue(args: argparse.Namespace, output: Output) -> ExitCode:
     )
     async with open_queue(args.url) as queue:
         task_id = await queue.enqueue(task)
-        info = await queue.get_task(task_id)
-    if output.json_mode:
-        output.json(jsonable.task(info))
-    else:
+        if output.json_mode:
+            output.json(jsonable.task(await queue.get_task(task_id)))
+    if not output.json_mode:
         output.line(task_id)
     return ExitCode.OK
 
