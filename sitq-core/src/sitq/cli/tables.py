@@ -63,7 +63,7 @@ def when(moment: datetime | None, *, compact: bool = False) -> Text:
 def seconds(duration: float) -> str:
     """A duration as a person reads it: ``12 ms``, ``3.4 s``, ``2 min 5 s``."""
     if duration < 1:
-        return f"{duration * 1000:.2g} ms" if duration < 0.01 else f"{duration * 1000:.0f} ms"
+        return f"{duration * 1000:.2f} ms" if duration < 0.01 else f"{duration * 1000:.0f} ms"
     if duration < 60:
         return f"{duration:.3g} s"
     minutes, rest = divmod(round(duration), 60)
