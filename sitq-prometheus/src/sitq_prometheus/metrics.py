@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LABELS = ("queue", "task_name")
 
@@ -19,8 +19,8 @@ class TaskMetrics:
     """Counters, histograms and a gauge of the task events seen in this process, in one registry.
 
     It is a complete sitq plugin: its methods are named after the hooks they implement. The installed
-    plugin keeps one in the default registry; pass one of your own with ``plugins=[TaskMetrics(registry)]``
-    to count into another registry (where sitq-prometheus is installed, the default one counts too).
+    plugin keeps one in prometheus_client's default registry, which takes each metric name once; pass one
+    on a registry of your own with ``plugins=[TaskMetrics(CollectorRegistry())]`` to count there too.
 
     Counters and histograms are labelled by ``queue`` and ``task_name``; the gauge of tasks in flight by
     ``queue`` alone. Producers count ``enqueued`` (and ``cancelled`` for pending tasks); workers the rest.
@@ -28,7 +28,7 @@ class TaskMetrics:
 
     def __init__(
         self,
-        registry: CollectorRegistry | None = REGISTRY,
+        registry: CollectorRegistry,
         *,
         namespace: str = "sitq",
         buckets: Sequence[float] = BUCKETS,

@@ -26,9 +26,11 @@ def process_metrics() -> TaskMetrics:
     global _metrics
     with _lock:
         if _metrics is None:
+            from prometheus_client import REGISTRY
+
             from sitq_prometheus.metrics import TaskMetrics
 
-            _metrics = TaskMetrics()
+            _metrics = TaskMetrics(REGISTRY)
         return _metrics
 
 
