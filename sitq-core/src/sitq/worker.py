@@ -304,7 +304,9 @@ class Worker:
         self._in_flight[reserved.id] = running
 
         def finished(_: asyncio.Task[TaskOutcome]) -> None:
-            del self._in_flight[reserved.id]
+            # A retry due at once may already run again, claimed in the write that recorded this attempt.
+            if self._in_flight.get(reserved.id) is running:
+                del self._in_flight[reserved.id]
             if wakeup is not None:
                 wakeup.set()
 

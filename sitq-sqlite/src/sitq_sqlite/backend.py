@@ -45,6 +45,7 @@ from sitq.models import (
     TaskStatus,
 )
 from sitq_sqlite import schema
+from sitq_sqlite.watch import OtherCommits
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -58,10 +59,6 @@ _URL_FORMS = (
     "'sqlite:///relative/tasks.db' or 'sqlite:////absolute/tasks.db', optionally '?synchronous=normal'"
 )
 _REQUIRED_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
-# While someone waits, other processes' commits are looked for this often: quickly right after a change,
-# when more usually follow, then backing off to a cheap steady rate.
-_FIRST_POLL_DELAY = 0.002
-_MAX_POLL_DELAY = 0.1
 
 # The literal status values in these WHERE clauses must match the partial indexes in schema.py.
 _INSERT = (
@@ -312,7 +309,7 @@ class SQLiteBackend:
         self._lock = asyncio.Lock()
         self._signal = ChangeSignal()
         self._conn: aiosqlite.Connection | None = None
-        self._data_version = 0
+        self._commits: OtherCommits | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     @property
@@ -393,7 +390,8 @@ class SQLiteBackend:
         conn._thread.daemon = True  # private, but aiosqlite offers no public way to set it
         await conn
         try:
-            self._data_version = await self._prepare(conn)
+            await self._prepare(conn)
+            self._commits = await OtherCommits.open(self._path)
         except BaseException:
             await conn.close()
             raise
@@ -401,14 +399,13 @@ class SQLiteBackend:
         _open_files.add(self._file, self._signal)
         self._ensure_watching()
 
-    async def _prepare(self, conn: aiosqlite.Connection) -> int:
-        """Configure the fresh connection and check (or migrate) the schema; return its data version."""
+    async def _prepare(self, conn: aiosqlite.Connection) -> None:
+        """Configure the fresh connection and check (or migrate) the schema."""
         try:
             await self._use_wal(conn)
             await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
             await _check_json(conn)
             await schema.prepare(conn, repr(self._path))
-            return await _data_version(conn)
         except sqlite3.Error as exc:
             if getattr(exc, "sqlite_errorname", None) == "SQLITE_NOTADB":
                 raise BackendError(
@@ -450,6 +447,9 @@ class SQLiteBackend:
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.wait([watcher])
+            if self._commits is not None:
+                self._commits.close()
+                self._commits = None
         finally:
             # Always reached: aiosqlite's thread is not a daemon, so an unclosed connection keeps the
             # process alive at exit.
@@ -739,31 +739,12 @@ class SQLiteBackend:
         return subscription
 
     def _ensure_watching(self) -> None:
-        if self._conn is None or not self._signal.has_subscribers:
+        if self._commits is None or not self._signal.has_subscribers:
             return
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.get_running_loop().create_task(
-                self._watch(), name=f"sitq-sqlite change watcher for {self._path}"
+                self._commits.watch(self._signal), name=f"sitq-sqlite change watcher for {self._path}"
             )
-
-    async def _watch(self) -> None:
-        """Poll `PRAGMA data_version`, which moves when any other connection commits, while anyone waits."""
-        delay = _FIRST_POLL_DELAY
-        while self._signal.has_subscribers:
-            await asyncio.sleep(delay)
-            try:
-                async with self._connection("looking for other processes' changes") as conn:
-                    version = await _data_version(conn)
-            except BackendError:
-                logger.warning("cannot watch %s for changes; retrying", self._path, exc_info=True)
-                delay = _MAX_POLL_DELAY
-                continue
-            if version == self._data_version:
-                delay = min(delay * 2, _MAX_POLL_DELAY)
-            else:
-                self._data_version = version
-                delay = _FIRST_POLL_DELAY
-                self._signal.notify()
 
     async def describe(self) -> dict[str, str]:
         async with self._connection("describing the database") as conn:
@@ -841,11 +822,6 @@ async def _check_json(conn: aiosqlite.Connection) -> None:
             f"sitq-sqlite needs SQLite's JSON functions, but this Python's SQLite {sqlite3.sqlite_version} "
             f"lacks them ({exc}); use a Python built with SQLite 3.38 or newer"
         ) from exc
-
-
-async def _data_version(conn: aiosqlite.Connection) -> int:
-    ((version,),) = await conn.execute_fetchall("PRAGMA data_version")
-    return int(version)
 
 
 def _cannot_open(where: str, exc: sqlite3.Error) -> str:
@@ -989,6 +965,7 @@ def _retry_policy(stored: str | None) -> RetryPolicy:
     return RetryPolicy() if stored is None else RetryPolicy(**json.loads(stored))
 
 
+@functools.lru_cache(maxsize=256)
 def _options(
     queue: str,
     priority: int,

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from sitq.models import NewTask, TaskOutcome, TaskStatus
-from sitq_sqlite import SQLiteBackend
-from sitq_sqlite import backend as backend_module
+from sitq_sqlite import SQLiteBackend, watch
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -66,20 +65,20 @@ async def test_own_commits_wake_subscribers(backend: SQLiteBackend) -> None:
         assert await subscription.wait(WOKEN)
 
 
-async def test_writes_that_change_nothing_waiters_need_wake_no_one(backend: SQLiteBackend) -> None:
-    """Waiters want new or finished tasks: claims and renewals, like empty writes, wake nobody."""
+async def test_writes_that_change_nothing_wake_no_one(backend: SQLiteBackend) -> None:
+    """An idle worker's empty claims must not wake it again, or it would spin. (A claim or renewal that
+    changes rows may wake waiters: the file's change counter cannot tell whose commit it was.)"""
     await backend.enqueue([new_task("a"), new_task("b")])
+    assert len(await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES)) == 1
+    assert await backend.claim_task("b", worker_id="w", now=T0, lease=LEASE) is not None
 
     with backend.subscribe() as subscription:
-        assert len(await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES)) == 1
-        assert await backend.claim_task("b", worker_id="w", now=T0, lease=LEASE) is not None
+        await subscription.wait(QUIET)  # the watcher's first look may see the commits above
         assert await backend.claim(worker_id="w", now=T0, lease=LEASE, limit=1, queues=QUEUES) == []
         assert await backend.claim_task("a", worker_id="w2", now=T0, lease=LEASE) is None
-        await backend.renew(["a"], worker_id="w", now=T0, lease=LEASE)
         await backend.enqueue([])
         await backend.complete([])
         await backend.release(["a"], worker_id="not the holder", now=T0)
-        assert await backend.cancel("a", now=T0) is TaskStatus.IN_PROGRESS  # only marked for its worker
         assert await backend.cancel("nope", now=T0) is None
 
         assert not await subscription.wait(QUIET)
@@ -105,7 +104,8 @@ async def test_other_objects_on_the_file_are_woken_at_once(
     tmp_path: Path, backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With the cross-process watcher slowed to a minute, only the in-process registry can wake in time.
-    monkeypatch.setattr(backend_module, "_FIRST_POLL_DELAY", 60.0)
+    monkeypatch.setattr(watch._Writes, "start", lambda path: None)
+    monkeypatch.setattr(watch, "_FIRST_POLL_DELAY", 60.0)
     (tmp_path / "link").symlink_to(tmp_path)
     same_file = SQLiteBackend(tmp_path / "link" / "tasks.db")
     other_file = SQLiteBackend(tmp_path / "other.db")
@@ -122,8 +122,14 @@ async def test_other_objects_on_the_file_are_woken_at_once(
     await other_file.close()
 
 
-async def test_commits_in_another_process_wake_subscribers(tmp_path: Path, backend: SQLiteBackend) -> None:
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "polling"])
+async def test_commits_in_another_process_wake_subscribers(
+    tmp_path: Path, backend: SQLiteBackend, inotify: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not inotify:  # as on a platform without inotify
+        monkeypatch.setattr(watch._Writes, "start", lambda path: None)
     with backend.subscribe() as subscription:
+        await asyncio.sleep(0.2)  # long enough for the watcher to stop polling and wait for a write
         await python(ENQUEUE_IN_ANOTHER_PROCESS, str(tmp_path / "tasks.db"), "from-afar")
 
         assert await subscription.wait(WOKEN)
@@ -134,7 +140,7 @@ async def test_the_watcher_runs_only_while_someone_waits(tmp_path: Path, backend
     assert watchers() == []
     with backend.subscribe():
         assert len(watchers()) == 1
-    for _ in range(100):  # it notices the last subscriber leaving within its longest poll interval
+    for _ in range(300):  # it notices the last subscriber leaving within its longest wait, a second
         if not watchers():
             break
         await asyncio.sleep(0.01)

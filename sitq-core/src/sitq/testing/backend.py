@@ -134,6 +134,14 @@ def decorated(x: int) -> int:
     return x
 
 
+async def retried_at_once() -> int:
+    attempt = current_task().attempt
+    if attempt == 1:
+        raise Retry(delay=0)
+    await asyncio.sleep(0.2)  # a burst worker must wait for this run too
+    return attempt
+
+
 def echo_priority(priority: str) -> str:
     return priority
 
@@ -625,6 +633,13 @@ class BackendConformance:
             await asyncio.wait_for(Worker(queue, max_concurrency=2).run(burst=True), timeout=30)
             assert [(await queue.get_status(task_id)) for task_id in due] == [TaskStatus.SUCCESS] * 5
             assert await queue.get_status(later) == TaskStatus.PENDING
+
+    async def test_a_retry_due_at_once_runs_again_in_the_same_burst(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            task_id = await queue.enqueue(Task(retried_at_once, max_attempts=2))
+            await asyncio.wait_for(Worker(queue).run(burst=True), timeout=30)
+            result = await queue.get_result(task_id, timeout=0)
+            assert result is not None and (result.status, result.value) == (TaskStatus.SUCCESS, 2)
 
     async def test_lifecycle_hooks_fire_and_a_failing_observer_harms_nothing(self, backend: Backend) -> None:
         recorder = _Recorder()

@@ -1,0 +1,157 @@
+"""Noticing other processes' commits to a SQLite file: at once, and at no cost while nothing happens.
+
+`PRAGMA data_version` on a connection of its own moves whenever any other connection commits; asked on
+the event loop's thread it costs a few microseconds and never waits for a lock. Where Linux offers
+inotify, it is asked when the kernel reports a write to the file or its WAL: a commit is a write and
+then a sync, so quick looks follow each write until the commit shows. Elsewhere it is polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+from typing import TYPE_CHECKING
+
+from sitq.changes import ChangeSignal
+
+if TYPE_CHECKING:
+    from inotify_simple import INotify
+
+logger = logging.getLogger(__name__)
+
+# Without inotify: polling, quickly after a change and backing off to a cheap steady rate.
+_FIRST_POLL_DELAY = 0.002
+_MAX_POLL_DELAY = 0.1
+# With inotify: quick looks for a while after each write, and a look now and then all the same.
+_QUICK_LOOK_DELAY = 0.0005
+_QUICK_LOOKS_FOR = 0.01
+_SAFETY_NET_DELAY = 1.0
+
+
+class OtherCommits:
+    """Wakes a `ChangeSignal`'s subscribers when another connection commits to the file."""
+
+    def __init__(self, path: str, probe: sqlite3.Connection) -> None:
+        self._path = path
+        self._probe = probe
+        self._version = self._data_version()
+
+    @classmethod
+    async def open(cls, path: str) -> OtherCommits:
+        # busy timeout 0: a look that would wait counts as a change instead.
+        probe = await asyncio.to_thread(
+            sqlite3.connect, path, isolation_level=None, timeout=0, check_same_thread=False
+        )
+        return cls(path, probe)
+
+    def close(self) -> None:
+        self._probe.close()
+
+    def _data_version(self) -> int | None:
+        try:
+            ((version,),) = self._probe.execute("PRAGMA data_version").fetchall()
+        except sqlite3.Error:
+            return None
+        return int(version)
+
+    def _changed(self) -> bool:
+        version = self._data_version()
+        if version is not None and version == self._version:
+            return False
+        self._version = version
+        return True
+
+    async def watch(self, signal: ChangeSignal) -> None:
+        """Run while `signal` has subscribers, notifying it of every other connection's commit."""
+        writes = _Writes.start(self._path)
+        try:
+            if writes is None:
+                await self._poll(signal)
+            else:
+                while signal.has_subscribers:
+                    await writes.wait(_SAFETY_NET_DELAY)
+                    await self._look_until_changed(signal)
+        finally:
+            if writes is not None:
+                writes.close()
+
+    async def _poll(self, signal: ChangeSignal) -> None:
+        """Without inotify: look quickly after a change, when more usually follow, backing off while
+        nothing happens."""
+        delay = _FIRST_POLL_DELAY
+        while signal.has_subscribers:
+            await asyncio.sleep(delay)
+            if self._changed():
+                signal.notify()
+                delay = _FIRST_POLL_DELAY
+            else:
+                delay = min(delay * 2, _MAX_POLL_DELAY)
+
+    async def _look_until_changed(self, signal: ChangeSignal) -> None:
+        """After a write, look for its commit every half millisecond for a while (the sync between a
+        commit's write and its showing takes a few milliseconds at most), then less and less often."""
+        delay = waited = 0.0
+        while signal.has_subscribers:
+            if self._changed():
+                signal.notify()
+                return
+            if waited >= _SAFETY_NET_DELAY:  # not a commit's write, then (a checkpoint's, say)
+                return
+            delay = _QUICK_LOOK_DELAY if waited < _QUICK_LOOKS_FOR else delay * 2
+            await asyncio.sleep(delay)
+            waited += delay
+
+
+class _Writes:
+    """Set whenever the database file or its WAL is written, by any process (inotify on its directory,
+    since the WAL comes and goes)."""
+
+    def __init__(self, inotify: INotify, names: frozenset[str]) -> None:
+        self._inotify = inotify
+        self._names = names
+        self._written = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(inotify.fileno(), self._read)
+
+    @classmethod
+    def start(cls, path: str) -> _Writes | None:
+        """None where inotify is unavailable: not Linux, or a directory that cannot be watched."""
+        try:
+            from inotify_simple import INotify, flags
+        except (ImportError, OSError, AttributeError):  # no inotify in this platform's libc
+            return None
+        directory, name = os.path.split(path)
+        try:
+            inotify = INotify(nonblocking=True)
+        except OSError:
+            return None
+        try:
+            inotify.add_watch(directory, flags.MODIFY)
+        except OSError as exc:
+            logger.debug("cannot watch %s for writes (%s); polling instead", directory, exc)
+            inotify.close()
+            return None
+        return cls(inotify, frozenset({name, f"{name}-wal"}))
+
+    def _read(self) -> None:
+        from inotify_simple import flags
+
+        # An overflowed event queue may have dropped a write: count it as one.
+        if any(
+            event.name in self._names or event.mask & flags.Q_OVERFLOW
+            for event in self._inotify.read(timeout=0)
+        ):
+            self._written.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Until the next write, or `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._written.wait(), timeout)
+        self._written.clear()
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._inotify.fileno())
+        self._inotify.close()
