@@ -1,0 +1,329 @@
+"""What the three peer scripts share: the command line, worker processes, clocks and samplers.
+
+Every peer script is run as ``python PEER_bench.py MEASURE --dir DIR ...`` and prints one JSON line, or as
+``python PEER_bench.py worker ...`` by the script itself to get a worker process. A worker process imports
+everything and builds its worker, prints ``ready``, and waits for ``go`` on its standard input: the clock
+starts at ``go``, so interpreter start-up and imports are outside every figure, for every peer alike. It
+ends by printing ``done {json}`` with its wall-clock times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+
+MEASURES = (
+    "enqueue-one",
+    "enqueue-batch",
+    "enqueue-concurrent",
+    "drain-async",
+    "drain-sync",
+    "drain-async-plugin",
+    "drain-4",
+    "latency-cross",
+    "latency-inprocess",
+    "idle-cpu",
+    "backlog-empty",
+    "backlog-full",
+    "memory-small",
+    "memory-large",
+)
+
+PRODUCERS = 100
+"""Concurrent producers in enqueue-concurrent."""
+PRODUCERS_CAP_SECONDS = 30.0
+"""enqueue-concurrent stops its producers after this long (only GigQ's take that long); the rate is over
+the tasks stored by then."""
+FILL_CHUNK = 10_000
+"""Tasks per write when a measure fills a queue before it starts the clock."""
+SETTLE_SECONDS = 1.0
+"""How long an idle worker runs before latency or CPU is measured, so that its start-up is over."""
+IDLE_CPU_SECONDS = 5.0
+RSS_WINDOW_SECONDS = 3.0
+"""How long the memory measure samples a worker's RSS after it starts on the filled file."""
+GAP_SECONDS = (0.02, 0.05)
+"""The pause before each latency sample, with jitter, so that the worker is idle each time."""
+
+
+# The command line
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("measure", choices=(*MEASURES, "describe", "worker"))
+    parser.add_argument("--dir", type=Path, help="a fresh temporary directory for the database and logs")
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1_000, help="tasks per enqueue_many call")
+    parser.add_argument("--samples", type=int, default=200, help="latency samples")
+    parser.add_argument("--backlog", type=int, default=200_000, help="future tasks in backlog-full")
+    parser.add_argument("--due", type=int, default=2_000, help="due tasks in the backlog measures")
+    parser.add_argument("--memory-tasks", type=int, default=1_000_000, help="queued tasks in memory-large")
+    parser.add_argument("--memory-small", type=int, default=1_000, help="queued tasks in memory-small")
+    parser.add_argument("--synchronous", choices=("full", "normal"), default="full", help="sitq only")
+    # Worker processes only.
+    parser.add_argument("--db", type=Path)
+    parser.add_argument("--mode", choices=("burst", "serve"), default="burst")
+    parser.add_argument("--kind", choices=("async", "sync"), default="async")
+    parser.add_argument("--expect", type=int, default=0, help="completions that end a burst (huey)")
+    parser.add_argument("--plugin", action="store_true", help="install a do-nothing plugin (sitq)")
+    return parser.parse_args(argv)
+
+
+def emit(metrics: dict[str, Any], durability: dict[str, str] | None = None, **extra: Any) -> None:
+    """Print the measure's one JSON line (the driver reads the last line of standard output)."""
+    print(json.dumps({"metrics": metrics, "durability": durability or {}, **extra}), flush=True)
+
+
+# Worker processes
+
+
+def wait_for_go() -> float:
+    """In a worker process: say ready, block until the driver says go, and return the start time."""
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(0)  # the driver gave up on us
+    return time.time()
+
+
+def report_done(**fields: Any) -> None:
+    print("done " + json.dumps(fields), flush=True)
+
+
+@dataclass
+class WorkerProcess:
+    """One worker process of a peer script, started with ``worker`` and driven through its pipes."""
+
+    process: subprocess.Popen[str]
+    done: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if line.strip() != "ready":
+            self.process.kill()
+            raise RuntimeError(f"worker {self.pid} did not start: {line!r}{self._stderr()}")
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def finish(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Wait for the process to exit and return what it reported in its ``done`` line."""
+        assert self.process.stdout is not None
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise RuntimeError(f"worker {self.pid} did not finish within {timeout}s") from None
+        for line in out.splitlines():
+            if line.startswith("done "):
+                self.done = json.loads(line[5:])
+        if self.process.returncode != 0 or not self.done:
+            raise RuntimeError(f"worker {self.pid} exited with {self.process.returncode}{self._stderr()}")
+        return self.done
+
+    def interrupt(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Ask the worker to stop; kill it if it has not exited after `timeout` seconds."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def _stderr(self) -> str:
+        if self.process.stderr is None:
+            return ""
+        try:
+            return "\n" + self.process.stderr.read()[-3000:]
+        except ValueError:
+            return ""
+
+
+def start_workers(
+    script: str, count: int, *args: str, env: dict[str, str] | None = None
+) -> list[WorkerProcess]:
+    """Start `count` worker processes of a peer script and wait until each is ready (not yet going)."""
+    environment = {**os.environ, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), environment.get("PYTHONPATH")]))
+    workers = []
+    for _ in range(count):
+        process = subprocess.Popen(
+            [sys.executable, str(HERE / script), "worker", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        workers.append(WorkerProcess(process))
+    for worker in workers:
+        worker.wait_ready()
+    return workers
+
+
+def go(workers: Sequence[WorkerProcess]) -> None:
+    for worker in workers:
+        worker.go()
+
+
+def run_to_completion(workers: Sequence[WorkerProcess], tasks: int) -> dict[str, Any]:
+    """Start the workers together, wait until each has exited, and return the drain rate.
+
+    The clock runs from the earliest ``go`` to the latest end any worker reported (for sitq and GigQ, the
+    end of their burst; for Huey, its last completion)."""
+    go(workers)
+    reports = [worker.finish() for worker in workers]
+    return drain_metrics(reports, tasks)
+
+
+def producers_metrics(stored: int, started: float, capped: bool) -> dict[str, Any]:
+    """The rate of enqueue-concurrent; `started` is a `time.perf_counter()` reading."""
+    seconds = time.perf_counter() - started
+    return {"rate": stored / seconds, "stored": stored, "producers": PRODUCERS, "capped": capped}
+
+
+def drain_metrics(reports: Sequence[dict[str, Any]], tasks: int) -> dict[str, Any]:
+    start = min(report["t0"] for report in reports)
+    end = max(report["t1"] for report in reports)
+    return {"rate": tasks / (end - start), "seconds": end - start}
+
+
+# Side effects counted by the drain-4 measure, and timestamps written by the latency measures
+
+
+def records_dir() -> Path:
+    return Path(os.environ["BENCH_RECORDS"])
+
+
+def count_records(directory: Path) -> tuple[int, int]:
+    """(runs, distinct task numbers) over every worker's record file."""
+    seen: list[str] = []
+    for path in directory.glob("*.log"):
+        seen.extend(path.read_text().split())
+    return len(seen), len(set(seen))
+
+
+def duplicates_metrics(directory: Path, tasks: int) -> dict[str, int]:
+    runs, distinct = count_records(directory)
+    return {"runs": runs, "duplicates": runs - tasks, "missing": tasks - distinct}
+
+
+def stamp_count(path: Path) -> int:
+    try:
+        with path.open("rb") as file:
+            return file.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def read_stamps(path: Path) -> dict[int, float]:
+    """Sample number to the time its task started, as the tasks wrote them."""
+    stamps: dict[int, float] = {}
+    for line in path.read_text().splitlines():
+        number, started = line.split()
+        stamps[int(number)] = float(started)
+    return stamps
+
+
+def gap() -> float:
+    return random.uniform(*GAP_SECONDS)
+
+
+def latency_metrics(enqueued: dict[int, tuple[float, float]], path: Path) -> dict[str, Any]:
+    """Percentiles in milliseconds over the samples that started, of the time from the moment
+    `enqueue` returned (the task was stored) to the moment the task began; `call_p50_ms` is the same
+    counted from the moment `enqueue` was called."""
+    stamps = read_stamps(path)
+    started = [i for i in enqueued if i in stamps]
+    if not started:
+        return {"p50_ms": None, "p99_ms": None, "samples": 0, "lost": len(enqueued)}
+    latencies = sorted((stamps[i] - enqueued[i][1]) * 1000 for i in started)
+    from_call = sorted((stamps[i] - enqueued[i][0]) * 1000 for i in started)
+    return {
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": latencies[-1],
+        "call_p50_ms": percentile(from_call, 50),
+        "call_p99_ms": percentile(from_call, 99),
+        "samples": len(started),
+        "lost": len(enqueued) - len(started),
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between the closest ranks, on sorted `values`."""
+    if len(values) == 1:
+        return values[0]
+    rank = (len(values) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (rank - low)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.002) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+# Samplers
+
+
+def idle_cpu_percent(pid: int, seconds: float = IDLE_CPU_SECONDS) -> float:
+    """CPU time of the process and all its threads over `seconds`, in percent of one core."""
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    time.sleep(seconds)
+    after = process.cpu_times()
+    used = (after.user - before.user) + (after.system - before.system)
+    return 100 * used / seconds
+
+
+def peak_rss_mb(pid: int, seconds: float = RSS_WINDOW_SECONDS, interval: float = 0.1) -> float:
+    """The highest resident set size of the process seen over `seconds`, in MiB."""
+    process = psutil.Process(pid)
+    peak = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        peak = max(peak, process.memory_info().rss)
+        time.sleep(interval)
+    return peak / 2**20
+
+
+def pragma_name(value: int | str) -> str:
+    """SQLite's `synchronous` as its name: PRAGMA returns a number."""
+    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(int(value), str(value))
+
+
+def chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` spread over `parts` as evenly as whole numbers allow."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]

@@ -1,0 +1,286 @@
+"""sitq's side of the benchmark, at its defaults: `TaskQueue` and `Worker` on ``sqlite:///FILE``.
+
+``--synchronous normal`` measures the same on ``sqlite:///FILE?synchronous=normal``. See benchlib for
+the protocol and bench/README.md for what each measure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import bench_tasks
+import benchlib
+
+from sitq import Task, TaskQueue, TaskStatus, Worker
+
+SCRIPT = Path(__file__).name
+
+
+class DoNothing:
+    """A lifecycle observer that implements every task and worker hook, and does nothing in any."""
+
+    def sitq_task_enqueued(self) -> None:
+        return None
+
+    def sitq_task_started(self) -> None:
+        return None
+
+    def sitq_task_succeeded(self) -> None:
+        return None
+
+    def sitq_task_failed(self) -> None:
+        return None
+
+    def sitq_task_retried(self) -> None:
+        return None
+
+    def sitq_task_timed_out(self) -> None:
+        return None
+
+    def sitq_task_cancelled(self) -> None:
+        return None
+
+    def sitq_worker_started(self) -> None:
+        return None
+
+    def sitq_worker_stopped(self) -> None:
+        return None
+
+
+def url(db: Path, synchronous: str) -> str:
+    return f"sqlite:///{db}" + ("?synchronous=normal" if synchronous == "normal" else "")
+
+
+def new_queue(args: argparse.Namespace, *, plugin: bool = False) -> TaskQueue:
+    return TaskQueue(url(args.db, args.synchronous), plugins=[DoNothing()] if plugin else [])
+
+
+async def fill(args: argparse.Namespace, tasks: list[Task], *, plugin: bool = False) -> None:
+    """Store `tasks` before the clock starts, in chunks of `FILL_CHUNK` per write."""
+    async with new_queue(args, plugin=plugin) as queue:
+        for start in range(0, len(tasks), benchlib.FILL_CHUNK):
+            await queue.enqueue_many(tasks[start : start + benchlib.FILL_CHUNK])
+
+
+async def fill_noops(args: argparse.Namespace, count: int, eta: datetime | None = None) -> None:
+    async with new_queue(args) as queue:
+        for size in benchlib.chunks(count, benchlib.FILL_CHUNK):
+            await queue.enqueue_many([Task(bench_tasks.noop_async, eta=eta) for _ in range(size)])
+
+
+async def finished(args: argparse.Namespace) -> int:
+    """How many tasks succeeded, over every queue."""
+    async with new_queue(args) as queue:
+        stats = await queue.stats()
+    return sum(counts.get(TaskStatus.SUCCESS, 0) for counts in stats.values())
+
+
+def start_workers(args: argparse.Namespace, count: int, mode: str, *, plugin: bool = False) -> list[Any]:
+    extra = ["--plugin"] if plugin else []
+    return benchlib.start_workers(
+        SCRIPT,
+        count,
+        *("--db", str(args.db), "--synchronous", args.synchronous, "--mode", mode, *extra),
+        env={"BENCH_RECORDS": str(args.dir)},
+    )
+
+
+# Enqueue: the clock runs in this process, around the calls alone.
+
+
+async def enqueue_one(args: argparse.Namespace) -> dict[str, Any]:
+    async with new_queue(args) as queue:
+        for _ in range(10):  # warm-up, as for every peer
+            await queue.enqueue(bench_tasks.noop_async)
+        started = time.perf_counter()
+        for _ in range(args.tasks):
+            await queue.enqueue(bench_tasks.noop_async)
+        return {"rate": args.tasks / (time.perf_counter() - started)}
+
+
+async def enqueue_batch(args: argparse.Namespace) -> dict[str, Any]:
+    async with new_queue(args) as queue:
+        await queue.enqueue_many([Task(bench_tasks.noop_async) for _ in range(10)])
+        started = time.perf_counter()
+        for size in benchlib.chunks(args.tasks, args.batch):
+            await queue.enqueue_many([Task(bench_tasks.noop_async) for _ in range(size)])
+        return {"rate": args.tasks / (time.perf_counter() - started), "batch": args.batch}
+
+
+async def enqueue_concurrent(args: argparse.Namespace) -> dict[str, Any]:
+    """`PRODUCERS` asyncio tasks on one `TaskQueue`, each awaiting one `enqueue` after another."""
+    async with new_queue(args) as queue:
+        stored = 0
+        deadline = time.perf_counter() + benchlib.PRODUCERS_CAP_SECONDS
+
+        async def producer(count: int) -> None:
+            nonlocal stored
+            for _ in range(count):
+                if time.perf_counter() > deadline:
+                    return
+                await queue.enqueue(bench_tasks.noop_async)
+                stored += 1
+
+        await producer(10)
+        stored = 0
+        started = time.perf_counter()
+        deadline = started + benchlib.PRODUCERS_CAP_SECONDS
+        await asyncio.gather(*(producer(count) for count in benchlib.split(args.tasks, benchlib.PRODUCERS)))
+        return benchlib.producers_metrics(stored, started, stored < args.tasks)
+
+
+# Drains: a filled file, then worker processes in burst mode; the clock runs from go to their exit.
+
+
+def drain(args: argparse.Namespace, function: Callable[[], Any], *, plugin: bool = False) -> dict[str, Any]:
+    asyncio.run(fill(args, [Task(function) for _ in range(args.tasks)], plugin=plugin))
+    metrics = benchlib.run_to_completion(start_workers(args, 1, "burst", plugin=plugin), args.tasks)
+    return {**metrics, "done": asyncio.run(finished(args))}
+
+
+def drain_4(args: argparse.Namespace) -> dict[str, Any]:
+    asyncio.run(fill(args, [Task(bench_tasks.record_async, [i]) for i in range(args.tasks)]))
+    metrics = benchlib.run_to_completion(start_workers(args, 4, "burst"), args.tasks)
+    return {**metrics, **benchlib.duplicates_metrics(args.dir, args.tasks)}
+
+
+def backlog(args: argparse.Namespace, future: int) -> dict[str, Any]:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    started = time.perf_counter()
+    asyncio.run(fill_noops(args, future, eta=later))
+    built = time.perf_counter() - started
+    asyncio.run(fill_noops(args, args.due))
+    metrics = benchlib.run_to_completion(start_workers(args, 1, "burst"), args.due)
+    return {**metrics, "backlog": future, "build_seconds": built, "done": asyncio.run(finished(args))}
+
+
+# Latency and idle CPU: a worker started with `run()` at its defaults, idle between samples.
+
+
+async def sample_latency(queue: TaskQueue, path: Path, samples: int) -> dict[int, tuple[float, float]]:
+    """Enqueue one stamp task at a time, each after the last one started and a pause; return the times
+    each `enqueue` was called and returned. A sample waits at most 30 s."""
+    enqueued: dict[int, tuple[float, float]] = {}
+    for i in range(samples):
+        await asyncio.sleep(benchlib.gap())
+        called = time.time()
+        await queue.enqueue(bench_tasks.stamp_async, str(path), i)
+        enqueued[i] = (called, time.time())
+        deadline = time.monotonic() + 30
+        # The task writes the file in another process (or thread): there is no event to await.
+        while benchlib.stamp_count(path) <= i and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    return enqueued
+
+
+def latency_cross(args: argparse.Namespace) -> dict[str, Any]:
+    path = args.dir / "stamps.txt"
+    (worker,) = start_workers(args, 1, "serve")
+    try:
+        benchlib.go([worker])
+        time.sleep(benchlib.SETTLE_SECONDS)
+
+        async def produce() -> dict[int, tuple[float, float]]:
+            async with new_queue(args) as queue:
+                return await sample_latency(queue, path, args.samples)
+
+        enqueued = asyncio.run(produce())
+    finally:
+        worker.interrupt()
+    return benchlib.latency_metrics(enqueued, path)
+
+
+def latency_inprocess(args: argparse.Namespace) -> dict[str, Any]:
+    path = args.dir / "stamps.txt"
+
+    async def produce() -> dict[int, tuple[float, float]]:
+        async with new_queue(args) as queue, Worker(queue):
+            await asyncio.sleep(benchlib.SETTLE_SECONDS)
+            return await sample_latency(queue, path, args.samples)
+
+    return benchlib.latency_metrics(asyncio.run(produce()), path)
+
+
+def idle_cpu(args: argparse.Namespace) -> dict[str, Any]:
+    asyncio.run(fill(args, []))
+    (worker,) = start_workers(args, 1, "serve")
+    try:
+        benchlib.go([worker])
+        time.sleep(benchlib.SETTLE_SECONDS)
+        percent = benchlib.idle_cpu_percent(worker.pid)
+    finally:
+        worker.interrupt()
+    return {"cpu_percent": percent, "seconds": benchlib.IDLE_CPU_SECONDS}
+
+
+def memory(args: argparse.Namespace, queued: int) -> dict[str, Any]:
+    """Peak RSS of a worker started on a file with `queued` no-op tasks, while it runs them."""
+    started = time.perf_counter()
+    asyncio.run(fill_noops(args, queued))
+    built = time.perf_counter() - started
+    (worker,) = start_workers(args, 1, "serve")
+    try:
+        benchlib.go([worker])
+        rss = benchlib.peak_rss_mb(worker.pid)
+    finally:
+        worker.interrupt()
+    return {"rss_mb": rss, "queued": queued, "build_seconds": built, "done": asyncio.run(finished(args))}
+
+
+MEASURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "enqueue-one": lambda args: asyncio.run(enqueue_one(args)),
+    "enqueue-batch": lambda args: asyncio.run(enqueue_batch(args)),
+    "enqueue-concurrent": lambda args: asyncio.run(enqueue_concurrent(args)),
+    "drain-async": lambda args: drain(args, bench_tasks.noop_async),
+    "drain-sync": lambda args: drain(args, bench_tasks.noop_sync),
+    "drain-async-plugin": lambda args: drain(args, bench_tasks.noop_async, plugin=True),
+    "drain-4": drain_4,
+    "latency-cross": latency_cross,
+    "latency-inprocess": latency_inprocess,
+    "idle-cpu": idle_cpu,
+    "backlog-empty": lambda args: backlog(args, 0),
+    "backlog-full": lambda args: backlog(args, args.backlog),
+    "memory-small": lambda args: memory(args, args.memory_small),
+    "memory-large": lambda args: memory(args, args.memory_tasks),
+}
+
+
+async def worker_main(args: argparse.Namespace) -> None:
+    """A worker process: `Worker(url)` at its defaults; `run(burst=True)` drains, `run()` serves until
+    SIGTERM."""
+    worker = Worker(url(args.db, args.synchronous), plugins=[DoNothing()] if args.plugin else [])
+    started = benchlib.wait_for_go()
+    await worker.run(burst=args.mode == "burst")
+    benchlib.report_done(t0=started, t1=time.time())
+
+
+async def durability(args: argparse.Namespace) -> dict[str, str]:
+    """The durability settings, as sitq's backend reports them when it has `describe()`."""
+    async with new_queue(args) as queue:
+        describe = getattr(queue.backend, "describe", None)
+        if describe is None:
+            return {"journal_mode": "wal", "synchronous": args.synchronous.upper()}
+        info = await describe()
+    return {"journal_mode": str(info["journal_mode"]), "synchronous": str(info["synchronous"]).upper()}
+
+
+def main() -> None:
+    args = benchlib.parse_args()
+    if args.measure == "worker":
+        asyncio.run(worker_main(args))
+        return
+    args.db = args.dir / "sitq.db"
+    if args.measure == "describe":
+        benchlib.emit({}, asyncio.run(durability(args)))
+        return
+    benchlib.emit(MEASURES[args.measure](args))
+
+
+if __name__ == "__main__":
+    main()
