@@ -9,7 +9,6 @@ then a sync, so quick looks follow each write until the commit shows. Elsewhere 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sqlite3
@@ -27,7 +26,7 @@ _FIRST_POLL_DELAY = 0.002
 _MAX_POLL_DELAY = 0.1
 # With inotify: quick looks for a while after each write, and a look now and then all the same.
 _QUICK_LOOK_DELAY = 0.0005
-_QUICK_LOOKS_FOR = 0.01
+_QUICK_LOOKS_FOR = 0.005
 _SAFETY_NET_DELAY = 1.0
 
 
@@ -71,9 +70,7 @@ class OtherCommits:
             if writes is None:
                 await self._poll(signal)
             else:
-                while signal.has_subscribers:
-                    await writes.wait(_SAFETY_NET_DELAY)
-                    await self._look_until_changed(signal)
+                await self._follow(signal, writes)
         finally:
             if writes is not None:
                 writes.close()
@@ -90,19 +87,25 @@ class OtherCommits:
             else:
                 delay = min(delay * 2, _MAX_POLL_DELAY)
 
-    async def _look_until_changed(self, signal: ChangeSignal) -> None:
-        """After a write, look for its commit every half millisecond for a while (the sync between a
-        commit's write and its showing takes a few milliseconds at most), then less and less often."""
-        delay = waited = 0.0
+    async def _follow(self, signal: ChangeSignal, writes: _Writes) -> None:
+        """With inotify: after each write, look for its commit every half millisecond for a while (the
+        sync between a commit's write and its showing takes a few milliseconds at most), then less and
+        less often; between writes, sleep."""
+        since_write: float | None = None  # None: no write to look for
         while signal.has_subscribers:
+            if since_write is None:
+                await writes.wait(_SAFETY_NET_DELAY)
+                since_write = 0.0
             if self._changed():
+                writes.clear()  # the writes so far are accounted for
                 signal.notify()
-                return
-            if waited >= _SAFETY_NET_DELAY:  # not a commit's write, then (a checkpoint's, say)
-                return
-            delay = _QUICK_LOOK_DELAY if waited < _QUICK_LOOKS_FOR else delay * 2
-            await asyncio.sleep(delay)
-            waited += delay
+                since_write = None
+                continue
+            delay = _QUICK_LOOK_DELAY if since_write < _QUICK_LOOKS_FOR else since_write
+            if await writes.wait(delay):
+                since_write = 0.0  # another write: look quickly again
+            elif (since_write := since_write + delay) >= _SAFETY_NET_DELAY:
+                since_write = None  # a write that was no commit's (a checkpoint's, say)
 
 
 class _Writes:
@@ -146,10 +149,16 @@ class _Writes:
         ):
             self._written.set()
 
-    async def wait(self, timeout: float) -> None:
-        """Until the next write, or `timeout` seconds."""
-        with contextlib.suppress(TimeoutError):
+    async def wait(self, timeout: float) -> bool:
+        """Until the next write (True), or `timeout` seconds (False)."""
+        try:
             await asyncio.wait_for(self._written.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._written.clear()
+        return True
+
+    def clear(self) -> None:
         self._written.clear()
 
     def close(self) -> None:
