@@ -179,6 +179,9 @@ async def test_two_objects_claiming_concurrently_never_share_a_task(
         ids: list[str] = []
         while batch := await claimer.claim(worker_id=worker_id, now=T0, lease=LEASE, limit=3, queues=QUEUES):
             ids.extend(task.id for task in batch)
+            # As a worker runs its tasks between claims; else one claimer may win every race for the lock
+            # while the other's busy handler sleeps, and the test would prove nothing.
+            await asyncio.sleep(0.002)
         return ids
 
     first, second = await asyncio.gather(drain(backend, "w1"), drain(other, "w2"))
