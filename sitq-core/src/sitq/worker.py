@@ -95,6 +95,7 @@ class Worker:
         self.grace_period = float(grace_period)
         self.retention = _retention_by_queue(retention, self.queues)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """Names this worker in task records, attempt history and hooks: host, process id, a random part."""
         self._completions = GroupCommit(self._record)
         self._claiming = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[TaskOutcome]] = {}
@@ -115,6 +116,7 @@ class Worker:
 
     @property
     def is_running(self) -> bool:
+        """True between `start()` and the end of `stop()`'s drain."""
         return self._serving is not None and not self._serving.done()
 
     # Lifecycle
