@@ -101,12 +101,8 @@ class TaskQueue:
             task = Task(function, args, kwargs, eta)
         new_task = self._prepare(task)
         await self._ready()
-        await self._enqueuer.submit(new_task)
-        await self.plugins.task_enqueued(
-            task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
-        )
-        if self.eager:
-            await self._run_now([new_task.id])
+        await self._enqueuer.submit(new_task)  # concurrent callers share a write
+        await self._stored([new_task])
         return new_task.id
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
@@ -126,9 +122,13 @@ class TaskQueue:
         return WorkflowRun(workflow_id, workflow.name, tuple(new_task.id for new_task in new_tasks), workflow)
 
     async def _store(self, new_tasks: list[NewTask]) -> None:
-        """One atomic write for a batch, then one `sitq_task_enqueued` per task."""
+        """One atomic write for a batch."""
         await self._ready()
         await self.backend.enqueue(new_tasks)
+        await self._stored(new_tasks)
+
+    async def _stored(self, new_tasks: list[NewTask]) -> None:
+        """After the write: one `sitq_task_enqueued` per task, and in eager mode, the runs."""
         for new_task in new_tasks:
             await self.plugins.task_enqueued(
                 task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
@@ -170,9 +170,14 @@ class TaskQueue:
     def _prepare(self, task: Task, parents: Sequence[str] = (), workflow_id: str | None = None) -> NewTask:
         if not callable(task.function):
             raise ValidationError(f"a task needs a callable, not {task.function!r}")
-        if isinstance(task.args, str | bytes) or not isinstance(task.args, Sequence):
+        # type() first: the checks run for every task, and the abstract-class ones cost more.
+        if type(task.args) not in (tuple, list) and (
+            isinstance(task.args, str | bytes) or not isinstance(task.args, Sequence)
+        ):
             raise ValidationError(f"args must be a list or tuple, not {task.args!r}")
-        if not isinstance(task.kwargs, Mapping) or not all(isinstance(key, str) for key in task.kwargs):
+        if (type(task.kwargs) is not dict and not isinstance(task.kwargs, Mapping)) or not all(
+            isinstance(key, str) for key in task.kwargs
+        ):
             raise ValidationError(f"kwargs must be a mapping of argument names, not {task.kwargs!r}")
         now = utcnow()
         if task.eta is not None and not isinstance(task.eta, datetime):
@@ -190,7 +195,7 @@ class TaskQueue:
             enqueued_at=now,
             eta=now if task.eta is None else task.eta.astimezone(now.tzinfo),
             options=task.options(),
-            depends_on=(*parents, *_task_ids(task.depends_on)),
+            depends_on=(*parents, *_task_ids(task.depends_on)) if parents or task.depends_on else (),
             workflow_id=workflow_id,
         )
 
