@@ -10,6 +10,7 @@ import functools
 import importlib
 import inspect
 import logging
+import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -145,7 +146,10 @@ class Plugins:
         except pluggy.PluginValidationError as exc:
             raise ConfigurationError(f"a sitq plugin implements a hook that does not exist: {exc}") from exc
         self._observers = {
-            hook: _in_call_order(getattr(self._pm.hook, hook).get_hookimpls()) for hook in _LIFECYCLE_HOOKS
+            hook: [
+                _Observer.of(impl) for impl in _in_call_order(getattr(self._pm.hook, hook).get_hookimpls())
+            ]
+            for hook in _LIFECYCLE_HOOKS
         }
         self._serializers: dict[str, Serializer] = {}
 
@@ -356,14 +360,32 @@ def _in_call_order(impls: list[pluggy.HookImpl]) -> list[pluggy.HookImpl]:
     return impls[::-1]
 
 
-async def _notify(observers: list[pluggy.HookImpl], hook: str, arguments: dict[str, Any]) -> None:
-    for impl in observers:
+class _Observer(NamedTuple):
+    """A lifecycle hook implementation, ready to call: it runs for every task, so it is kept cheap."""
+
+    function: Callable[..., Any]
+    arguments: Callable[[dict[str, Any]], tuple[Any, ...]]
+    plugin_name: str
+
+    @classmethod
+    def of(cls, impl: pluggy.HookImpl) -> _Observer:
+        names = impl.argnames
+        arguments: Callable[[dict[str, Any]], tuple[Any, ...]]
+        if len(names) > 1:
+            arguments = operator.itemgetter(*names)
+        else:  # itemgetter returns a lone value for one name, and takes no fewer
+            arguments = lambda given: tuple(given[name] for name in names)  # noqa: E731  # one-liner twin
+        return cls(impl.function, arguments, impl.plugin_name)
+
+
+async def _notify(observers: list[_Observer], hook: str, arguments: dict[str, Any]) -> None:
+    for function, wanted, plugin_name in observers:
         try:
-            outcome = impl.function(*(arguments[name] for name in impl.argnames))
-            if inspect.isawaitable(outcome):
+            outcome = function(*wanted(arguments))
+            if outcome is not None and inspect.isawaitable(outcome):
                 await outcome
         except Exception:
-            logger.exception("sitq plugin %r failed in %s; carrying on", impl.plugin_name, hook)
+            logger.exception("sitq plugin %r failed in %s; carrying on", plugin_name, hook)
 
 
 def _lookup(kind: Kind, name: str, registry: dict[str, _Registered]) -> _Registered:
