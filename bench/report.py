@@ -243,7 +243,9 @@ class Target:
 def targets(figures: Figures) -> list[Target]:
     """The issue's targets, for sitq at its defaults, computed from the table's figures."""
     found: list[Target] = []
-    sitq = lambda row: figures.value(row, "sitq")  # noqa: E731 - short names keep the list below readable
+
+    def sitq(row: Row) -> float | None:
+        return figures.value(row, "sitq")
 
     def check(
         text: str, value: float | None, ok: Callable[[float], bool], shown: Callable[[float], str]
@@ -421,6 +423,7 @@ def plot(figures: Figures, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     fig = plt.figure(figsize=(15, 11), layout="constrained")
     grid = fig.add_gridspec(2, 3, height_ratios=[1.2, 1], width_ratios=[2.2, 1, 1])
@@ -435,7 +438,7 @@ def plot(figures: Figures, path: Path) -> None:
         _bars(ax, figures, rows, log)
         ax.set_title(title, fontsize=11)
     durability = figures.results["durability"]
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[p]) for p in figures.peers]
+    handles = [Patch(color=COLORS[p]) for p in figures.peers]
     names = [f"{figures.labels[p]}: WAL, synchronous={durability[p]['synchronous']}" for p in figures.peers]
     panels[0][0].legend(handles, names, loc="upper right", fontsize=10)
     m, c = figures.results["machine"], figures.config

@@ -47,7 +47,7 @@ def fast_fill(args: argparse.Namespace, jobs: Callable[[int], Job], count: int) 
     close_connection(str(args.db))
 
 
-def start_workers(args: argparse.Namespace, count: int, mode: str) -> list[Any]:
+def start_workers(args: argparse.Namespace, count: int, mode: str) -> list[benchlib.WorkerProcess]:
     return benchlib.start_workers(
         SCRIPT,
         count,

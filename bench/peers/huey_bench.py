@@ -51,7 +51,9 @@ def fast_fill(args: argparse.Namespace, enqueue: Callable[[int], object], count:
     return built
 
 
-def start_workers(args: argparse.Namespace, count: int, mode: str, expect: int = 0) -> list[Any]:
+def start_workers(
+    args: argparse.Namespace, count: int, mode: str, expect: int = 0
+) -> list[benchlib.WorkerProcess]:
     return benchlib.start_workers(
         SCRIPT,
         count,

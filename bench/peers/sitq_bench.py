@@ -81,7 +81,9 @@ async def finished(args: argparse.Namespace) -> int:
     return sum(counts.get(TaskStatus.SUCCESS, 0) for counts in stats.values())
 
 
-def start_workers(args: argparse.Namespace, count: int, mode: str, *, plugin: bool = False) -> list[Any]:
+def start_workers(
+    args: argparse.Namespace, count: int, mode: str, *, plugin: bool = False
+) -> list[benchlib.WorkerProcess]:
     extra = ["--plugin"] if plugin else []
     return benchlib.start_workers(
         SCRIPT,
