@@ -42,6 +42,8 @@ class GroupCommit(Generic[T]):
 
     async def _drain(self) -> None:
         try:
+            # Let the callers already woken (tasks whose threads have just returned, say) join this write.
+            await asyncio.sleep(0)
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
