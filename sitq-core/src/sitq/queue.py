@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -113,7 +113,7 @@ class TaskQueue:
 
     async def submit(self, workflow: Workflow) -> WorkflowRun:
         """Store every task of a workflow in one atomic write: all of them are durable, or none is."""
-        workflow_id = uuid.uuid4().hex
+        workflow_id = secrets.token_hex(16)
         new_tasks: list[NewTask] = []
         for task, parents in workflow.steps:
             depends_on = tuple(new_tasks[parent].id for parent in parents)
@@ -188,7 +188,7 @@ class TaskQueue:
                 f"got the naive {task.eta!r}"
             )
         return NewTask(
-            id=uuid.uuid4().hex,
+            id=secrets.token_hex(16),  # 32 random hex digits, at a third of a UUID's cost
             name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or task_name(task.function),
             payload=self._codec.encode_call(task.function, task.args, task.kwargs),
             serializer=self.serializer.name,
