@@ -149,6 +149,8 @@ def ensure_environment(reinstall: bool) -> None:
         print("Installing sitq from this repository into it ...", flush=True)
         folders = [str(ROOT / folder) for folder in SITQ_FOLDERS]
         subprocess.run([*pip, "--no-deps", "--force-reinstall", *folders], check=True)
+        # The pins must cover what sitq needs: a dependency it lacks would quietly change what is measured.
+        subprocess.run([str(venv_python()), "-m", "pip", "check", "--disable-pip-version-check"], check=True)
         sitq.write_text(stamp)
 
 
