@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -315,9 +316,12 @@ def peak_rss_mb(pid: int, seconds: float = RSS_WINDOW_SECONDS, interval: float =
     return peak / 2**20
 
 
-def pragma_name(value: int | str) -> str:
-    """SQLite's `synchronous` as its name: PRAGMA returns a number."""
-    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(int(value), str(value))
+def connection_durability(conn: sqlite3.Connection) -> dict[str, str]:
+    """A peer's own connection's journal mode and `synchronous`, by name (PRAGMA returns a number)."""
+    (journal_mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
+    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    return {"journal_mode": journal_mode, "synchronous": names.get(int(synchronous), str(synchronous))}
 
 
 def chunks(total: int, size: int) -> list[int]:

@@ -210,10 +210,7 @@ def worker_main(args: argparse.Namespace) -> None:
 
 def durability(args: argparse.Namespace) -> dict[str, str]:
     JobQueue(str(args.db))
-    conn = get_connection(str(args.db))
-    (journal_mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-    (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
-    return {"journal_mode": journal_mode, "synchronous": benchlib.pragma_name(synchronous)}
+    return benchlib.connection_durability(get_connection(str(args.db)))
 
 
 def main() -> None:

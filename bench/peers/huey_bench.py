@@ -249,10 +249,7 @@ def worker_main(args: argparse.Namespace) -> None:
 
 
 def durability(args: argparse.Namespace) -> dict[str, str]:
-    conn = tasks_module(args).huey.storage.conn
-    (journal_mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-    (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
-    return {"journal_mode": journal_mode, "synchronous": benchlib.pragma_name(synchronous)}
+    return benchlib.connection_durability(tasks_module(args).huey.storage.conn)
 
 
 def main() -> None:
