@@ -27,6 +27,11 @@ _MAX_POLL_DELAY = 0.1
 # With inotify: quick looks for a while after each write, and a look now and then all the same.
 _QUICK_LOOK_DELAY = 0.0005
 _QUICK_LOOKS_FOR = 0.005
+# With inotify, while commits keep coming (within _BUSY_GAP of the last pause's end): pauses between
+# wake-ups, doubling from _FIRST_PAUSE to _MAX_PAUSE.
+_BUSY_GAP = 0.01
+_FIRST_PAUSE = 0.001
+_MAX_PAUSE = 0.02
 _SAFETY_NET_DELAY = 1.0
 
 
@@ -91,14 +96,23 @@ class OtherCommits:
         """With inotify: after each write, look for its commit every half millisecond for a while (the
         sync between a commit's write and its showing takes a few milliseconds at most), then less and
         less often; between writes, sleep."""
+        loop = asyncio.get_running_loop()
         since_write: float | None = None  # None: no write to look for
+        pause, quiet_since = 0.0, loop.time()
         while signal.has_subscribers:
             if since_write is None:
                 await writes.wait(_SAFETY_NET_DELAY)
                 since_write = 0.0
             if self._changed():
-                writes.clear()  # the writes so far are accounted for
                 signal.notify()
+                # News that keeps coming (other processes writing steadily) is passed on less and less
+                # often, up to a few times a second: waking the waiters for every commit would take more of
+                # the CPU they share with the writers than the news is worth. After a quiet spell, at once.
+                busy = loop.time() - quiet_since < _BUSY_GAP
+                pause = min(max(pause * 2, _FIRST_PAUSE), _MAX_PAUSE) if busy else 0.0
+                if pause:
+                    await writes.ignore(pause)
+                quiet_since = loop.time()
                 since_write = None
                 continue
             delay = _QUICK_LOOK_DELAY if since_write < _QUICK_LOOKS_FOR else since_write
@@ -158,8 +172,14 @@ class _Writes:
         self._written.clear()
         return True
 
-    def clear(self) -> None:
-        self._written.clear()
+    async def ignore(self, seconds: float) -> None:
+        """Not be woken by writes for a while; the writes meanwhile count as one, at the end."""
+        self._loop.remove_reader(self._inotify.fileno())
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._loop.add_reader(self._inotify.fileno(), self._read)
+        self._read()
 
     def close(self) -> None:
         self._loop.remove_reader(self._inotify.fileno())

@@ -136,6 +136,54 @@ async def test_commits_in_another_process_wake_subscribers(
     assert await backend.get("from-afar") is not None
 
 
+ENQUEUE_A_BURST_THEN_ONE_MORE = """
+import asyncio, sys, time
+from datetime import UTC, datetime
+from sitq.models import NewTask
+from sitq_sqlite import SQLiteBackend
+
+async def main():
+    backend = SQLiteBackend(sys.argv[1], synchronous="normal")
+    await backend.connect()
+    for i in range(100):
+        now = datetime.now(UTC)
+        await backend.enqueue([NewTask(f"burst-{i}", "tests.job", b"call", "pickle", now, now)])
+    print("burst done", flush=True)
+    sys.stdin.readline()
+    now = datetime.now(UTC)
+    await backend.enqueue([NewTask("late", "tests.job", b"call", "pickle", now, now)])
+    await backend.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_commit_after_a_burst_of_them_still_wakes_subscribers(
+    tmp_path: Path, backend: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another process commits steadily, wake-ups are spaced out; the commit after it stops is
+    still seen, by itself (not by the watcher's once-a-second safety net, put off here)."""
+    monkeypatch.setattr(watch, "_SAFETY_NET_DELAY", 60.0)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        ENQUEUE_A_BURST_THEN_ONE_MORE,
+        str(tmp_path / "tasks.db"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    with backend.subscribe() as subscription:
+        assert await process.stdout.readline() == b"burst done\n"
+        while await subscription.wait(QUIET):  # the burst's wake-ups, spaced out
+            pass
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+        assert await subscription.wait(WOKEN)
+        assert await process.wait() == 0
+    assert await backend.get("late") is not None
+
+
 async def test_the_watcher_runs_only_while_someone_waits(tmp_path: Path, backend: SQLiteBackend) -> None:
     assert watchers() == []
     with backend.subscribe():
