@@ -174,6 +174,8 @@ def test_the_url_is_the_option_else_the_environment_else_sitq_db(tmp_path: Path)
     assert default.json("info", SITQ_URL="memory://")["url_from"] == "$SITQ_URL"
     given = default.json("info", "--url", "memory://other", SITQ_URL="sqlite:///elsewhere.db")
     assert (given["url"], given["url_from"], given["backend"]) == ("memory://other", "--url", "memory")
+    before_the_command = default.json("--url", "memory://first", "info")
+    assert (before_the_command["url"], before_the_command["url_from"]) == ("memory://first", "--url")
     assert not (tmp_path / "elsewhere.db").exists()
 
 

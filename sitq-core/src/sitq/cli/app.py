@@ -59,13 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument(
+        "--url", help="backend URL, before or after the command (default: $SITQ_URL, else sqlite:///sitq.db)"
+    )
     subcommands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS, so that `sitq --debug COMMAND` is not undone by the subcommand's default.
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     backend = argparse.ArgumentParser(add_help=False)
-    backend.add_argument("--url", help="backend URL (default: $SITQ_URL, else sqlite:///sitq.db)")
+    # SUPPRESS here too: `sitq --url URL COMMAND` is kept unless the command is given its own.
+    backend.add_argument(
+        "--url", default=argparse.SUPPRESS, help="backend URL (default: $SITQ_URL, else sqlite:///sitq.db)"
+    )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
 
