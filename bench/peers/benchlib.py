@@ -295,6 +295,35 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 # Samplers
 
 
+def idle_cpu(worker: WorkerProcess, stop: int = signal.SIGTERM) -> dict[str, Any]:
+    """The idle-CPU measure of a worker process started in serve mode: go, settle, sample, stop it."""
+    try:
+        go([worker])
+        time.sleep(SETTLE_SECONDS)
+        percent = idle_cpu_percent(worker.pid)
+    finally:
+        worker.interrupt(stop)
+    return {"cpu_percent": percent, "seconds": IDLE_CPU_SECONDS}
+
+
+def run_sync_peer(
+    database: str,
+    measures: dict[str, Callable[[argparse.Namespace], dict[str, Any]]],
+    worker_main: Callable[[argparse.Namespace], None],
+    durability: Callable[[argparse.Namespace], dict[str, str]],
+    not_available: dict[str, str],
+) -> None:
+    """The `main()` of a peer whose worker is plain code: run the measure the command line names."""
+    args = parse_args()
+    args.db = args.db or args.dir / database
+    if args.measure == "worker":
+        worker_main(args)
+    elif args.measure == "describe":
+        emit({}, durability(args), not_available=not_available)
+    else:
+        emit(measures[args.measure](args))
+
+
 def idle_cpu_percent(pid: int, seconds: float = IDLE_CPU_SECONDS) -> float:
     """CPU time of the process and all its threads over `seconds`, in percent of one core."""
     process = psutil.Process(pid)

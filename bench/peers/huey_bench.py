@@ -191,13 +191,7 @@ def latency_inprocess(args: argparse.Namespace) -> dict[str, Any]:
 def idle_cpu(args: argparse.Namespace) -> dict[str, Any]:
     tasks_module(args).huey.storage.close()  # creates the tables, as the other peers' set-up does
     (worker,) = start_workers(args, 1, "serve")
-    try:
-        benchlib.go([worker])
-        time.sleep(benchlib.SETTLE_SECONDS)
-        percent = benchlib.idle_cpu_percent(worker.pid)
-    finally:
-        worker.interrupt(signal.SIGINT)
-    return {"cpu_percent": percent, "seconds": benchlib.IDLE_CPU_SECONDS}
+    return benchlib.idle_cpu(worker, signal.SIGINT)
 
 
 def memory(args: argparse.Namespace, queued: int) -> dict[str, Any]:
@@ -253,14 +247,7 @@ def durability(args: argparse.Namespace) -> dict[str, str]:
 
 
 def main() -> None:
-    args = benchlib.parse_args()
-    args.db = args.db or args.dir / "huey.db"
-    if args.measure == "worker":
-        worker_main(args)
-    elif args.measure == "describe":
-        benchlib.emit({}, durability(args), not_available=NOT_AVAILABLE)
-    else:
-        benchlib.emit(MEASURES[args.measure](args))
+    benchlib.run_sync_peer("huey.db", MEASURES, worker_main, durability, NOT_AVAILABLE)
 
 
 if __name__ == "__main__":

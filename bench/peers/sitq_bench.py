@@ -212,13 +212,7 @@ def latency_inprocess(args: argparse.Namespace) -> dict[str, Any]:
 def idle_cpu(args: argparse.Namespace) -> dict[str, Any]:
     asyncio.run(fill(args, []))
     (worker,) = start_workers(args, 1, "serve")
-    try:
-        benchlib.go([worker])
-        time.sleep(benchlib.SETTLE_SECONDS)
-        percent = benchlib.idle_cpu_percent(worker.pid)
-    finally:
-        worker.interrupt()
-    return {"cpu_percent": percent, "seconds": benchlib.IDLE_CPU_SECONDS}
+    return benchlib.idle_cpu(worker)
 
 
 def memory(args: argparse.Namespace, queued: int) -> dict[str, Any]:
