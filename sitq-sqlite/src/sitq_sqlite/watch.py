@@ -126,9 +126,10 @@ class _Writes:
     """Set whenever the database file or its WAL is written, by any process (inotify on its directory,
     since the WAL comes and goes)."""
 
-    def __init__(self, inotify: INotify, names: frozenset[str]) -> None:
+    def __init__(self, inotify: INotify, names: frozenset[str], overflow: int) -> None:
         self._inotify = inotify
         self._names = names
+        self._overflow = overflow
         self._written = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(inotify.fileno(), self._read)
@@ -151,14 +152,12 @@ class _Writes:
             logger.debug("cannot watch %s for writes (%s); polling instead", directory, exc)
             inotify.close()
             return None
-        return cls(inotify, frozenset({name, f"{name}-wal"}))
+        return cls(inotify, frozenset({name, f"{name}-wal"}), flags.Q_OVERFLOW)
 
     def _read(self) -> None:
-        from inotify_simple import flags
-
         # An overflowed event queue may have dropped a write: count it as one.
         if any(
-            event.name in self._names or event.mask & flags.Q_OVERFLOW
+            event.name in self._names or event.mask & self._overflow
             for event in self._inotify.read(timeout=0)
         ):
             self._written.set()
