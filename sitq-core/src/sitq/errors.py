@@ -27,6 +27,18 @@ class BackendError(SitqError):
     """The storage failed: a driver error, an unreadable file, an incompatible schema."""
 
 
+class StorageFullError(BackendError):
+    """The storage has no room left (a full disk, a file size limit); what was committed before is kept."""
+
+
+class StorageReadOnlyError(BackendError):
+    """The storage cannot be written by this process: a read-only file, directory or file system."""
+
+
+class StorageBusyError(BackendError, TimeoutError):
+    """Another connection held the storage's write lock for longer than the backend waits for it."""
+
+
 class TaskQueueError(SitqError):
     """A queue operation could not be done."""
 

@@ -46,7 +46,7 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq_sqlite import schema
+from sitq_sqlite import faults, files, schema
 from sitq_sqlite.watch import OtherCommits
 
 if TYPE_CHECKING:
@@ -377,15 +377,9 @@ class SQLiteBackend:
         # Open the file before handing it to aiosqlite: when aiosqlite's own open fails it stops its thread
         # without waiting, and that thread may then call into an event loop that has already closed.
         try:
-            opened = await asyncio.to_thread(
-                sqlite3.connect,
-                self._path,
-                isolation_level=None,
-                timeout=self._busy_timeout,
-                check_same_thread=False,  # from here on only aiosqlite's thread uses it
-            )
-        except sqlite3.Error as exc:
-            raise BackendError(_cannot_open(self._path, exc)) from exc
+            opened = await asyncio.to_thread(self._open_file)
+        except (sqlite3.Error, OSError) as exc:
+            raise faults.cannot_open(self._path, exc) from exc
         import aiosqlite  # here, not at the top: listing the installed backends must stay cheap
 
         conn = aiosqlite.Connection(lambda: opened, iter_chunk_size=64)
@@ -396,13 +390,27 @@ class SQLiteBackend:
         await conn
         try:
             await self._prepare(conn)
-            self._commits = await OtherCommits.open(self._path)
+            try:
+                self._commits = await OtherCommits.open(self._path)
+            except sqlite3.Error as exc:
+                raise self._fault(f"opening the SQLite database {self._path!r}", exc) from exc
         except BaseException:
             await conn.close()
             raise
         self._conn = conn
         _open_files.add(self._file, self._signal)
         self._ensure_watching()
+
+    def _open_file(self) -> sqlite3.Connection:
+        """Create the file private to its owner if it is new, warn if others may write it, and open it."""
+        files.create_private(self._path)
+        files.warn_if_others_may_write(self._file)
+        return sqlite3.connect(
+            self._path,
+            isolation_level=None,
+            timeout=self._busy_timeout,
+            check_same_thread=False,  # from here on only aiosqlite's thread uses it
+        )
 
     async def _prepare(self, conn: aiosqlite.Connection) -> None:
         """Configure the fresh connection and check (or migrate) the schema."""
@@ -416,7 +424,7 @@ class SQLiteBackend:
                 raise BackendError(
                     f"{self._path!r} is not a SQLite database; give sitq a new file or an existing sitq one"
                 ) from exc
-            raise BackendError(f"opening the SQLite database {self._path!r} failed: {exc}") from exc
+            raise self._fault(f"opening the SQLite database {self._path!r}", exc) from exc
 
     async def _use_wal(self, conn: aiosqlite.Connection) -> None:
         """Put the file in WAL mode, so that readers and the writer do not block each other.
@@ -465,9 +473,7 @@ class SQLiteBackend:
                     try:
                         await conn.close()
                     except sqlite3.Error as exc:
-                        raise BackendError(
-                            f"closing the SQLite database {self._path!r} failed: {exc}"
-                        ) from exc
+                        raise self._fault(f"closing the SQLite database {self._path!r}", exc) from exc
 
     @contextlib.asynccontextmanager
     async def _connection(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
@@ -481,7 +487,11 @@ class SQLiteBackend:
             try:
                 yield self._conn
             except sqlite3.Error as exc:
-                raise BackendError(f"{doing} in the SQLite database {self._path!r} failed: {exc}") from exc
+                raise self._fault(f"{doing} in the SQLite database {self._path!r}", exc) from exc
+
+    def _fault(self, what: str, exc: sqlite3.Error) -> BackendError:
+        """The `BackendError` (of the kind the fault is) to raise from a driver error; `what` failed."""
+        return faults.backend_error(what, self._file, exc, busy_timeout=self._busy_timeout)
 
     async def _atomically(self, doing: str, body: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `body` in one `BEGIN IMMEDIATE` transaction, as one call on aiosqlite's thread.
@@ -809,10 +819,24 @@ def _in_transaction(
     try:
         result = body(db)
         db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
+    except BaseException as exc:
+        _roll_back(db, exc)
         raise
     return result
+
+
+def _roll_back(db: sqlite3.Connection, cause: BaseException) -> None:
+    """Roll back after `cause`, which stays the error raised: a ROLLBACK that fails too is only noted.
+
+    SQLite itself may have rolled the transaction back already: a COMMIT that finds the disk full, or
+    an I/O error, ends the transaction, and a ROLLBACK then would fail with "no transaction is active".
+    """
+    if not db.in_transaction:
+        return
+    try:
+        db.execute("ROLLBACK")
+    except sqlite3.Error as failed:
+        faults.rollback_failed(cause, failed)
 
 
 def _begin_immediate(db: sqlite3.Connection, busy_timeout: float) -> None:
@@ -852,17 +876,6 @@ async def _check_json(conn: aiosqlite.Connection) -> None:
             f"sitq-sqlite needs SQLite's JSON functions, but this Python's SQLite {sqlite3.sqlite_version} "
             f"lacks them ({exc}); use a Python built with SQLite 3.38 or newer"
         ) from exc
-
-
-def _cannot_open(where: str, exc: sqlite3.Error) -> str:
-    directory = os.path.dirname(where)
-    if not os.path.isdir(directory):
-        reason = f"the directory {directory!r} does not exist; create it first"
-    elif os.path.isdir(where):
-        reason = "that is a directory; give the path of a database file"
-    else:
-        reason = str(exc)
-    return f"cannot open the SQLite database {where!r}: {reason}"
 
 
 def _time(seconds: float) -> datetime:

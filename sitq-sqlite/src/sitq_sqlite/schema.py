@@ -8,9 +8,11 @@ migrate it, and a crash mid-upgrade leaves the old schema intact.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, NamedTuple
 
 from sitq.errors import BackendError
+from sitq_sqlite import faults
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -130,8 +132,14 @@ async def prepare(connection: aiosqlite.Connection, where: str) -> None:
             await connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             await connection.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
         await connection.execute("COMMIT")
-    except BaseException:
-        await connection.rollback()
+    except BaseException as exc:
+        # Not when SQLite has rolled back already (a COMMIT that finds the disk full does): ROLLBACK
+        # would then fail with "no transaction is active" in place of the error that matters.
+        if connection.in_transaction:
+            try:
+                await connection.execute("ROLLBACK")
+            except sqlite3.Error as failed:
+                faults.rollback_failed(exc, failed)
         raise
 
 
