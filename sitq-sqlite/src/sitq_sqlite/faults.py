@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 _NEARLY_FULL = 1 << 20
 # A write fails within one WAL frame (a page of up to 64 KiB and its header) of a file size limit.
 _LARGEST_WRITE = 65536 + 24
-_KEPT = "tasks committed before are kept, and sitq carries on once there is room"
+_KEPT = "Tasks committed before are kept, and sitq carries on once there is room"
 
 
 def backend_error(what: str, path: str, exc: sqlite3.Error, *, busy_timeout: float) -> BackendError:
@@ -34,9 +34,9 @@ def backend_error(what: str, path: str, exc: sqlite3.Error, *, busy_timeout: flo
     code = getattr(exc, "sqlite_errorcode", None)
     primary = None if code is None else code & 0xFF
     if primary == sqlite3.SQLITE_FULL:
-        return StorageFullError(f"{what} failed: {_out_of_room(path) or _full(path)}; {_KEPT}")
+        return StorageFullError(f"{what} failed: {_out_of_room(path) or _full(path)}. {_KEPT}")
     if primary == sqlite3.SQLITE_IOERR and (room := _out_of_room(path)):
-        return StorageFullError(f"{what} failed: {room} ({_said(exc)}); {_KEPT}")
+        return StorageFullError(f"{what} failed: {room}. {_KEPT} (SQLite said: {_said(exc)})")
     if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) and (
         unwritable := _unwritable(path)
     ):
@@ -83,7 +83,7 @@ def _said(exc: sqlite3.Error) -> str:
 
 def _full(path: str) -> str:
     return (
-        f"the disk is full (SQLite: database or disk is full): free space on the file system that holds "
+        f"the disk is full (SQLite: database or disk is full). Free space on the file system that holds "
         f"{os.path.dirname(path)!r}, or in SQLite's temporary directory"
     )
 
@@ -99,8 +99,8 @@ def _out_of_room(path: str) -> str | None:
         free = stats.f_bavail * stats.f_frsize
         if free < _NEARLY_FULL:
             return (
-                f"the disk is full: the file system that holds {directory!r} has {free} bytes free; "
-                f"free space there (df -h {directory})"
+                f"the disk is full: the file system that holds {directory!r} has {free} bytes free. "
+                f"Free space there (`df -h {directory}` shows it)"
             )
     if sys.platform == "win32":
         return None
@@ -108,9 +108,9 @@ def _out_of_room(path: str) -> str | None:
     largest = max((_size(file) for file in _files(path)), default=0)
     if limit != resource.RLIM_INFINITY and largest + _LARGEST_WRITE >= limit:
         return (
-            f"this process may not write files larger than {limit} bytes (its file size limit, "
-            "`ulimit -f`, RLIMIT_FSIZE), and the database has reached it; raise the limit where sitq is "
-            "started (ulimit -f unlimited, or LimitFSIZE= in a systemd unit)"
+            f"the database has reached this process's file size limit: it may not write files larger "
+            f"than {limit} bytes (`ulimit -f`, RLIMIT_FSIZE). Raise the limit where sitq is started "
+            "(`ulimit -f unlimited`, or LimitFSIZE=infinity in a systemd unit)"
         )
     return None
 
