@@ -41,8 +41,9 @@ PRODUCER = """
 import json, os, resource, signal, sys
 from sitq import StorageFullError, SyncTaskQueue
 url, limit, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+if limit:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 queue = SyncTaskQueue(url)
 errors = []
 for _ in range(10_000):
@@ -114,12 +115,58 @@ def url_of(path: Path) -> str:
 # Disk full
 
 
-def test_a_producer_out_of_room_is_told_so_and_loses_no_committed_task(tmp_path: Path) -> None:
+def test_a_producer_past_its_file_size_limit_is_told_so_and_loses_no_committed_task(tmp_path: Path) -> None:
     db = tmp_path / "tasks.db"
+    committed, errors = produce_until_full(db, file_limit=PRODUCER_FILE_LIMIT)
+    assert 0 < len(committed) < PRODUCER_FILE_LIMIT // ARGUMENT_BYTES
+    for error in errors:
+        assert f"may not write files larger than {PRODUCER_FILE_LIMIT} bytes" in error["message"]
+        assert "ulimit -f unlimited" in error["message"]
+    # The fault cleared: a process without the limit.
+    drain(db, committed)
+
+
+@pytest.fixture
+def small_file_system(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of 2 MiB: a disk that really fills up. Mounting one needs root (CAP_SYS_ADMIN)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root; the file size limit test stands in for it")
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "sitq-test", str(mount_point)],
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command")
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_producer_on_a_full_disk_is_told_so_and_loses_no_committed_task(small_file_system: Path) -> None:
+    db = small_file_system / "tasks.db"
+    committed, errors = produce_until_full(db, file_limit=0)
+    assert 0 < len(committed) < (2 << 20) // ARGUMENT_BYTES
+    for error in errors:
+        assert f"the disk is full: the file system that holds '{small_file_system}' has" in error["message"]
+        assert f"Free space there (`df -h {small_file_system}` shows it)" in error["message"]
+    # The fault cleared: room made on the file system.
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_file_system)], check=True)
+    drain(db, committed)
+
+
+def produce_until_full(db: Path, *, file_limit: int) -> tuple[list[str], list[dict[str, str]]]:
+    """Run a producer process until it finds no room; the tasks it committed, and the errors it got."""
     with SyncTaskQueue(url_of(db)):
-        pass  # the schema, written before the limit
+        pass  # the schema, written before the fault
     produced = subprocess.run(
-        [sys.executable, "-c", PRODUCER, url_of(db), str(PRODUCER_FILE_LIMIT), str(ARGUMENT_BYTES)],
+        [sys.executable, "-c", PRODUCER, url_of(db), str(file_limit), str(ARGUMENT_BYTES)],
         env=child_env(),
         capture_output=True,
         text=True,
@@ -128,22 +175,21 @@ def test_a_producer_out_of_room_is_told_so_and_loses_no_committed_task(tmp_path:
     assert produced.returncode == 0, produced.stderr
     committed = [line.split()[1] for line in produced.stdout.splitlines() if line.startswith("committed ")]
     (errors_line,) = [line for line in produced.stdout.splitlines() if line.startswith("errors ")]
-    errors = json.loads(errors_line.removeprefix("errors "))
-    print(f"producer: {len(committed)} tasks committed before its file size limit; errors: {errors}")
-
-    # Committed until the limit, then the same named error for every further try, with SQLite's cause.
-    assert 0 < len(committed) < PRODUCER_FILE_LIMIT // ARGUMENT_BYTES
+    errors: list[dict[str, str]] = json.loads(errors_line.removeprefix("errors "))
+    print(f"producer: {len(committed)} tasks committed before the fault; errors: {errors}")
+    # Committed until the fault, then the same named error for every further try, with SQLite's cause.
     assert len(errors) == 3
     for error in errors:
         assert error["type"] == "StorageFullError"
         assert "cannot rollback" not in error["message"]
         assert error["message"].startswith(f"storing 1 new task(s) in the SQLite database '{db}' failed: ")
-        assert f"may not write files larger than {PRODUCER_FILE_LIMIT} bytes" in error["message"]
-        assert "ulimit -f" in error["message"]
         assert "Tasks committed before are kept" in error["message"]
         assert error["cause"] in ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
+    return committed, errors
 
-    # The fault cleared (a process without the limit): every committed task is there, and runs.
+
+def drain(db: Path, committed: list[str]) -> None:
+    """With the fault cleared, a new worker process finds every committed task, and nothing else."""
     worker = WorkerProcess(db, file_limit=0)
     try:
         with SyncTaskQueue(url_of(db)) as queue:
@@ -152,6 +198,9 @@ def test_a_producer_out_of_room_is_told_so_and_loses_no_committed_task(tmp_path:
     finally:
         worker.stop()
     lost = [task_id for task_id, result in zip(committed, results, strict=True) if result is None]
+    print(
+        f"after the fault: {len(committed) - len(lost)} of {len(committed)} committed tasks ran; lost: {lost}"
+    )
     assert lost == []
     assert all(result is not None and result.unwrap() == ARGUMENT_BYTES for result in results)
     assert sorted(task.id for task in stored) == sorted(committed)
