@@ -349,6 +349,17 @@ def run_read_only_child(db: Path, child_user: tuple[int, int]) -> dict[str, str]
     return outcome
 
 
+def run_in_read_only_directory(db: Path, child_user: tuple[int, int]) -> dict[str, str]:
+    """Run the child with the database's directory made read-only for it (owner bits, as it owns it)."""
+    db.parent.chmod(0o555)
+    try:
+        outcome = run_read_only_child(db, child_user)
+    finally:
+        db.parent.chmod(0o700)
+    assert outcome["type"] == "StorageReadOnlyError"
+    return outcome
+
+
 def who(child_user: tuple[int, int]) -> str:
     import pwd
 
@@ -375,12 +386,7 @@ def test_a_read_only_directory_is_named_with_why_wal_needs_it(
 ) -> None:
     db = child_dir / "tasks.db"
     task_id = stored_task(db, child_user)
-    child_dir.chmod(0o555)
-    try:
-        outcome = run_read_only_child(db, child_user)
-    finally:
-        child_dir.chmod(0o700)
-    assert outcome["type"] == "StorageReadOnlyError"
+    outcome = run_in_read_only_directory(db, child_user)
     assert outcome["message"].startswith(f"opening the SQLite database '{db}' failed: ")
     assert f"({who(child_user)}) may not write the directory '{child_dir}'" in outcome["message"]
     assert "-wal and -shm" in outcome["message"]
@@ -392,12 +398,7 @@ def test_a_new_database_in_a_read_only_directory_is_named(
     child_dir: Path, child_user: tuple[int, int]
 ) -> None:
     db = child_dir / "tasks.db"
-    child_dir.chmod(0o555)
-    try:
-        outcome = run_read_only_child(db, child_user)
-    finally:
-        child_dir.chmod(0o700)
-    assert outcome["type"] == "StorageReadOnlyError"
+    outcome = run_in_read_only_directory(db, child_user)
     assert outcome["message"].startswith(f"cannot open the SQLite database '{db}': ")
     assert f"({who(child_user)}) may not write the directory '{child_dir}'" in outcome["message"]
     assert not db.exists()

@@ -9,6 +9,7 @@ the `__cause__`, so nothing SQLite said is lost.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -72,6 +73,8 @@ def cannot_open(path: str, exc: sqlite3.Error | OSError) -> BackendError:
         return BackendError(f"{what}: that is a directory; give the path of a database file")
     if unwritable := _unwritable(path):
         return StorageReadOnlyError(f"{what}: {unwritable}")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"{what}: {_out_of_room(path) or exc}")
     return BackendError(f"{what}: {_said(exc) if isinstance(exc, sqlite3.Error) else exc}")
 
 
