@@ -4,7 +4,10 @@ Backends store opaque payload bytes plus plain fields; they never serialize and 
 Claiming is atomic and lease-based, and "now" is always passed in, so tests control the clock.
 Every method is required: a backend that cannot do something must say so, never quietly do nothing.
 This module re-exports every type a backend author needs; `sitq.testing.BackendConformance` checks them.
-Driver errors surface as `sitq.BackendError`, raised `from` the driver's exception.
+Driver errors surface as `sitq.BackendError`, raised `from` the driver's exception: a full disk, storage
+this process may not write and a lock held too long as its subclasses `StorageFullError`,
+`StorageReadOnlyError` and `StorageBusyError`, named in plain words with the fix. A failed rollback never
+replaces the error that caused it.
 """
 
 from __future__ import annotations
