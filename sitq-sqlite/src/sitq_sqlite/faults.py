@@ -37,14 +37,14 @@ def backend_error(what: str, path: str, exc: sqlite3.Error, *, busy_timeout: flo
     if primary == sqlite3.SQLITE_FULL:
         return StorageFullError(f"{what} failed: {_out_of_room(path) or _full(path)}. {_KEPT}")
     if primary == sqlite3.SQLITE_IOERR and (room := _out_of_room(path)):
-        return StorageFullError(f"{what} failed: {room}. {_KEPT} (SQLite said: {_said(exc)})")
+        return StorageFullError(f"{what} failed: {room}. {_KEPT}. SQLite said: {_said(exc)}")
     if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM) and (
         unwritable := _unwritable(path)
     ):
         return StorageReadOnlyError(f"{what} failed: {unwritable}")
     if primary == sqlite3.SQLITE_READONLY:
         return StorageReadOnlyError(
-            f"{what} failed: SQLite cannot write it ({_said(exc)}); check who may write {path!r}, its -wal "
+            f"{what} failed: SQLite cannot write it: {_said(exc)}. Check who may write {path!r}, its -wal "
             "and -shm files and its directory"
         )
     if primary == sqlite3.SQLITE_BUSY:
@@ -81,7 +81,7 @@ def cannot_open(path: str, exc: sqlite3.Error | OSError) -> BackendError:
 def _said(exc: sqlite3.Error) -> str:
     """SQLite's message with its result code's name, which says more than the message for I/O errors."""
     name = getattr(exc, "sqlite_errorname", None)
-    return f"{exc}, {name}" if name else str(exc)
+    return f"{exc} ({name})" if name else str(exc)
 
 
 def _full(path: str) -> str:

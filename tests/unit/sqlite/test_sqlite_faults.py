@@ -195,8 +195,8 @@ def _sqlite_error(code: int, message: str) -> sqlite3.Error:
         (sqlite3.SQLITE_FULL, sitq.StorageFullError, "the disk is full"),
         (sqlite3.SQLITE_BUSY, sitq.StorageBusyError, "the database is locked"),
         (sqlite3.SQLITE_READONLY, sitq.StorageReadOnlyError, "SQLite cannot write it"),
-        (sqlite3.SQLITE_CORRUPT, sitq.BackendError, "database disk image is malformed, SQLITE_TEST"),
-        (sqlite3.SQLITE_IOERR, sitq.BackendError, "disk I/O error, SQLITE_TEST"),
+        (sqlite3.SQLITE_CORRUPT, sitq.BackendError, "database disk image is malformed (SQLITE_TEST)"),
+        (sqlite3.SQLITE_IOERR, sitq.BackendError, "disk I/O error (SQLITE_TEST)"),
     ],
 )
 def test_result_codes_decide_the_kind_of_error(
