@@ -32,6 +32,7 @@ def test_every_error_shares_the_root_is_exported_and_shadows_no_builtin(error: t
         (sitq.TaskNotFoundError, LookupError),
         (sitq.PluginNotFoundError, ImportError),
         (sitq.SyncTaskQueueError, RuntimeError),
+        (sitq.StorageBusyError, TimeoutError),
     ],
 )
 def test_builtin_second_parents(error: type[Exception], builtin: type[Exception]) -> None:
