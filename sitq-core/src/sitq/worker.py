@@ -396,7 +396,12 @@ class Worker:
                 kwargs = {**kwargs, "parent_results": await self._parent_results(reserved)}
             value = await self._call(reserved, function, args, kwargs)
             result = self._codec.encode_value(value, reserved.serializer)
-        except (Exception, SystemExit) as exc:
+        except asyncio.CancelledError:
+            raise  # the worker stopping, or the call given back: not the task's failure
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit, GeneratorExit or a custom BaseException from the task's code
+            # fails that task only. Caught here, it never reaches asyncio, which would re-raise it out of
+            # the event loop. A real Ctrl-C reaches the worker through its signal handler instead.
             failure: BaseException | None = exc
         else:
             failure = None
