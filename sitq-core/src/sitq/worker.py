@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from sitq.backend import Backend
+from sitq.backoff import Backoff
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
 from sitq.codec import Codec
@@ -113,6 +114,11 @@ class Worker:
         self._wakeup: Subscription | None = None
         self._serving: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        # Backend operations that fail are retried with backoff, each logged once when it starts failing.
+        self._claims = Backoff(f"worker {self.worker_id}: claiming tasks")
+        self._recording = Backoff(f"worker {self.worker_id}: recording finished tasks")
+        self._renewals = Backoff(f"worker {self.worker_id}: renewing leases")
+        self._lookups = Backoff(f"worker {self.worker_id}: reading when the next task is due")
 
     @property
     def is_running(self) -> bool:
@@ -223,8 +229,11 @@ class Worker:
                     async with self._claiming:
                         free = self._free_slots()
                         claimed = await self._claim(free)
-                        for reserved in claimed:
+                        for reserved in claimed or ():
                             self._spawn(reserved, wakeup)
+                    if claimed is None:
+                        await self._pause(wakeup, self._claims.delay)
+                        continue
                     if len(claimed) == free:
                         continue
                     if self._burst and not claimed and not self._in_flight and not self._busy_threads:
@@ -278,24 +287,32 @@ class Worker:
                 "worker %s could not give back its tasks; they rerun when their leases expire", self.worker_id
             )
 
-    async def _claim(self, limit: int) -> list[ReservedTask]:
+    async def _claim(self, limit: int) -> list[ReservedTask] | None:
+        """The claimed tasks, or None if the claim failed (wait `self._claims.delay` before the next)."""
         try:
-            return await self.backend.claim(
+            claimed = await self.backend.claim(
                 worker_id=self.worker_id, now=utcnow(), lease=self.lease, limit=limit, queues=self.queues
             )
-        except Exception:
-            logger.exception(
-                "worker %s could not claim tasks; retrying in %ss", self.worker_id, self.poll_interval
-            )
-            return []
+        except Exception as exc:
+            self._claims.failed(exc)
+            return None
+        self._claims.succeeded()
+        return claimed
+
+    async def _pause(self, wakeup: Subscription, seconds: float) -> None:
+        """Wait out a backoff: only stopping cuts it short, not the changes that wake an idle worker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._stopping and (left := deadline - loop.time()) > 0:
+            await wakeup.wait(left)
 
     async def _idle_timeout(self) -> float:
         """Sleep until the next task is due or a lease runs out, but never longer than `poll_interval`."""
         try:
             next_due = await self.backend.next_due(self.queues)
-        except Exception:
-            logger.exception("worker %s could not read the next due time", self.worker_id)
-            return self.poll_interval
+        except Exception as exc:
+            return min(self.poll_interval, self._lookups.failed(exc))
+        self._lookups.succeeded()
         if next_due is None:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, (next_due - utcnow()).total_seconds()))
@@ -317,17 +334,20 @@ class Worker:
     async def _renew_leases(self) -> None:
         """Keep the leases of running tasks alive, and stop those whose cancellation was requested."""
         interval = min(self.lease.total_seconds() / 3, self.poll_interval)
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = interval
             if not self._in_flight:
                 continue
             try:
                 cancelled = await self.backend.renew(
                     list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
                 )
-            except Exception:
-                logger.exception("worker %s could not renew its leases", self.worker_id)
+            except Exception as exc:
+                delay = min(interval, self._renewals.failed(exc))
                 continue
+            self._renewals.succeeded()
             for task_id in cancelled - self._cancel_requested:
                 self._cancel_requested.add(task_id)
                 if (call := self._calls.get(task_id)) is not None:
@@ -414,15 +434,21 @@ class Worker:
             await self.plugins.task_succeeded(**identity, duration=duration)
         else:
             outcome = await self._failed(reserved, failure, duration, identity)
-        try:
-            await self._completions.submit(outcome)
-        except Exception:
-            logger.exception(
-                "worker %s could not record the outcome of task %s; it will run again once its lease expires",
-                self.worker_id,
-                reserved.id,
-            )
+        await self._submit(outcome)
         return outcome
+
+    async def _submit(self, outcome: TaskOutcome) -> None:
+        """Record an outcome, retrying with backoff while the backend fails: while this worker lives, a
+        finished attempt is not lost (the task stays in flight, its lease renewed, until it is recorded)."""
+        while True:
+            try:
+                await self._completions.submit(outcome)
+            except Exception as exc:
+                delay = self._recording.failed(exc)
+            else:
+                self._recording.succeeded()
+                return
+            await asyncio.sleep(delay)
 
     async def _failed(
         self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]
