@@ -114,6 +114,7 @@ class Worker:
         self._wakeup: Subscription | None = None
         self._serving: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._give_back = asyncio.Event()  # set: stop waiting for running tasks, give them back now
         # Backend operations that fail are retried with backoff, each logged once when it starts failing.
         self._claims = Backoff(f"worker {self.worker_id}: claiming tasks")
         self._recording = Backoff(f"worker {self.worker_id}: recording finished tasks")
@@ -133,6 +134,7 @@ class Worker:
             raise WorkerError("this worker is already running; stop() it before starting it again")
         await self._ready()
         self._stopping = self._abandoning = False
+        self._give_back = asyncio.Event()
         await self.plugins.worker_started(worker_id=self.worker_id, max_concurrency=self.max_concurrency)
         self._wakeup = self.backend.subscribe()
         self._serving = asyncio.create_task(self._serve(self._wakeup), name=f"sitq-worker {self.worker_id}")
@@ -157,6 +159,8 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Run until `stop()` is called or the process gets SIGINT or SIGTERM, then stop gracefully.
 
+        The first signal stops taking tasks and lets the running ones finish for up to `grace_period`
+        seconds; a second one gives them back to the queue at once, as the end of the grace period does.
         With `burst=True`, also return once no task is due and none is running: a script or a test drains
         what is due without sleeping, and tasks scheduled for later stay queued.
         """
@@ -167,7 +171,7 @@ class Worker:
         handled = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._request_stop)
+                loop.add_signal_handler(signum, self._on_signal, signum)
                 handled.append(signum)
         try:
             await asyncio.shield(self._serving)
@@ -189,6 +193,33 @@ class Worker:
         self._stopping = True
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def _on_signal(self, signum: int) -> None:
+        """The first SIGINT or SIGTERM stops gracefully, the next gives the running tasks back at once;
+        each says so in one line, since the person who pressed Ctrl-C is waiting for an answer."""
+        name = signal.Signals(signum).name
+        running = len(self._in_flight)
+        if not self._stopping:
+            if running:
+                logger.warning(
+                    "worker %s got %s: stopping; waiting up to %gs for %d running task(s) to finish "
+                    "(press Ctrl-C again or send SIGTERM to give them back to the queue at once)",
+                    self.worker_id,
+                    name,
+                    self.grace_period,
+                    running,
+                )
+            else:
+                logger.info("worker %s got %s: stopping; no task is running", self.worker_id, name)
+            self._request_stop()
+        elif not self._give_back.is_set():
+            logger.warning(
+                "worker %s got %s again: giving back %d running task(s) to the queue now",
+                self.worker_id,
+                name,
+                running,
+            )
+            self._give_back.set()
 
     async def _shut_down(self) -> None:
         for background in self._background:
@@ -269,7 +300,15 @@ class Worker:
         """Let running tasks finish within the grace period; give the others back to the queue."""
         if not self._in_flight:
             return
-        _, unfinished = await asyncio.wait(list(self._in_flight.values()), timeout=self.grace_period)
+        waiting = list(self._in_flight.values())
+        finished = asyncio.ensure_future(asyncio.wait(waiting))
+        hurried = asyncio.ensure_future(self._give_back.wait())
+        await asyncio.wait(
+            (finished, hurried), timeout=self.grace_period, return_when=asyncio.FIRST_COMPLETED
+        )
+        finished.cancel()  # stops only the waiting, not the tasks waited for
+        hurried.cancel()
+        unfinished = {task for task in waiting if not task.done()}
         if not unfinished:
             return
         abandoned = [task_id for task_id, running in self._in_flight.items() if running in unfinished]
