@@ -249,3 +249,23 @@ def test_ctrl_c_says_what_the_worker_waits_for_and_a_second_one_gives_the_task_b
     shown = sitq.json("show", task_id)
     assert (shown["status"], shown["attempts"]) == ("pending", 0)
     assert [attempt["outcome"] for attempt in shown["history"]] == ["released"]
+
+
+def test_a_task_lost_with_its_killed_worker_is_failed_and_reported_by_the_next_worker(sitq: Sitq) -> None:
+    task_id = sitq.enqueue("cli_tasks:sleep", "60")
+    with sitq.worker("--lease", "1") as doomed:
+        _wait_for(lambda: sitq.json("show", task_id)["status"] == "in_progress", doomed)
+        doomed.process.kill()
+        doomed.process.wait()
+    time.sleep(1.5)  # past the 1 s lease, which nothing renews any more
+    burst = sitq("worker", "cli_tasks", "--burst")
+    assert burst.returncode == 0, burst.stderr
+    # The lifecycle hook fired in the process that recorded the failure: its outcome line is the proof.
+    assert re.search(
+        rf"WARNING task {task_id} \(cli_tasks.sleep\) failed after [\d.]+ m?s: WorkerLostError: worker \S+ "
+        "stopped renewing its lease, and no attempts are left",
+        burst.stderr,
+    ), burst.stderr
+    shown = sitq.json("show", task_id)
+    assert shown["status"] == "failed"
+    assert [attempt["outcome"] for attempt in shown["history"]] == ["lost"]

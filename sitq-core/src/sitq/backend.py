@@ -96,11 +96,21 @@ class Backend(Protocol):
         write: a worker that finishes some tasks and takes the next ones pays for one write, not two.
 
         A task is claimable when it is pending with `eta <= now`, or in progress with a lease that
-        expired before `now` (its worker is presumed dead: the history records that attempt as `lost`).
-        Claiming sets the task in progress for `worker_id`, counts an attempt, and leases it until
-        `now + lease`. An expired task with no attempts left is not claimed but failed, with an error
-        naming the lost worker. No task is ever handed to two claimers whose leases overlap.
+        expired before `now` (its worker is presumed dead: the history records that attempt as `lost`)
+        and attempts left. Claiming sets the task in progress for `worker_id`, counts an attempt, and
+        leases it until `now + lease`. An expired task that would end instead (no attempts left, or its
+        cancellation requested) is neither claimed nor ended here: `recover_lost` ends it and reports it.
+        No task is ever handed to two claimers whose leases overlap.
         """
+        ...
+
+    async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
+        """End every attempt whose lease expired before `now` (its worker is presumed dead), recorded as
+        `lost` in the history: a task with attempts left is pending again, as `claim` would make it; one
+        whose cancellation was requested ends cancelled; one with no attempts left fails with an error
+        naming the lost worker (`WorkerLostError: worker W stopped renewing its lease, and no attempts
+        are left`). Either cancels its pending dependents. Return the tasks it ended, as now stored, so
+        that the caller reports them (a worker fires `sitq_task_failed` or `sitq_task_cancelled`)."""
         ...
 
     async def claim_task(

@@ -120,6 +120,7 @@ class Worker:
         self._recording = Backoff(f"worker {self.worker_id}: recording finished tasks")
         self._renewals = Backoff(f"worker {self.worker_id}: renewing leases")
         self._lookups = Backoff(f"worker {self.worker_id}: reading when the next task is due")
+        self._rescues = Backoff(f"worker {self.worker_id}: recovering the tasks of dead workers")
 
     @property
     def is_running(self) -> bool:
@@ -267,9 +268,10 @@ class Worker:
                         continue
                     if len(claimed) == free:
                         continue
-                    if self._burst and not claimed and not self._in_flight and not self._busy_threads:
-                        break
                     timeout = await self._idle_timeout()
+                    idle = not claimed and not self._in_flight and not self._busy_threads
+                    if self._burst and idle and timeout > 0:
+                        break
                 await wakeup.wait(timeout)
         finally:
             self._taking = False
@@ -354,7 +356,36 @@ class Worker:
         self._lookups.succeeded()
         if next_due is None:
             return self.poll_interval
-        return max(0.0, min(self.poll_interval, (next_due - utcnow()).total_seconds()))
+        due_in = (next_due - utcnow()).total_seconds()
+        if due_in > 0:
+            return min(self.poll_interval, due_in)
+        # Due already, yet the claim took nothing: a dead worker's lease ran out on a task that ends
+        # instead of running again.
+        return await self._recover_lost()
+
+    async def _recover_lost(self) -> float:
+        """End the tasks of dead workers that cannot run again, and tell the plugins, as if this worker had
+        run their last attempt: metrics count them. Return how long to wait before claiming again."""
+        try:
+            ended = await self.backend.recover_lost(now=utcnow())
+        except Exception as exc:
+            return min(self.poll_interval, self._rescues.failed(exc))
+        self._rescues.succeeded()
+        for record in ended:
+            identity = {
+                "task_id": record.id,
+                "task_name": record.name,
+                "queue": record.options.queue,
+                "worker_id": self.worker_id,
+            }
+            if record.status is TaskStatus.CANCELLED:
+                await self.plugins.task_cancelled(**identity)
+                continue
+            logger.info("task %s (%s) failed: %s", record.id, record.name, record.error)
+            started, finished = record.started_at, record.finished_at
+            duration = (finished - started).total_seconds() if started and finished else 0.0
+            await self.plugins.task_failed(**identity, duration=duration, error=record.error or "", traceback="")
+        return 0.0
 
     def _spawn(self, reserved: ReservedTask, wakeup: Subscription | None) -> None:
         """Run a claimed task in the background, in flight (its lease renewed) until it is recorded."""

@@ -110,15 +110,20 @@ _CANCEL_DEPENDENT = (
 )
 # Leases that ran out before :now: their workers are presumed dead. The history row is written first, from
 # the row as it still is; it doubles as the check, so the common case (nothing lost) costs one index probe.
+# A claim (:end = 0) takes back only the tasks that go pending again; recover_lost (:end = 1) all of them.
 _LOST = f"{WorkerLostError.__name__}: worker "  # worded as the memory backend words it
-_LOST_HISTORY = """
+_EXPIRED = (
+    "status = 'in_progress' AND lease_expires_at < :now"
+    " AND (:end OR (NOT cancel_requested AND attempts < max_attempts))"
+)
+_LOST_HISTORY = f"""
 INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
 SELECT seq, attempts, worker_id, started_at, lease_expires_at, 'lost',
     :lost || worker_id || ' stopped renewing its lease'
-FROM tasks WHERE status = 'in_progress' AND lease_expires_at < :now
+FROM tasks WHERE {_EXPIRED}
 RETURNING task_seq
 """
-_RECOVER_LOST = """
+_RECOVER_LOST = f"""
 UPDATE tasks SET
     status = CASE
         WHEN cancel_requested THEN 'cancelled' WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending'
@@ -131,7 +136,7 @@ UPDATE tasks SET
         || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END
     END,
     traceback = NULL, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
-WHERE status = 'in_progress' AND lease_expires_at < :now
+WHERE {_EXPIRED}
 RETURNING seq, id, status, finished_at
 """
 _RESERVE = (
@@ -563,23 +568,25 @@ class SQLiteBackend:
         """Record `outcomes`, recover the tasks of dead workers, then run the claim `sql`, in one write
         transaction."""
 
-        def claim(db: sqlite3.Connection) -> tuple[list[Any], bool]:
-            lost = {"now": params["now"], "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING}
-            ended = bool(outcomes)
+        def claim(db: sqlite3.Connection) -> list[Any]:
             _record_outcomes(db, outcomes)
-            # The history insert doubles as the check: the common case, nothing lost, is one index probe.
-            if db.execute(_LOST_HISTORY, lost).fetchall():
-                # In enqueue order, as the memory backend ends them.
-                for seq, task_id, status, finished_at in sorted(db.execute(_RECOVER_LOST, lost).fetchall()):
-                    if status != TaskStatus.PENDING:
-                        ended = True
-                        _cancel_dependents(db, seq, task_id, status, finished_at)
-            return ([] if sql is None else db.execute(sql, params).fetchall()), ended
+            _recover_lost(db, params["now"], end=False)
+            return [] if sql is None else db.execute(sql, params).fetchall()
 
-        rows, ended = await self._atomically(doing, claim)
-        if ended:  # a finished task, which someone may be waiting for
+        rows = await self._atomically(doing, claim)
+        if outcomes:  # a finished task, which someone may be waiting for
             self._notify()
         return rows
+
+    async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
+        def recover(db: sqlite3.Connection) -> list[Any]:
+            ended = _recover_lost(db, now.timestamp(), end=True)
+            return [db.execute(_GET, (task_id,)).fetchone() for task_id in ended]
+
+        rows = await self._atomically("recovering the tasks of dead workers", recover)
+        if rows:  # a finished task, which someone may be waiting for
+            self._notify()
+        return [_record(row) for row in rows]
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
@@ -1012,6 +1019,22 @@ def _options(
         timeout=timeout,
         description=description,
     )
+
+
+def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str]:
+    """Take back the tasks whose leases expired before `now`, in the caller's transaction: pending again,
+    or with `end`, also ended (failed, or cancelled as requested). Return the ids of those ended."""
+    lost = {"now": now, "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING, "end": end}
+    # The history insert doubles as the check: the common case, nothing lost, is one index probe.
+    if not db.execute(_LOST_HISTORY, lost).fetchall():
+        return []
+    ended = []
+    # In enqueue order, as the memory backend ends them.
+    for seq, task_id, status, finished_at in sorted(db.execute(_RECOVER_LOST, lost).fetchall()):
+        if status != TaskStatus.PENDING:
+            ended.append(task_id)
+            _cancel_dependents(db, seq, task_id, status, finished_at)
+    return ended
 
 
 def _outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[dict[str, object]]:
