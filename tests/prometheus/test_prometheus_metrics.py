@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 import sitq_prometheus.plugin
 from sitq import MemoryBackend, TaskQueue, TaskStatus, Worker
 from sitq.models import utcnow
-from sitq_sqlite import SQLiteBackend
 from sitq_prometheus import TaskMetrics
+from sitq_sqlite import SQLiteBackend
 
 TASK = {"task_name": "shop.send_receipt", "queue": "mail"}
 LABELS = {"queue": "mail", "task_name": "shop.send_receipt"}

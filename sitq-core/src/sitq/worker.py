@@ -384,7 +384,9 @@ class Worker:
             logger.info("task %s (%s) failed: %s", record.id, record.name, record.error)
             started, finished = record.started_at, record.finished_at
             duration = (finished - started).total_seconds() if started and finished else 0.0
-            await self.plugins.task_failed(**identity, duration=duration, error=record.error or "", traceback="")
+            await self.plugins.task_failed(
+                **identity, duration=duration, error=record.error or "", traceback=""
+            )
         return 0.0
 
     def _spawn(self, reserved: ReservedTask, wakeup: Subscription | None) -> None:

@@ -316,7 +316,7 @@ class SQLiteBackend:
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._shared = SharedConnection()
-        self._lock = asyncio.Lock()
+        self._locks: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._signal = ChangeSignal()
         self._conn: aiosqlite.Connection | None = None
         self._commits: OtherCommits | None = None
@@ -454,7 +454,8 @@ class SQLiteBackend:
     async def _close(self) -> None:
         watcher, self._watcher = self._watcher, None
         try:
-            if watcher is not None:
+            # A watcher left in a loop that has since ended (see SharedConnection) ended with it.
+            if watcher is not None and watcher.get_loop() is asyncio.get_running_loop():
                 watcher.cancel()
                 await asyncio.wait([watcher])
             if self._commits is not None:
@@ -463,7 +464,7 @@ class SQLiteBackend:
         finally:
             # Always reached: aiosqlite's thread is not a daemon, so an unclosed connection keeps the
             # process alive at exit.
-            async with self._lock:
+            async with self._lock():
                 conn, self._conn = self._conn, None
                 _open_files.discard(self._file, self._signal)
                 if conn is not None:
@@ -474,11 +475,20 @@ class SQLiteBackend:
                             f"closing the SQLite database {self._path!r} failed: {exc}"
                         ) from exc
 
+    def _lock(self) -> asyncio.Lock:
+        """The lock that keeps coroutines out of each other's transactions, made for the loop in use: an
+        asyncio lock used by a loop that has ended would refuse the next one."""
+        loop = asyncio.get_running_loop()
+        if self._locks is None or self._locks[0] is not loop:
+            self._locks = (loop, asyncio.Lock())
+        return self._locks[1]
+
     @contextlib.asynccontextmanager
     async def _connection(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
         """The open connection, for this coroutine alone; driver errors become `BackendError`s naming
         what was being done."""
-        async with self._lock:
+        self._shared.check_loop()
+        async with self._lock():
             if self._conn is None:
                 raise BackendError(
                     f"the SQLite backend for {self._path!r} is not connected; call connect() or use the queue"
@@ -749,8 +759,9 @@ class SQLiteBackend:
     def _ensure_watching(self) -> None:
         if self._commits is None or not self._signal.has_subscribers:
             return
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.get_running_loop().create_task(
+        loop = asyncio.get_running_loop()
+        if self._watcher is None or self._watcher.done() or self._watcher.get_loop() is not loop:
+            self._watcher = loop.create_task(
                 self._commits.watch(self._signal), name=f"sitq-sqlite change watcher for {self._path}"
             )
 

@@ -67,6 +67,16 @@ class FlakyBackend(SQLiteBackend):
         return await super().next_due(queues)
 
 
+class Started:
+    """Tells the test, through the public hook, that a task has started."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def sitq_task_started(self) -> None:
+        self.event.set()
+
+
 def sitq_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name.startswith("sitq") and r.levelno >= level]
 
@@ -106,10 +116,10 @@ async def test_an_outcome_that_cannot_be_recorded_is_kept_and_recorded_once_the_
     backend = FlakyBackend(tmp_path / "tasks.db")
     async with TaskQueue(backend) as queue:
         # Renewals fail too, yet the lease (3 s) outlives the fault, so no other worker could take over.
-        async with Worker(queue, lease=5, poll_interval=0.2):
+        started = Started()
+        async with Worker(queue, lease=5, poll_interval=0.2, plugins=[started]):
             task_id = await queue.enqueue(sleep_then, 0.3, "kept")
-            while await queue.get_status(task_id) is not TaskStatus.IN_PROGRESS:
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(started.event.wait(), 10)
             backend.failing = {"record", "renew"}
             await asyncio.sleep(2.5)
             assert await queue.get_status(task_id) is TaskStatus.IN_PROGRESS

@@ -84,6 +84,7 @@ class MemoryBackend:
     def _rows(self) -> dict[str, _Row]:
         if not self._connection.is_open:
             raise BackendError("the memory backend is not connected; call connect() or use the queue")
+        self._connection.check_loop()
         return self._store.rows
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> None:

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=60.0,
         metavar="SECONDS",
-        help="how long a claimed task stays reserved if this worker dies; renewed while it runs (default: 60)",
+        help="how long a task stays reserved for this worker if it dies; renewed while it runs (default: 60)",
     )
     sub.add_argument(
         "--log-level",

@@ -15,7 +15,14 @@ import pytest
 import pytest_asyncio
 
 from sitq.backend import Backend
-from sitq.errors import BackendError, Retry, TaskNotFoundError, ValidationError, WorkflowNotFoundError
+from sitq.errors import (
+    BackendError,
+    ConfigurationError,
+    Retry,
+    TaskNotFoundError,
+    ValidationError,
+    WorkflowNotFoundError,
+)
 from sitq.hookspecs import hookimpl
 from sitq.models import (
     AttemptOutcome,
@@ -240,6 +247,26 @@ class BackendConformance:
         await backend.close()
         assert states == [False, True, False]
 
+    async def test_an_open_backend_refuses_another_event_loop_at_once(self, store: Backend) -> None:
+        refused: list[BaseException] = []
+
+        def elsewhere() -> None:
+            async def use() -> None:
+                for call in (store.get("t"), store.connect(), store.close()):
+                    with pytest.raises(ConfigurationError, match="open in another event loop") as error:
+                        await call
+                    refused.append(error.value)
+
+            asyncio.run(use())
+
+        # In a thread of its own, joined with a deadline: a backend that waits on the other loop fails.
+        thread = threading.Thread(target=elsewhere, daemon=True)
+        thread.start()
+        await asyncio.to_thread(thread.join, 30)
+        assert not thread.is_alive(), "using the backend from another event loop hung"
+        assert len(refused) == 3
+        assert await store.get("t") is None  # still fine in its own loop
+
     # Storing and reading
 
     async def test_enqueued_task_reads_back_pending(self, store: Backend) -> None:
@@ -341,7 +368,9 @@ class BackendConformance:
             [ended] = await store.recover_lost(now=later)
             assert await changes.wait(5)
         assert (ended.id, ended.status) == (task.id, TaskStatus.FAILED)
-        assert ended.error == "WorkerLostError: worker dead stopped renewing its lease, and no attempts are left"
+        assert (
+            ended.error == "WorkerLostError: worker dead stopped renewing its lease, and no attempts are left"
+        )
         assert ended == await store.get(task.id)
         assert [attempt.outcome for attempt in await store.history(task.id)] == [AttemptOutcome.LOST]
         assert await store.recover_lost(now=later) == []
@@ -929,8 +958,8 @@ class BackendConformance:
         await store.release([lets_go.id, lets_go.id], worker_id="w1", now=T0)
         later = T0 + LEASE + timedelta(seconds=1)
         assert await store.claim(worker_id="w2", now=later, lease=LEASE, limit=2, queues=QUEUES) == []
-        [ended] = await store.recover_lost(now=later)
-        assert (ended.id, ended.status) == (dies.id, TaskStatus.CANCELLED)
+        [recovered] = await store.recover_lost(now=later)
+        assert (recovered.id, recovered.status) == (dies.id, TaskStatus.CANCELLED)
         for ended, how in ((dies, AttemptOutcome.LOST), (lets_go, AttemptOutcome.RELEASED)):
             record = await store.get(ended.id)
             assert record is not None and record.status is TaskStatus.CANCELLED
