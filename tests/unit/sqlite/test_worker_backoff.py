@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sample_tasks import add, sleep_then
@@ -37,20 +38,9 @@ class FlakyBackend(SQLiteBackend):
         if operation in self.failing:
             raise BackendError(FAULT)
 
-    async def claim(
-        self,
-        *,
-        worker_id: str,
-        now: datetime,
-        lease: timedelta,
-        limit: int,
-        queues: Sequence[str],
-        outcomes: Sequence[TaskOutcome] = (),
-    ) -> list[ReservedTask]:
-        self._try("record" if outcomes else "claim")
-        return await super().claim(
-            worker_id=worker_id, now=now, lease=lease, limit=limit, queues=queues, outcomes=outcomes
-        )
+    async def claim(self, **claim: Any) -> list[ReservedTask]:
+        self._try("record" if claim.get("outcomes") else "claim")
+        return await super().claim(**claim)
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
         self._try("record")
