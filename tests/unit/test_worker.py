@@ -202,3 +202,20 @@ async def test_a_base_exception_from_a_task_fails_that_task_only(
         assert after is not None and after.value == 4
         await worker.stop()
         await running
+
+
+async def test_process_task_ends_a_dead_workers_task_that_has_no_attempt_left() -> None:
+    backend = MemoryBackend()
+    failed: list[str] = []
+
+    class Failures:
+        def sitq_task_failed(self, task_id: str, error: str) -> None:
+            failed.append(error)
+
+    async with TaskQueue(backend) as queue:
+        task_id = await queue.enqueue(add, 1, 1)
+        past = utcnow() - timedelta(minutes=1)
+        await backend.claim_task(task_id, worker_id="dead", now=past, lease=timedelta(seconds=1))
+        result = await Worker(queue, plugins=[Failures()]).process_task(task_id)
+    assert result.status is TaskStatus.FAILED
+    assert failed == ["WorkerLostError: worker dead stopped renewing its lease, and no attempts are left"]

@@ -457,6 +457,9 @@ class Worker:
         if (running := self._in_flight.get(task_id)) is not None:
             await asyncio.shield(running)  # claimed just now, or earlier by this worker's own loop
         record = await self.backend.get(task_id)
+        if record is not None and record.status is TaskStatus.IN_PROGRESS and reserved is None:
+            await self._recover_lost()  # its worker may be dead, with no attempt left for this one
+            record = await self.backend.get(task_id)
         if record is None:
             raise TaskNotFoundError(task_id)
         if not record.status.is_finished:
