@@ -71,3 +71,26 @@ async def sleep_until_cancelled(token: str) -> None:
     except asyncio.CancelledError:
         CANCELLED.append(token)
         raise
+
+
+class Escape(BaseException):
+    """A BaseException of the user's own, neither an Exception nor one of Python's."""
+
+
+_ESCAPES: dict[str, type[BaseException]] = {
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "SystemExit": SystemExit,
+    "GeneratorExit": GeneratorExit,
+    "Escape": Escape,
+}
+
+
+def raise_base_exception(kind: str) -> None:
+    """Raises a BaseException by name, in a worker thread."""
+    raise _ESCAPES[kind]("from the task")
+
+
+async def raise_base_exception_async(kind: str) -> None:
+    """Raises a BaseException by name, on the worker's event loop."""
+    await asyncio.sleep(0)
+    raise _ESCAPES[kind]("from the task")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cli_tasks
-from sitq_command import Sitq
+from sitq_command import BackgroundWorker, Sitq
 
 from sitq import TaskQueue, Workflow
 
@@ -214,3 +215,57 @@ def test_ctrl_c_lets_the_running_task_finish_then_the_worker_exits_0(sitq: Sitq)
         assert worker.process.wait(timeout=30) == 0, worker.log
     assert sitq.json("show", task_id)["status"] == "success"
     assert f"task {task_id} (cli_tasks.sleep) succeeded" in worker.log
+
+
+def _wait_for(condition: Callable[[], bool], worker: BackgroundWorker, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, worker.log
+        time.sleep(0.05)
+
+
+def test_ctrl_c_says_what_the_worker_waits_for_and_a_second_one_gives_the_task_back_at_once(
+    sitq: Sitq,
+) -> None:
+    task_id = sitq.enqueue("cli_tasks:sleep", "120")
+    with sitq.worker("--grace-period", "90") as worker:
+        _wait_for(lambda: sitq.json("show", task_id)["status"] == "in_progress", worker)
+        worker.process.send_signal(signal.SIGINT)
+        _wait_for(lambda: "got SIGINT" in worker.log, worker)
+        [line] = [line for line in worker.log.splitlines() if "got SIGINT" in line]
+        assert line.endswith(
+            "got SIGINT: stopping; waiting up to 90s for 1 running task(s) to finish "
+            "(press Ctrl-C again or send SIGTERM to give them back to the queue at once)"
+        ), line
+        time.sleep(1)
+        assert worker.process.poll() is None, "the worker did not wait for its task"
+        assert sitq.json("show", task_id)["status"] == "in_progress"
+        worker.process.send_signal(signal.SIGINT)
+        second = time.monotonic()
+        assert worker.process.wait(timeout=30) == 0, worker.log
+        took = time.monotonic() - second
+    assert took < 5, f"the second Ctrl-C took {took:.1f}s to stop the worker"
+    assert "got SIGINT again: giving back 1 running task(s) to the queue now" in worker.log
+    shown = sitq.json("show", task_id)
+    assert (shown["status"], shown["attempts"]) == ("pending", 0)
+    assert [attempt["outcome"] for attempt in shown["history"]] == ["released"]
+
+
+def test_a_task_lost_with_its_killed_worker_is_failed_and_reported_by_the_next_worker(sitq: Sitq) -> None:
+    task_id = sitq.enqueue("cli_tasks:sleep", "60")
+    with sitq.worker("--lease", "1") as doomed:
+        _wait_for(lambda: sitq.json("show", task_id)["status"] == "in_progress", doomed)
+        doomed.process.kill()
+        doomed.process.wait()
+    time.sleep(1.5)  # past the 1 s lease, which nothing renews any more
+    burst = sitq("worker", "cli_tasks", "--burst")
+    assert burst.returncode == 0, burst.stderr
+    # The lifecycle hook fired in the process that recorded the failure: its outcome line is the proof.
+    assert re.search(
+        rf"WARNING task {task_id} \(cli_tasks.sleep\) failed after [\d.]+ m?s: WorkerLostError: worker \S+ "
+        "stopped renewing its lease, and no attempts are left",
+        burst.stderr,
+    ), burst.stderr
+    shown = sitq.json("show", task_id)
+    assert shown["status"] == "failed"
+    assert [attempt["outcome"] for attempt in shown["history"]] == ["lost"]

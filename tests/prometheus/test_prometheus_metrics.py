@@ -7,13 +7,16 @@ import importlib.metadata
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 import sitq_prometheus.plugin
-from sitq import MemoryBackend, TaskQueue, Worker
+from sitq import MemoryBackend, TaskQueue, TaskStatus, Worker
+from sitq.models import utcnow
 from sitq_prometheus import TaskMetrics
+from sitq_sqlite import SQLiteBackend
 
 TASK = {"task_name": "shop.send_receipt", "queue": "mail"}
 LABELS = {"queue": "mail", "task_name": "shop.send_receipt"}
@@ -211,3 +214,25 @@ def test_discovering_the_plugin_imports_no_prometheus_client_and_serves_nothing(
     completed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
 
     assert completed.returncode == 0, completed.stderr
+
+
+async def test_tasks_lost_with_a_dead_worker_are_counted_by_the_worker_that_ends_them(
+    registry: CollectorRegistry, tmp_path: Path
+) -> None:
+    metrics = TaskMetrics(registry)
+    backend = SQLiteBackend(tmp_path / "tasks.db")
+    async with TaskQueue(backend, plugins=[metrics]) as queue:
+        lost, cancelled = await queue.enqueue(failing), await queue.enqueue(failing)
+        # A worker that dies at once: it claims both with a short lease and never renews it.
+        past = utcnow() - timedelta(minutes=1)
+        for task_id in (lost, cancelled):
+            await backend.claim_task(task_id, worker_id="dead", now=past, lease=timedelta(seconds=1))
+        assert await queue.cancel(cancelled) is TaskStatus.IN_PROGRESS
+        async with Worker(queue, poll_interval=0.05):
+            lost_result = await queue.get_result(lost, timeout=10)
+            cancelled_result = await queue.get_result(cancelled, timeout=10)
+    assert lost_result is not None and lost_result.status is TaskStatus.FAILED
+    assert cancelled_result is not None and cancelled_result.status is TaskStatus.CANCELLED
+    labels = {"queue": "default", "task_name": "test_prometheus_metrics.failing"}
+    assert registry.get_sample_value("sitq_tasks_failed_total", labels) == 1
+    assert registry.get_sample_value("sitq_tasks_cancelled_total", labels) == 1

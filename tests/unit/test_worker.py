@@ -3,7 +3,9 @@
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sample_tasks import (
@@ -12,6 +14,8 @@ from sample_tasks import (
     blocking_sleep_then,
     exit_process,
     fail,
+    raise_base_exception,
+    raise_base_exception_async,
     return_unpicklable,
     sleep_then,
     sleep_until_cancelled,
@@ -19,7 +23,7 @@ from sample_tasks import (
 )
 
 from sitq import MemoryBackend, TaskQueue, ValidationError, Worker, WorkerError
-from sitq.models import utcnow
+from sitq.models import AttemptOutcome, TaskStatus, utcnow
 
 
 class _Started:
@@ -172,3 +176,46 @@ async def test_process_task_on_a_started_worker_is_renewed_and_cancellable() -> 
         assert await queue.cancel(slow) == "in_progress"
         result = await asyncio.wait_for(running, 5)
     assert result.status == "cancelled" and result.is_error
+
+
+@pytest.mark.parametrize("kind", ["KeyboardInterrupt", "SystemExit", "GeneratorExit", "Escape"])
+@pytest.mark.parametrize("function", [raise_base_exception, raise_base_exception_async])
+async def test_a_base_exception_from_a_task_fails_that_task_only(
+    tmp_path: Path, kind: str, function: Callable[[str], object]
+) -> None:
+    async with TaskQueue(f"sqlite:///{tmp_path / 'tasks.db'}") as queue:
+        started = _Started(1)
+        worker = Worker(queue, plugins=[started])
+        running = asyncio.create_task(worker.run())
+        beside = await queue.enqueue(sleep_then, 0.3, "untouched")
+        await started.all.wait()
+        escaped = await queue.get_result(await queue.enqueue(function, kind), timeout=10)
+        assert escaped is not None and escaped.status is TaskStatus.FAILED
+        assert escaped.error == f"{kind}: from the task"
+        untouched = await queue.get_result(beside, timeout=10)
+        assert untouched is not None and untouched.value == "untouched"
+        assert [attempt.outcome for attempt in (await queue.get_task(beside)).history] == [
+            AttemptOutcome.SUCCESS
+        ]
+        assert not running.done(), "the worker stopped"
+        after = await queue.get_result(await queue.enqueue(add, 2, 2), timeout=10)
+        assert after is not None and after.value == 4
+        await worker.stop()
+        await running
+
+
+async def test_process_task_ends_a_dead_workers_task_that_has_no_attempt_left() -> None:
+    backend = MemoryBackend()
+    failed: list[str] = []
+
+    class Failures:
+        def sitq_task_failed(self, task_id: str, error: str) -> None:
+            failed.append(error)
+
+    async with TaskQueue(backend) as queue:
+        task_id = await queue.enqueue(add, 1, 1)
+        past = utcnow() - timedelta(minutes=1)
+        await backend.claim_task(task_id, worker_id="dead", now=past, lease=timedelta(seconds=1))
+        result = await Worker(queue, plugins=[Failures()]).process_task(task_id)
+    assert result.status is TaskStatus.FAILED
+    assert failed == ["WorkerLostError: worker dead stopped renewing its lease, and no attempts are left"]

@@ -13,11 +13,13 @@ replaces the error that caused it.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, Self, runtime_checkable
 
 from sitq.changes import ChangeSignal, Subscription
+from sitq.errors import ConfigurationError
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
@@ -99,11 +101,21 @@ class Backend(Protocol):
         write: a worker that finishes some tasks and takes the next ones pays for one write, not two.
 
         A task is claimable when it is pending with `eta <= now`, or in progress with a lease that
-        expired before `now` (its worker is presumed dead: the history records that attempt as `lost`).
-        Claiming sets the task in progress for `worker_id`, counts an attempt, and leases it until
-        `now + lease`. An expired task with no attempts left is not claimed but failed, with an error
-        naming the lost worker. No task is ever handed to two claimers whose leases overlap.
+        expired before `now` (its worker is presumed dead: the history records that attempt as `lost`)
+        and attempts left. Claiming sets the task in progress for `worker_id`, counts an attempt, and
+        leases it until `now + lease`. An expired task that would end instead (no attempts left, or its
+        cancellation requested) is neither claimed nor ended here: `recover_lost` ends it and reports it.
+        No task is ever handed to two claimers whose leases overlap.
         """
+        ...
+
+    async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
+        """End every attempt whose lease expired before `now` (its worker is presumed dead), recorded as
+        `lost` in the history: a task with attempts left is pending again, as `claim` would make it; one
+        whose cancellation was requested ends cancelled; one with no attempts left fails with an error
+        naming the lost worker (`WorkerLostError: worker W stopped renewing its lease, and no attempts
+        are left`). Either cancels its pending dependents. Return the tasks it ended, as now stored, so
+        that the caller reports them (a worker fires `sitq_task_failed` or `sitq_task_cancelled`)."""
         ...
 
     async def claim_task(
@@ -199,27 +211,70 @@ class SharedConnection:
     """Reference-counted open and close, so one backend object can serve a queue, a worker and its creator.
 
     A backend keeps one of these and routes `connect()`/`close()` through it: the first acquire opens,
-    the last release closes.
+    the last release closes. While open, the store belongs to the event loop that opened it: asyncio's
+    locks and futures cannot be shared between loops (a waiter in one loop is never woken by the other,
+    and the caller hangs), so using it from another loop raises `ConfigurationError` at once. A backend
+    calls `check_loop()` before each operation for that, and keeps its own asyncio objects (locks,
+    background tasks) in the loop it is used from.
     """
 
     def __init__(self) -> None:
         self._users = 0
         self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = ""
 
     @property
     def is_open(self) -> bool:
         return self._users > 0
 
+    def check_loop(self) -> None:
+        """Raise `ConfigurationError` if the store is open in an event loop other than the running one.
+
+        A loop that has closed without closing the store (a module-level queue used by tests that each run
+        a loop of their own) hands it on to the running one.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None or self._loop is loop:
+            return
+        if self._loop.is_closed():
+            self._loop, self._thread = loop, threading.current_thread().name
+            return
+        raise ConfigurationError(
+            f"this backend object is open in another event loop (in thread {self._thread!r}); one "
+            "backend object serves one event loop: give each event loop its own (for a SyncTaskQueue "
+            "and a Worker run with asyncio.run in another thread, build each from the URL or a backend "
+            "object of its own)"
+        )
+
     async def acquire(self, open_store: Callable[[], Awaitable[None]]) -> None:
-        async with self._lock:
-            if self._users == 0:
-                await open_store()
-            self._users += 1
+        self.check_loop()
+        # Bound before the first await, so that another loop is refused even while the store opens.
+        loop, self._thread = asyncio.get_running_loop(), threading.current_thread().name
+        self._loop = loop
+        try:
+            async with self._lock:
+                if self._users == 0:
+                    await open_store()
+                self._users += 1
+                self._loop = loop  # again: another acquire whose open failed may have unbound it
+        finally:
+            self._unbind_if_closed()
 
     async def release(self, close_store: Callable[[], Awaitable[None]]) -> None:
-        async with self._lock:
-            if self._users == 0:
-                return
-            self._users -= 1
-            if self._users == 0:
-                await close_store()
+        if self._users == 0:
+            return
+        self.check_loop()
+        try:
+            async with self._lock:
+                if self._users == 0:
+                    return
+                self._users -= 1
+                if self._users == 0:
+                    await close_store()
+        finally:
+            self._unbind_if_closed()
+
+    def _unbind_if_closed(self) -> None:
+        if self._users == 0:
+            self._loop = None

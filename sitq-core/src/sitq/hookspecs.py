@@ -76,7 +76,9 @@ def sitq_task_failed(
     task_id: str, task_name: str, queue: str, worker_id: str, duration: float, error: str, traceback: str
 ) -> Awaitable[None] | None:
     """A task raised, or its call could not be decoded. Fires in the worker's process, with the error
-    message and the formatted traceback that are recorded on the result."""
+    message and the formatted traceback that are recorded on the result. A task whose worker died with
+    no attempts left fires it in the worker that records that (its `worker_id`), with the
+    `WorkerLostError` message, the lost attempt's duration and an empty traceback."""
 
 
 @hookspec
@@ -100,7 +102,8 @@ def sitq_task_cancelled(
     task_id: str, task_name: str, queue: str, worker_id: str | None
 ) -> Awaitable[None] | None:
     """A task was cancelled: a pending one in the process that called `cancel()` (`worker_id` is None),
-    a running one in its worker's process once the worker has stopped it."""
+    a running one in its worker's process once the worker has stopped it, or, if that worker died
+    first, in the worker that records the cancellation (its `worker_id`)."""
 
 
 @hookspec

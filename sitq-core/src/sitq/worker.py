@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from sitq.backend import Backend
+from sitq.backoff import Backoff
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
 from sitq.codec import Codec
@@ -113,6 +114,13 @@ class Worker:
         self._wakeup: Subscription | None = None
         self._serving: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._give_back = asyncio.Event()  # set: stop waiting for running tasks, give them back now
+        # Backend operations that fail are retried with backoff, each logged once when it starts failing.
+        self._claims = Backoff(f"worker {self.worker_id}: claiming tasks")
+        self._recording = Backoff(f"worker {self.worker_id}: recording finished tasks")
+        self._renewals = Backoff(f"worker {self.worker_id}: renewing leases")
+        self._lookups = Backoff(f"worker {self.worker_id}: reading when the next task is due")
+        self._rescues = Backoff(f"worker {self.worker_id}: recovering the tasks of dead workers")
 
     @property
     def is_running(self) -> bool:
@@ -127,6 +135,7 @@ class Worker:
             raise WorkerError("this worker is already running; stop() it before starting it again")
         await self._ready()
         self._stopping = self._abandoning = False
+        self._give_back = asyncio.Event()
         await self.plugins.worker_started(worker_id=self.worker_id, max_concurrency=self.max_concurrency)
         self._wakeup = self.backend.subscribe()
         self._serving = asyncio.create_task(self._serve(self._wakeup), name=f"sitq-worker {self.worker_id}")
@@ -151,6 +160,8 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Run until `stop()` is called or the process gets SIGINT or SIGTERM, then stop gracefully.
 
+        The first signal stops taking tasks and lets the running ones finish for up to `grace_period`
+        seconds; a second one gives them back to the queue at once, as the end of the grace period does.
         With `burst=True`, also return once no task is due and none is running: a script or a test drains
         what is due without sleeping, and tasks scheduled for later stay queued.
         """
@@ -161,7 +172,7 @@ class Worker:
         handled = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._request_stop)
+                loop.add_signal_handler(signum, self._on_signal, signum)
                 handled.append(signum)
         try:
             await asyncio.shield(self._serving)
@@ -183,6 +194,33 @@ class Worker:
         self._stopping = True
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def _on_signal(self, signum: int) -> None:
+        """The first SIGINT or SIGTERM stops gracefully, the next gives the running tasks back at once;
+        each says so in one line, since the person who pressed Ctrl-C is waiting for an answer."""
+        name = signal.Signals(signum).name
+        running = len(self._in_flight)
+        if not self._stopping:
+            if running:
+                logger.warning(
+                    "worker %s got %s: stopping; waiting up to %gs for %d running task(s) to finish "
+                    "(press Ctrl-C again or send SIGTERM to give them back to the queue at once)",
+                    self.worker_id,
+                    name,
+                    self.grace_period,
+                    running,
+                )
+            else:
+                logger.info("worker %s got %s: stopping; no task is running", self.worker_id, name)
+            self._request_stop()
+        elif not self._give_back.is_set():
+            logger.warning(
+                "worker %s got %s again: giving back %d running task(s) to the queue now",
+                self.worker_id,
+                name,
+                running,
+            )
+            self._give_back.set()
 
     async def _shut_down(self) -> None:
         for background in self._background:
@@ -223,13 +261,17 @@ class Worker:
                     async with self._claiming:
                         free = self._free_slots()
                         claimed = await self._claim(free)
-                        for reserved in claimed:
+                        for reserved in claimed or ():
                             self._spawn(reserved, wakeup)
+                    if claimed is None:
+                        await self._pause(wakeup, self._claims.delay)
+                        continue
                     if len(claimed) == free:
                         continue
-                    if self._burst and not claimed and not self._in_flight and not self._busy_threads:
-                        break
                     timeout = await self._idle_timeout()
+                    idle = not claimed and not self._in_flight and not self._busy_threads
+                    if self._burst and idle and timeout > 0:
+                        break
                 await wakeup.wait(timeout)
         finally:
             self._taking = False
@@ -260,7 +302,15 @@ class Worker:
         """Let running tasks finish within the grace period; give the others back to the queue."""
         if not self._in_flight:
             return
-        _, unfinished = await asyncio.wait(list(self._in_flight.values()), timeout=self.grace_period)
+        waiting = list(self._in_flight.values())
+        finished = asyncio.ensure_future(asyncio.wait(waiting))
+        hurried = asyncio.ensure_future(self._give_back.wait())
+        await asyncio.wait(
+            (finished, hurried), timeout=self.grace_period, return_when=asyncio.FIRST_COMPLETED
+        )
+        finished.cancel()  # stops only the waiting, not the tasks waited for
+        hurried.cancel()
+        unfinished = {task for task in waiting if not task.done()}
         if not unfinished:
             return
         abandoned = [task_id for task_id, running in self._in_flight.items() if running in unfinished]
@@ -278,27 +328,66 @@ class Worker:
                 "worker %s could not give back its tasks; they rerun when their leases expire", self.worker_id
             )
 
-    async def _claim(self, limit: int) -> list[ReservedTask]:
+    async def _claim(self, limit: int) -> list[ReservedTask] | None:
+        """The claimed tasks, or None if the claim failed (wait `self._claims.delay` before the next)."""
         try:
-            return await self.backend.claim(
+            claimed = await self.backend.claim(
                 worker_id=self.worker_id, now=utcnow(), lease=self.lease, limit=limit, queues=self.queues
             )
-        except Exception:
-            logger.exception(
-                "worker %s could not claim tasks; retrying in %ss", self.worker_id, self.poll_interval
-            )
-            return []
+        except Exception as exc:
+            self._claims.failed(exc)
+            return None
+        self._claims.succeeded()
+        return claimed
+
+    async def _pause(self, wakeup: Subscription, seconds: float) -> None:
+        """Wait out a backoff: only stopping cuts it short, not the changes that wake an idle worker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._stopping and (left := deadline - loop.time()) > 0:
+            await wakeup.wait(left)
 
     async def _idle_timeout(self) -> float:
         """Sleep until the next task is due or a lease runs out, but never longer than `poll_interval`."""
         try:
             next_due = await self.backend.next_due(self.queues)
-        except Exception:
-            logger.exception("worker %s could not read the next due time", self.worker_id)
-            return self.poll_interval
+        except Exception as exc:
+            return min(self.poll_interval, self._lookups.failed(exc))
+        self._lookups.succeeded()
         if next_due is None:
             return self.poll_interval
-        return max(0.0, min(self.poll_interval, (next_due - utcnow()).total_seconds()))
+        due_in = (next_due - utcnow()).total_seconds()
+        if due_in > 0:
+            return min(self.poll_interval, due_in)
+        # Due already, yet the claim took nothing: a dead worker's lease ran out on a task that ends
+        # instead of running again.
+        return await self._recover_lost()
+
+    async def _recover_lost(self) -> float:
+        """End the tasks of dead workers that cannot run again, and tell the plugins, as if this worker had
+        run their last attempt: metrics count them. Return how long to wait before claiming again."""
+        try:
+            ended = await self.backend.recover_lost(now=utcnow())
+        except Exception as exc:
+            return min(self.poll_interval, self._rescues.failed(exc))
+        self._rescues.succeeded()
+        for record in ended:
+            identity = {
+                "task_id": record.id,
+                "task_name": record.name,
+                "queue": record.options.queue,
+                "worker_id": self.worker_id,
+            }
+            if record.status is TaskStatus.CANCELLED:
+                await self.plugins.task_cancelled(**identity)
+                continue
+            logger.info("task %s (%s) failed: %s", record.id, record.name, record.error)
+            started, finished = record.started_at, record.finished_at
+            duration = (finished - started).total_seconds() if started and finished else 0.0
+            await self.plugins.task_failed(
+                **identity, duration=duration, error=record.error or "", traceback=""
+            )
+        return 0.0
 
     def _spawn(self, reserved: ReservedTask, wakeup: Subscription | None) -> None:
         """Run a claimed task in the background, in flight (its lease renewed) until it is recorded."""
@@ -317,17 +406,20 @@ class Worker:
     async def _renew_leases(self) -> None:
         """Keep the leases of running tasks alive, and stop those whose cancellation was requested."""
         interval = min(self.lease.total_seconds() / 3, self.poll_interval)
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = interval
             if not self._in_flight:
                 continue
             try:
                 cancelled = await self.backend.renew(
                     list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
                 )
-            except Exception:
-                logger.exception("worker %s could not renew its leases", self.worker_id)
+            except Exception as exc:
+                delay = min(interval, self._renewals.failed(exc))
                 continue
+            self._renewals.succeeded()
             for task_id in cancelled - self._cancel_requested:
                 self._cancel_requested.add(task_id)
                 if (call := self._calls.get(task_id)) is not None:
@@ -365,6 +457,9 @@ class Worker:
         if (running := self._in_flight.get(task_id)) is not None:
             await asyncio.shield(running)  # claimed just now, or earlier by this worker's own loop
         record = await self.backend.get(task_id)
+        if record is not None and record.status is TaskStatus.IN_PROGRESS and reserved is None:
+            await self._recover_lost()  # its worker may be dead, with no attempt left for this one
+            record = await self.backend.get(task_id)
         if record is None:
             raise TaskNotFoundError(task_id)
         if not record.status.is_finished:
@@ -396,7 +491,12 @@ class Worker:
                 kwargs = {**kwargs, "parent_results": await self._parent_results(reserved)}
             value = await self._call(reserved, function, args, kwargs)
             result = self._codec.encode_value(value, reserved.serializer)
-        except (Exception, SystemExit) as exc:
+        except asyncio.CancelledError:
+            raise  # the worker stopping, or the call given back: not the task's failure
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit, GeneratorExit or a custom BaseException from the task's code
+            # fails that task only. Caught here, it never reaches asyncio, which would re-raise it out of
+            # the event loop. A real Ctrl-C reaches the worker through its signal handler instead.
             failure: BaseException | None = exc
         else:
             failure = None
@@ -409,15 +509,21 @@ class Worker:
             await self.plugins.task_succeeded(**identity, duration=duration)
         else:
             outcome = await self._failed(reserved, failure, duration, identity)
-        try:
-            await self._completions.submit(outcome)
-        except Exception:
-            logger.exception(
-                "worker %s could not record the outcome of task %s; it will run again once its lease expires",
-                self.worker_id,
-                reserved.id,
-            )
+        await self._submit(outcome)
         return outcome
+
+    async def _submit(self, outcome: TaskOutcome) -> None:
+        """Record an outcome, retrying with backoff while the backend fails: while this worker lives, a
+        finished attempt is not lost (the task stays in flight, its lease renewed, until it is recorded)."""
+        while True:
+            try:
+                await self._completions.submit(outcome)
+            except Exception as exc:
+                delay = self._recording.failed(exc)
+            else:
+                self._recording.succeeded()
+                return
+            await asyncio.sleep(delay)
 
     async def _failed(
         self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]

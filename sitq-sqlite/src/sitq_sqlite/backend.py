@@ -110,15 +110,20 @@ _CANCEL_DEPENDENT = (
 )
 # Leases that ran out before :now: their workers are presumed dead. The history row is written first, from
 # the row as it still is; it doubles as the check, so the common case (nothing lost) costs one index probe.
+# A claim (:end = 0) takes back only the tasks that go pending again; recover_lost (:end = 1) all of them.
 _LOST = f"{WorkerLostError.__name__}: worker "  # worded as the memory backend words it
-_LOST_HISTORY = """
+_EXPIRED = (
+    "status = 'in_progress' AND lease_expires_at < :now"
+    " AND (:end OR (NOT cancel_requested AND attempts < max_attempts))"
+)
+_LOST_HISTORY = f"""
 INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
 SELECT seq, attempts, worker_id, started_at, lease_expires_at, 'lost',
     :lost || worker_id || ' stopped renewing its lease'
-FROM tasks WHERE status = 'in_progress' AND lease_expires_at < :now
+FROM tasks WHERE {_EXPIRED}
 RETURNING task_seq
 """
-_RECOVER_LOST = """
+_RECOVER_LOST = f"""
 UPDATE tasks SET
     status = CASE
         WHEN cancel_requested THEN 'cancelled' WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending'
@@ -131,7 +136,7 @@ UPDATE tasks SET
         || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END
     END,
     traceback = NULL, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
-WHERE status = 'in_progress' AND lease_expires_at < :now
+WHERE {_EXPIRED}
 RETURNING seq, id, status, finished_at
 """
 _RESERVE = (
@@ -311,7 +316,7 @@ class SQLiteBackend:
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._shared = SharedConnection()
-        self._lock = asyncio.Lock()
+        self._locks: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._signal = ChangeSignal()
         self._conn: aiosqlite.Connection | None = None
         self._commits: OtherCommits | None = None
@@ -457,7 +462,8 @@ class SQLiteBackend:
     async def _close(self) -> None:
         watcher, self._watcher = self._watcher, None
         try:
-            if watcher is not None:
+            # A watcher left in a loop that has since ended (see SharedConnection) ended with it.
+            if watcher is not None and watcher.get_loop() is asyncio.get_running_loop():
                 watcher.cancel()
                 await asyncio.wait([watcher])
             if self._commits is not None:
@@ -466,7 +472,7 @@ class SQLiteBackend:
         finally:
             # Always reached: aiosqlite's thread is not a daemon, so an unclosed connection keeps the
             # process alive at exit.
-            async with self._lock:
+            async with self._lock():
                 conn, self._conn = self._conn, None
                 _open_files.discard(self._file, self._signal)
                 if conn is not None:
@@ -475,11 +481,20 @@ class SQLiteBackend:
                     except sqlite3.Error as exc:
                         raise self._fault(f"closing the SQLite database {self._path!r}", exc) from exc
 
+    def _lock(self) -> asyncio.Lock:
+        """The lock that keeps coroutines out of each other's transactions, made for the loop in use: an
+        asyncio lock used by a loop that has ended would refuse the next one."""
+        loop = asyncio.get_running_loop()
+        if self._locks is None or self._locks[0] is not loop:
+            self._locks = (loop, asyncio.Lock())
+        return self._locks[1]
+
     @contextlib.asynccontextmanager
     async def _connection(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
         """The open connection, for this coroutine alone; driver errors become `BackendError`s naming
         what was being done."""
-        async with self._lock:
+        self._shared.check_loop()
+        async with self._lock():
             if self._conn is None:
                 raise BackendError(
                     f"the SQLite backend for {self._path!r} is not connected; call connect() or use the queue"
@@ -573,23 +588,25 @@ class SQLiteBackend:
         """Record `outcomes`, recover the tasks of dead workers, then run the claim `sql`, in one write
         transaction."""
 
-        def claim(db: sqlite3.Connection) -> tuple[list[Any], bool]:
-            lost = {"now": params["now"], "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING}
-            ended = bool(outcomes)
+        def claim(db: sqlite3.Connection) -> list[Any]:
             _record_outcomes(db, outcomes)
-            # The history insert doubles as the check: the common case, nothing lost, is one index probe.
-            if db.execute(_LOST_HISTORY, lost).fetchall():
-                # In enqueue order, as the memory backend ends them.
-                for seq, task_id, status, finished_at in sorted(db.execute(_RECOVER_LOST, lost).fetchall()):
-                    if status != TaskStatus.PENDING:
-                        ended = True
-                        _cancel_dependents(db, seq, task_id, status, finished_at)
-            return ([] if sql is None else db.execute(sql, params).fetchall()), ended
+            _recover_lost(db, params["now"], end=False)
+            return [] if sql is None else db.execute(sql, params).fetchall()
 
-        rows, ended = await self._atomically(doing, claim)
-        if ended:  # a finished task, which someone may be waiting for
+        rows = await self._atomically(doing, claim)
+        if outcomes:  # a finished task, which someone may be waiting for
             self._notify()
         return rows
+
+    async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
+        def recover(db: sqlite3.Connection) -> list[Any]:
+            ended = _recover_lost(db, now.timestamp(), end=True)
+            return [db.execute(_GET, (task_id,)).fetchone() for task_id in ended]
+
+        rows = await self._atomically("recovering the tasks of dead workers", recover)
+        if rows:  # a finished task, which someone may be waiting for
+            self._notify()
+        return [_record(row) for row in rows]
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
@@ -752,8 +769,9 @@ class SQLiteBackend:
     def _ensure_watching(self) -> None:
         if self._commits is None or not self._signal.has_subscribers:
             return
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.get_running_loop().create_task(
+        loop = asyncio.get_running_loop()
+        if self._watcher is None or self._watcher.done() or self._watcher.get_loop() is not loop:
+            self._watcher = loop.create_task(
                 self._commits.watch(self._signal), name=f"sitq-sqlite change watcher for {self._path}"
             )
 
@@ -1025,6 +1043,22 @@ def _options(
         timeout=timeout,
         description=description,
     )
+
+
+def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str]:
+    """Take back the tasks whose leases expired before `now`, in the caller's transaction: pending again,
+    or with `end`, also ended (failed, or cancelled as requested). Return the ids of those ended."""
+    lost = {"now": now, "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING, "end": end}
+    # The history insert doubles as the check: the common case, nothing lost, is one index probe.
+    if not db.execute(_LOST_HISTORY, lost).fetchall():
+        return []
+    ended = []
+    # In enqueue order, as the memory backend ends them.
+    for seq, task_id, status, finished_at in sorted(db.execute(_RECOVER_LOST, lost).fetchall()):
+        if status != TaskStatus.PENDING:
+            ended.append(task_id)
+            _cancel_dependents(db, seq, task_id, status, finished_at)
+    return ended
 
 
 def _outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[dict[str, object]]:

@@ -94,7 +94,7 @@ async def test_cancelling_releasing_and_failing_a_lost_task_wake_subscribers(bac
         await backend.release(["a"], worker_id="w", now=T0)
         assert await subscription.wait(WOKEN)
         # b's worker died: with no attempts left, b fails, and someone may be waiting for it.
-        assert await backend.claim(worker_id="w2", now=T0 + 2 * LEASE, lease=LEASE, limit=1, queues=()) == []
+        assert [record.id for record in await backend.recover_lost(now=T0 + 2 * LEASE)] == ["b"]
         assert await subscription.wait(WOKEN)
         record = await backend.get("b")
         assert record is not None and record.status is TaskStatus.FAILED

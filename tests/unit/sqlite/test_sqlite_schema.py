@@ -163,7 +163,7 @@ async def test_a_version_1_file_is_upgraded_and_its_tasks_keep_working(tmp_path:
             queues=["default"],
         )
         assert (claimed.id, claimed.attempt, claimed.options) == ("waiting", 1, TaskOptions())
-        running = await backend.get("running")
+        [running] = await backend.recover_lost(now=T0 + timedelta(minutes=1))
         assert running is not None and running.status is TaskStatus.FAILED
         assert (
             running.error
@@ -263,8 +263,8 @@ async def test_a_version_2_file_is_upgraded_and_its_tasks_keep_working(tmp_path:
             worker_id="new", now=T0 + timedelta(minutes=1), lease=timedelta(minutes=1), limit=5, queues=["q"]
         )
         assert claimed.id == "waiting"
-        running = await backend.get("running")
-        assert running is not None and running.status is TaskStatus.CANCELLED
+        [running] = await backend.recover_lost(now=T0 + timedelta(minutes=1))
+        assert running.id == "running" and running.status is TaskStatus.CANCELLED
         orphan = await backend.get("orphan")
         assert (
             orphan is not None and orphan.error == "TaskCancelledError: parent task running ended cancelled"
@@ -366,6 +366,7 @@ QUERY_PARAMS = {
     "task_id": "a",
     "task_ids": '["a", "b"]',
     "lost": "lost",
+    "end": 1,
     "q0": "default",
     "q1": "other",
     "queues": '["default", "other"]',

@@ -84,6 +84,7 @@ class MemoryBackend:
     def _rows(self) -> dict[str, _Row]:
         if not self._connection.is_open:
             raise BackendError("the memory backend is not connected; call connect() or use the queue")
+        self._connection.check_loop()
         return self._store.rows
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> None:
@@ -128,7 +129,7 @@ class MemoryBackend:
     ) -> list[ReservedTask]:
         if outcomes:
             await self.complete(outcomes)  # nothing can come between: there is no await inside
-        self._recover_lost(now)
+        self._recover_lost(now, end=False)
         due = [
             (-row.record.options.priority, row.record.eta, order, row)
             for order, row in enumerate(self._rows().values())
@@ -140,7 +141,7 @@ class MemoryBackend:
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
     ) -> ReservedTask | None:
-        self._recover_lost(now)
+        self._recover_lost(now, end=False)
         row = self._rows().get(task_id)
         if row is None or not self._ready(row):
             return None
@@ -166,33 +167,40 @@ class MemoryBackend:
                 )
                 self._cascade(row, now)
 
-    def _recover_lost(self, now: datetime) -> None:
-        """Tasks whose worker stopped renewing: pending again, or ended if no attempts are left or their
-        cancellation was requested."""
-        ended = False
+    async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
+        return self._recover_lost(now, end=True)
+
+    def _recover_lost(self, now: datetime, *, end: bool) -> list[TaskRecord]:
+        """Tasks whose worker stopped renewing: pending again; with `end`, also those that end instead (no
+        attempts left, or cancellation requested), which are returned."""
+        ended = []
         for row in self._rows().values():
             expiry = row.lease_expires_at
             if row.record.status is not TaskStatus.IN_PROGRESS or expiry is None or expiry >= now:
                 continue
-            lost = f"{WorkerLostError.__name__}: worker {row.record.worker_id} stopped renewing its lease"
             cancelled = row.record.cancel_requested
+            exhausted = row.record.attempts >= row.record.options.max_attempts
+            if (cancelled or exhausted) and not end:
+                continue
+            lost = f"{WorkerLostError.__name__}: worker {row.record.worker_id} stopped renewing its lease"
             _end_attempt(row, AttemptOutcome.LOST, expiry, lost)
             if cancelled:
                 self._cancel_requested_task(row, expiry)
-                ended = True
-            elif row.record.attempts >= row.record.options.max_attempts:
+                ended.append(row.record)
+            elif exhausted:
                 error = f"{lost}, and no attempts are left"
                 row.record = dataclasses.replace(
                     row.record, status=TaskStatus.FAILED, finished_at=expiry, error=error, traceback=None
                 )
                 self._cascade(row, expiry)
-                ended = True
+                ended.append(row.record)
             else:
                 row.record = dataclasses.replace(
                     row.record, status=TaskStatus.PENDING, error=lost, traceback=None
                 )
         if ended:
             self._store.changes.notify()
+        return ended
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta

@@ -49,6 +49,16 @@ def _positive(text: str) -> int:
     return number
 
 
+def _seconds(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = 0.0
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, such as 30 or 0.5, not {text!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and option; docs/cli.md documents each, and a test keeps the two in step."""
     parser = argparse.ArgumentParser(
@@ -93,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=_positive, default=10, metavar="N", help="tasks run at once (default: 10)"
     )
     sub.add_argument("--burst", action="store_true", help="run what is due, then exit")
+    sub.add_argument(
+        "--grace-period",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long running tasks may finish before they are given back (default: 30)",
+    )
+    sub.add_argument(
+        "--lease",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a task stays reserved for this worker if it dies; renewed while it runs (default: 60)",
+    )
     sub.add_argument(
         "--log-level",
         type=str.upper,

@@ -97,11 +97,19 @@ def configure_logging(level: str, output: Output) -> None:
 
 
 async def worker(args: argparse.Namespace, output: Output) -> ExitCode:
-    """Run a worker in the foreground; SIGINT or SIGTERM stops it gracefully, and it then exits 0."""
+    """Run a worker in the foreground; SIGINT or SIGTERM stops it gracefully (a second one at once, giving
+    the running tasks back), and it then exits 0."""
     import_module(args.module)
     url, _ = resolve_url(args.url)
     queues = tuple(args.queue or ("default",))
     configure_logging(args.log_level, output)
-    running = Worker(url, max_concurrency=args.concurrency, queues=queues, plugins=[OutcomeLog(url, queues)])
+    running = Worker(
+        url,
+        max_concurrency=args.concurrency,
+        queues=queues,
+        grace_period=args.grace_period,
+        lease=args.lease,
+        plugins=[OutcomeLog(url, queues)],
+    )
     await running.run(burst=args.burst)
     return ExitCode.OK

@@ -15,7 +15,14 @@ import pytest
 import pytest_asyncio
 
 from sitq.backend import Backend
-from sitq.errors import BackendError, Retry, TaskNotFoundError, ValidationError, WorkflowNotFoundError
+from sitq.errors import (
+    BackendError,
+    ConfigurationError,
+    Retry,
+    TaskNotFoundError,
+    ValidationError,
+    WorkflowNotFoundError,
+)
 from sitq.hookspecs import hookimpl
 from sitq.models import (
     AttemptOutcome,
@@ -240,6 +247,26 @@ class BackendConformance:
         await backend.close()
         assert states == [False, True, False]
 
+    async def test_an_open_backend_refuses_another_event_loop_at_once(self, store: Backend) -> None:
+        refused: list[BaseException] = []
+
+        def elsewhere() -> None:
+            async def use() -> None:
+                for call in (store.get("t"), store.connect(), store.close()):
+                    with pytest.raises(ConfigurationError, match="open in another event loop") as error:
+                        await call
+                    refused.append(error.value)
+
+            asyncio.run(use())
+
+        # In a thread of its own, joined with a deadline: a backend that waits on the other loop fails.
+        thread = threading.Thread(target=elsewhere, daemon=True)
+        thread.start()
+        await asyncio.to_thread(thread.join, 30)
+        assert not thread.is_alive(), "using the backend from another event loop hung"
+        assert len(refused) == 3
+        assert await store.get("t") is None  # still fine in its own loop
+
     # Storing and reading
 
     async def test_enqueued_task_reads_back_pending(self, store: Backend) -> None:
@@ -322,18 +349,32 @@ class BackendConformance:
         assert_same_instant(lost.started_at, T0)
         assert_same_instant(lost.finished_at, T0 + LEASE)
 
-    async def test_a_lost_task_with_no_attempts_left_fails_naming_the_worker(self, store: Backend) -> None:
-        task = new_task()
-        await store.enqueue([task])
-        await store.claim(worker_id="dead", now=T0, lease=LEASE, limit=1, queues=QUEUES)
+    async def test_a_lost_task_with_no_attempts_left_is_failed_and_reported_by_recover_lost(
+        self, store: Backend
+    ) -> None:
+        task, retried, running = new_task(), new_task(max_attempts=2), new_task()
+        await store.enqueue([task, retried])
+        await store.claim(worker_id="dead", now=T0, lease=LEASE, limit=2, queues=QUEUES)
+        await store.enqueue([running])
         later = T0 + LEASE + timedelta(seconds=1)
+        assert await store.claim_task(running.id, worker_id="alive", now=later, lease=LEASE) is not None
+        # A claim takes back only what can run again; the task that must end is left for recover_lost.
+        assert (await store.get(task.id)).status is TaskStatus.IN_PROGRESS  # type: ignore[union-attr]
+        assert (await store.get(retried.id)).status is TaskStatus.PENDING  # type: ignore[union-attr]
+        await store.claim(worker_id="alive", now=later, lease=LEASE, limit=1, queues=QUEUES)
+        # ...and is due, so that an idle worker wakes and calls recover_lost.
+        assert_same_instant(await store.next_due(QUEUES), T0 + LEASE)
         with store.subscribe() as changes:
-            assert await store.claim(worker_id="w2", now=later, lease=LEASE, limit=1, queues=QUEUES) == []
+            [ended] = await store.recover_lost(now=later)
             assert await changes.wait(5)
-        record = await store.get(task.id)
-        assert record is not None and record.status is TaskStatus.FAILED
-        assert record.error is not None and record.error.startswith("WorkerLostError: worker dead")
+        assert (ended.id, ended.status) == (task.id, TaskStatus.FAILED)
+        assert (
+            ended.error == "WorkerLostError: worker dead stopped renewing its lease, and no attempts are left"
+        )
+        assert ended == await store.get(task.id)
         assert [attempt.outcome for attempt in await store.history(task.id)] == [AttemptOutcome.LOST]
+        assert await store.recover_lost(now=later) == []
+        assert (await store.get(running.id)).status is TaskStatus.IN_PROGRESS  # type: ignore[union-attr]
 
     async def test_renewed_lease_is_not_reclaimed(self, store: Backend) -> None:
         task = new_task(max_attempts=2)
@@ -915,9 +956,10 @@ class BackendConformance:
         for running in (dies, lets_go):
             assert await store.cancel(running.id, now=T0) is TaskStatus.IN_PROGRESS
         await store.release([lets_go.id, lets_go.id], worker_id="w1", now=T0)
-        await store.claim(
-            worker_id="w2", now=T0 + LEASE + timedelta(seconds=1), lease=LEASE, limit=2, queues=QUEUES
-        )
+        later = T0 + LEASE + timedelta(seconds=1)
+        assert await store.claim(worker_id="w2", now=later, lease=LEASE, limit=2, queues=QUEUES) == []
+        [recovered] = await store.recover_lost(now=later)
+        assert (recovered.id, recovered.status) == (dies.id, TaskStatus.CANCELLED)
         for ended, how in ((dies, AttemptOutcome.LOST), (lets_go, AttemptOutcome.RELEASED)):
             record = await store.get(ended.id)
             assert record is not None and record.status is TaskStatus.CANCELLED
