@@ -1,0 +1,74 @@
+"""Task functions of the reliability suite, run by its worker processes and imported there by name.
+
+Each one appends to the execution ledger (see `harness.Ledger`) before it does anything else, so that a
+test can tell from outside sitq which process ran which attempt of which task, and whether it finished.
+Each returns the process id that ran it, so a stored result says which execution produced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import time
+
+from sitq import current_task
+
+
+class Poison(BaseException):
+    """A custom `BaseException` that is neither an `Exception` nor one Python raises by itself."""
+
+
+POISONS: dict[str, type[BaseException]] = {
+    exception.__name__: exception for exception in (KeyboardInterrupt, SystemExit, GeneratorExit, Poison)
+}
+"""The `BaseException`s a task may raise, by name; each must fail only its own task."""
+
+
+async def work(ledger: str, key: str, seconds: float) -> int:
+    """An async task that takes `seconds` on the event loop."""
+    note(ledger, "start", key)
+    await asyncio.sleep(seconds)
+    note(ledger, "end", key)
+    return os.getpid()
+
+
+def work_sync(ledger: str, key: str, seconds: float) -> int:
+    """A sync task that takes `seconds` in the thread (or process) running it."""
+    note(ledger, "start", key)
+    time.sleep(seconds)
+    note(ledger, "end", key)
+    return os.getpid()
+
+
+async def raise_base_exception(ledger: str, key: str, name: str) -> None:
+    note(ledger, "start", key)
+    raise POISONS[name]("poison")
+
+
+def raise_base_exception_sync(ledger: str, key: str, name: str) -> None:
+    note(ledger, "start", key)
+    raise POISONS[name]("poison")
+
+
+def end_own_process(ledger: str, key: str, how: str) -> None:
+    """Die the way `how` says: `exit` (os._exit(3)), `sigkill` or `segfault` (reading address 0)."""
+    note(ledger, "start", key)
+    if how == "exit":
+        os._exit(3)
+    elif how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == "segfault":
+        ctypes.string_at(0)
+    raise ValueError(f"unknown way to die: {how!r}")
+
+
+def note(ledger: str, event: str, key: str) -> None:
+    """Append one ledger line in one O_APPEND write, which no other process's line can split."""
+    line = f"{event} {key} {current_task().attempt} {os.getpid()}\n".encode()
+    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
