@@ -26,20 +26,24 @@ POISONS: dict[str, type[BaseException]] = {
 """The `BaseException`s a task may raise, by name; each must fail only its own task."""
 
 
-async def work(ledger: str, key: str, seconds: float) -> int:
-    """An async task that takes `seconds` on the event loop."""
+async def work(ledger: str, key: str, seconds: float, retry_seconds: float | None = None) -> int:
+    """An async task that takes `seconds` on the event loop (`retry_seconds`, if given, on a retry)."""
     note(ledger, "start", key)
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(_duration(seconds, retry_seconds))
     note(ledger, "end", key)
     return os.getpid()
 
 
-def work_sync(ledger: str, key: str, seconds: float) -> int:
-    """A sync task that takes `seconds` in the thread (or process) running it."""
+def work_sync(ledger: str, key: str, seconds: float, retry_seconds: float | None = None) -> int:
+    """A sync task that takes `seconds` in the thread (or process) running it (`retry_seconds` on a retry)."""
     note(ledger, "start", key)
-    time.sleep(seconds)
+    time.sleep(_duration(seconds, retry_seconds))
     note(ledger, "end", key)
     return os.getpid()
+
+
+def _duration(seconds: float, retry_seconds: float | None) -> float:
+    return seconds if retry_seconds is None or current_task().attempt == 1 else retry_seconds
 
 
 async def raise_base_exception(ledger: str, key: str, name: str) -> None:
