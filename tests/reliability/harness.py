@@ -48,7 +48,7 @@ from pathlib import Path
 from sitq import TaskInfo, TaskQueue, TaskStatus
 
 TESTS = Path(__file__).resolve().parent.parent
-LEASE = 2.0
+LEASE = 3.0
 """The workers' lease in seconds: a dead worker's tasks are taken over this long after its last renewal."""
 DEADLINE = 120.0
 """How long any wait may take on a loaded two-core machine before the test fails."""

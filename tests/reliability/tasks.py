@@ -12,6 +12,7 @@ import ctypes
 import os
 import signal
 import time
+from collections.abc import Sequence
 
 from sitq import current_task
 
@@ -26,17 +27,25 @@ POISONS: dict[str, type[BaseException]] = {
 """The `BaseException`s a task may raise, by name; each must fail only its own task."""
 
 
-async def work(ledger: str, key: str, seconds: float, retry_seconds: float | None = None) -> int:
-    """An async task that takes `seconds` on the event loop (`retry_seconds`, if given, on a retry)."""
+async def work(
+    ledger: str, key: str, seconds: float, retry_seconds: float | None = None, after: Sequence[str] = ()
+) -> int:
+    """An async task on the event loop. It waits until every task key in `after` has started (see
+    `wait_for`), so that it surely runs beside them, then takes `seconds` (`retry_seconds`, if given, on
+    a retry)."""
     note(ledger, "start", key)
+    await asyncio.to_thread(wait_for, ledger, after)
     await asyncio.sleep(_duration(seconds, retry_seconds))
     note(ledger, "end", key)
     return os.getpid()
 
 
-def work_sync(ledger: str, key: str, seconds: float, retry_seconds: float | None = None) -> int:
-    """A sync task that takes `seconds` in the thread (or process) running it (`retry_seconds` on a retry)."""
+def work_sync(
+    ledger: str, key: str, seconds: float, retry_seconds: float | None = None, after: Sequence[str] = ()
+) -> int:
+    """`work` in the thread (or process) running sync tasks."""
     note(ledger, "start", key)
+    wait_for(ledger, after)
     time.sleep(_duration(seconds, retry_seconds))
     note(ledger, "end", key)
     return os.getpid()
@@ -44,6 +53,17 @@ def work_sync(ledger: str, key: str, seconds: float, retry_seconds: float | None
 
 def _duration(seconds: float, retry_seconds: float | None) -> float:
     return seconds if retry_seconds is None or current_task().attempt == 1 else retry_seconds
+
+
+def wait_for(ledger: str, keys: Sequence[str], timeout: float = 10.0) -> None:
+    """Return once every task key in `keys` has started, by the ledger, or after `timeout` seconds: a
+    worker shutting down waits for its running tasks, and must not wait for ever."""
+    deadline = time.monotonic() + timeout
+    while keys and time.monotonic() < deadline:
+        with open(ledger) as lines:
+            if {line.split()[1] for line in lines if line.startswith("start ")}.issuperset(keys):
+                return
+        time.sleep(0.01)
 
 
 async def raise_base_exception(ledger: str, key: str, name: str) -> None:

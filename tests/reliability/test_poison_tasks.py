@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from reliability.harness import BackendUnderTest, Child, Fleet, Ledger, settle, started, worker_pid
@@ -41,7 +43,7 @@ async def test_a_base_exception_fails_only_its_own_task(
     backend: BackendUnderTest, fleet: Fleet, ledger: Ledger, queue: TaskQueue, poison: str, mode: str
 ) -> None:
     worker = fleet.start_worker(concurrency=8, processes=MODES[mode])
-    innocent = await start_innocents(queue, ledger, worker, seconds=1.0)
+    innocent = await start_innocents(queue, ledger, worker, seconds=0.5, beside=["async", "sync"])
     poisoned = [
         await queue.enqueue(raise_base_exception, str(ledger), "async", poison),
         await queue.enqueue(raise_base_exception_sync, str(ledger), "sync", poison),
@@ -92,7 +94,7 @@ async def test_in_process_mode_a_task_ending_its_process_costs_only_its_own_atte
     backend: BackendUnderTest, fleet: Fleet, ledger: Ledger, queue: TaskQueue, death: str
 ) -> None:
     worker = fleet.start_worker(concurrency=8, processes=MODES["processes"])
-    innocent = await start_innocents(queue, ledger, worker, seconds=1.0)
+    innocent = await start_innocents(queue, ledger, worker, seconds=0.5, beside=["once", "twice"])
     once = await queue.enqueue(end_own_process, str(ledger), "once", death)
     twice = await queue.enqueue(
         Task(end_own_process, [str(ledger), "twice", death], max_attempts=2, retry=RetryPolicy(backoff=0.1))
@@ -124,14 +126,19 @@ async def start_innocents(
     queue: TaskQueue,
     ledger: Ledger,
     worker: Child,
+    *,
     seconds: float,
     retry_seconds: float | None = None,
     max_attempts: int = 1,
+    beside: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Enqueue two async and two sync tasks and wait until all four run; return their ids by key."""
+    """Enqueue two async and two sync `work` tasks and wait until all four run; return their ids by key.
+
+    They go on until every poison task keyed in `beside` has started, and `seconds` more, so that they
+    surely run beside the poison."""
     ids = {}
     for key, function in (("async-0", work), ("async-1", work), ("sync-0", work_sync), ("sync-1", work_sync)):
-        call = Task(function, [str(ledger), key, seconds, retry_seconds], max_attempts=max_attempts)
+        call = Task(function, [str(ledger), key, seconds, retry_seconds, beside], max_attempts=max_attempts)
         ids[key] = await queue.enqueue(call)
     await started(ledger, *ids, alive=[worker])
     return ids
