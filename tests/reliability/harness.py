@@ -163,6 +163,18 @@ class Child:
     def errors(self) -> str:
         return self.stderr.read_text()
 
+    def leftovers(self) -> list[int]:
+        """The live processes (zombies aside) of this one's process group: its children, if it has any,
+        and itself while it runs. Read from /proc, so on Linux only."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):  # the process has exited since the listing
+                pid, fields = stat.read_text().split(" (", 1)
+                state, _, group = fields.rsplit(") ", 1)[1].split()[:3]
+                if int(group) == self.pid and state != "Z":
+                    found.append(int(pid))
+        return found
+
     def describe(self) -> str:
         code = self.popen.poll()
         state = "running" if code is None else f"exited with {code}"
@@ -218,11 +230,15 @@ class Fleet:
         return [child for child in self.children if child.name.startswith("worker")]
 
     def close(self) -> None:
-        """Kill whatever is still running (stopped ones too), so that no test leaves a process behind."""
+        """Kill whatever is still running (stopped ones too), with its own children, so that no test
+        leaves a process behind."""
         for child in self.children:
             if child.running:
                 child.popen.kill()
             child.popen.wait()
+            if child.leftovers():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
 
     def _start(self, program: str, *args: str) -> Child:
         name = f"{program}-{len(self.children)}"
@@ -230,7 +246,11 @@ class Fleet:
         env = {**os.environ, "PYTHONPATH": str(TESTS)}
         with stdout.open("wb") as out, stderr.open("wb") as err:
             popen = subprocess.Popen(
-                [sys.executable, "-m", f"reliability.{program}", *args], env=env, stdout=out, stderr=err
+                [sys.executable, "-m", f"reliability.{program}", *args],
+                env=env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # a process group of its own, with whatever children it starts
             )
         child = Child(name, popen, stdout, stderr)
         self.children.append(child)

@@ -15,7 +15,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from reliability.harness import BackendUnderTest, Child, Fleet, Ledger, settle, started, worker_pid
+from reliability.harness import (
+    BackendUnderTest,
+    Child,
+    Fleet,
+    Ledger,
+    eventually,
+    settle,
+    started,
+    worker_pid,
+)
 from reliability.tasks import (
     POISONS,
     end_own_process,
@@ -49,7 +58,7 @@ async def test_a_base_exception_fails_only_its_own_task(
         await queue.enqueue(raise_base_exception_sync, str(ledger), "sync", poison),
     ]
     tasks = await settle(queue, alive=[worker])
-    assert await fleet.stop(worker) == 0, worker.describe()
+    await stop_leaving_nothing_behind(fleet, worker)
 
     for task_id in poisoned:
         info = tasks[task_id]
@@ -100,7 +109,7 @@ async def test_in_process_mode_a_task_ending_its_process_costs_only_its_own_atte
         Task(end_own_process, [str(ledger), "twice", death], max_attempts=2, retry=RetryPolicy(backoff=0.1))
     )
     tasks = await settle(queue, alive=[worker])
-    assert await fleet.stop(worker) == 0, worker.describe()
+    await stop_leaving_nothing_behind(fleet, worker)
 
     crash = CRASHED + DEATHS[death][1]
     for task_id, attempts in ((once, 1), (twice, 2)):
@@ -142,6 +151,12 @@ async def start_innocents(
         ids[key] = await queue.enqueue(call)
     await started(ledger, *ids, alive=[worker])
     return ids
+
+
+async def stop_leaving_nothing_behind(fleet: Fleet, worker: Child) -> None:
+    """SIGTERM: the worker exits 0, and the processes it ran tasks in (in process mode) exit with it."""
+    assert await fleet.stop(worker) == 0, worker.describe()
+    await eventually(lambda: not worker.leftovers(), f"{worker.name}'s child processes have exited")
 
 
 def assert_ran_once(tasks: dict[str, TaskInfo], innocent: dict[str, str], ledger: Ledger) -> None:
