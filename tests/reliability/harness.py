@@ -108,19 +108,19 @@ class Ledger:
         """Every execution of every task key, in the order they started."""
         if not self.path.exists():
             return {}
-        started: list[tuple[str, int, int]] = []
+        started: dict[tuple[str, int, int], None] = {}  # a set that keeps the order
         ended: set[tuple[str, int, int]] = set()
         for line in self.path.read_text().splitlines():
             event, key, attempt, pid = line.split()
             run = (key, int(attempt), int(pid))
             if event == "start":
-                started.append(run)
+                started[run] = None
             else:
                 assert event == "end" and run in started, f"an end without a start in the ledger: {line}"
                 ended.add(run)
         by_key: dict[str, list[Execution]] = {}
-        for key, attempt, pid in started:
-            by_key.setdefault(key, []).append(Execution(key, attempt, pid, (key, attempt, pid) in ended))
+        for run in started:
+            by_key.setdefault(run[0], []).append(Execution(*run, completed=run in ended))
         return by_key
 
     def of(self, key: str) -> list[Execution]:

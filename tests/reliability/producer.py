@@ -1,7 +1,8 @@
 """A producer process of the reliability suite: ``python -m reliability.producer URL LEDGER PREFIX COUNT``.
 
-It enqueues COUNT `tasks.work` calls keyed PREFIX-0, PREFIX-1, ... in batches, each taking a time drawn
-from `--seed`, and prints their ids, one a line, as it goes.
+It enqueues COUNT tasks keyed PREFIX-0, PREFIX-1, ... in batches, async (`tasks.work`) and sync
+(`tasks.work_sync`) in turn, each taking a time drawn from `--seed`, and prints their ids, one a line,
+as it goes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import asyncio
 import random
 
-from reliability.tasks import work
+from reliability.tasks import work, work_sync
 from sitq import Task, TaskQueue
 
 BATCH = 50
@@ -22,7 +23,7 @@ async def produce(args: argparse.Namespace) -> None:
         for first in range(0, args.count, BATCH):
             batch = [
                 Task(
-                    work,
+                    work_sync if n % 2 else work,
                     [args.ledger, f"{args.prefix}-{n}", draw.uniform(args.min_seconds, args.max_seconds)],
                     max_attempts=args.max_attempts,
                 )
