@@ -1,17 +1,21 @@
-"""SIGTERM drains a worker: it takes no more tasks, lets its running ones finish within the grace period,
-gives back those that do not, and exits 0. Nothing is lost and nothing that finished runs twice."""
+"""SIGTERM (or SIGINT, Ctrl-C) drains a worker: it takes no more tasks, lets its running ones finish within
+the grace period, gives back those that do not, and exits 0. Nothing is lost and nothing that finished
+runs twice."""
 
 from __future__ import annotations
 
 import signal
+
+import pytest
 
 from reliability.harness import BackendUnderTest, Fleet, Ledger, eventually, settle, started
 from reliability.tasks import work, work_sync
 from sitq import AttemptOutcome, TaskQueue, TaskStatus
 
 
-async def test_sigterm_lets_running_tasks_finish_and_leaves_the_rest_to_other_workers(
-    backend: BackendUnderTest, fleet: Fleet, ledger: Ledger, queue: TaskQueue
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_stop_signal_lets_running_tasks_finish_and_leaves_the_rest_to_other_workers(
+    backend: BackendUnderTest, fleet: Fleet, ledger: Ledger, queue: TaskQueue, signum: signal.Signals
 ) -> None:
     ids = {}
     for n in range(8):
@@ -19,7 +23,7 @@ async def test_sigterm_lets_running_tasks_finish_and_leaves_the_rest_to_other_wo
         ids[f"t{n}"] = await queue.enqueue(function, str(ledger), f"t{n}", 1.0)
     drained = fleet.start_worker(concurrency=4)
     await eventually(lambda: len(ledger.executions()) == 4, "the worker runs four tasks", alive=[drained])
-    drained.send(signal.SIGTERM)
+    drained.send(signum)
     assert await drained.exit_code() == 0, drained.describe()
 
     ran = ledger.executions()
