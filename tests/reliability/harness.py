@@ -194,19 +194,17 @@ class Fleet:
     def start_worker(
         self,
         *,
-        concurrency: int = 4,
+        concurrency: int | None = 4,
         lease: float = LEASE,
         grace_period: float = 30.0,
         poll_interval: float = 0.2,
         processes: int | None = None,
     ) -> Child:
-        """Start ``python -m reliability.worker``: a `sitq.Worker` (see its module for the options)."""
-        options = [
-            f"--concurrency={concurrency}",
-            f"--lease={lease}",
-            f"--grace-period={grace_period}",
-            f"--poll-interval={poll_interval}",
-        ]
+        """Start ``python -m reliability.worker``: a `sitq.Worker` with these options (`concurrency` is its
+        `max_concurrency`; None leaves it and `processes` to the Worker's defaults)."""
+        options = [f"--lease={lease}", f"--grace-period={grace_period}", f"--poll-interval={poll_interval}"]
+        if concurrency is not None:
+            options.append(f"--concurrency={concurrency}")
         if processes is not None:
             options.append(f"--processes={processes}")
         return self._start("worker", self.url, *options)

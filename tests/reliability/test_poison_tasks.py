@@ -1,4 +1,5 @@
-"""Poison tasks beside innocent ones, in thread mode (the default) and process mode (`processes=3`).
+"""Poison tasks beside innocent ones, in thread mode (the default) and process mode (`processes=4`: one
+child for each task that runs at once).
 
 - A `BaseException` raised by a task (KeyboardInterrupt, SystemExit, GeneratorExit, a custom one), from
   async or sync code, fails only that task, in either mode: the worker goes on and its neighbours succeed.
@@ -35,8 +36,11 @@ from reliability.tasks import (
 )
 from sitq import AttemptOutcome, RetryPolicy, Task, TaskInfo, TaskQueue, TaskStatus
 
-MODES = {"threads": None, "processes": 3}
+MODES = {"threads": None, "processes": 4}
 """Worker modes by name: the `processes` a worker is given."""
+INNOCENTS = {"threads": 4, "processes": 2}
+"""How many innocent tasks run beside the poison ones, in each mode: in process mode, two poisons and two
+innocents fill the four children."""
 DEATHS = {
     "exit": (3, "exited with code 3"),
     "sigkill": (-9, "killed by SIGKILL (signal 9)"),
@@ -51,8 +55,10 @@ CRASHED = "TaskCrashedError: the process running the task died: "
 async def test_a_base_exception_fails_only_its_own_task(
     backend: BackendUnderTest, fleet: Fleet, ledger: Ledger, queue: TaskQueue, poison: str, mode: str
 ) -> None:
-    worker = fleet.start_worker(concurrency=8, processes=MODES[mode])
-    innocent = await start_innocents(queue, ledger, worker, seconds=0.5, beside=["async", "sync"])
+    worker = fleet.start_worker(concurrency=None, processes=MODES[mode])
+    innocent = await start_innocents(
+        queue, ledger, worker, INNOCENTS[mode], seconds=0.5, beside=["async", "sync"]
+    )
     poisoned = [
         await queue.enqueue(raise_base_exception, str(ledger), "async", poison),
         await queue.enqueue(raise_base_exception_sync, str(ledger), "sync", poison),
@@ -73,7 +79,9 @@ async def test_in_thread_mode_a_task_ending_its_process_loses_none_of_its_neighb
 ) -> None:
     doomed = fleet.start_worker(concurrency=8)
     # Long enough to be still running when the poison strikes, short when run again.
-    innocent = await start_innocents(queue, ledger, doomed, seconds=30.0, retry_seconds=0.1, max_attempts=2)
+    innocent = await start_innocents(
+        queue, ledger, doomed, INNOCENTS["threads"], seconds=30.0, retry_seconds=0.1, max_attempts=2
+    )
     poison = await queue.enqueue(end_own_process, str(ledger), "poison", death)
     assert await doomed.exit_code() == DEATHS[death][0], doomed.describe()
     successor = fleet.start_worker(concurrency=8)
@@ -102,8 +110,10 @@ async def test_in_thread_mode_a_task_ending_its_process_loses_none_of_its_neighb
 async def test_in_process_mode_a_task_ending_its_process_costs_only_its_own_attempt(
     backend: BackendUnderTest, fleet: Fleet, ledger: Ledger, queue: TaskQueue, death: str
 ) -> None:
-    worker = fleet.start_worker(concurrency=8, processes=MODES["processes"])
-    innocent = await start_innocents(queue, ledger, worker, seconds=0.5, beside=["once", "twice"])
+    worker = fleet.start_worker(concurrency=None, processes=MODES["processes"])
+    innocent = await start_innocents(
+        queue, ledger, worker, INNOCENTS["processes"], seconds=0.5, beside=["once", "twice"]
+    )
     once = await queue.enqueue(end_own_process, str(ledger), "once", death)
     twice = await queue.enqueue(
         Task(end_own_process, [str(ledger), "twice", death], max_attempts=2, retry=RetryPolicy(backoff=0.1))
@@ -135,18 +145,20 @@ async def start_innocents(
     queue: TaskQueue,
     ledger: Ledger,
     worker: Child,
+    count: int,
     *,
     seconds: float,
     retry_seconds: float | None = None,
     max_attempts: int = 1,
     beside: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Enqueue two async and two sync `work` tasks and wait until all four run; return their ids by key.
+    """Enqueue `count` `work` tasks, async and sync in turn, and wait until all run; return their ids by key.
 
     They go on until every poison task keyed in `beside` has started, and `seconds` more, so that they
     surely run beside the poison."""
     ids = {}
-    for key, function in (("async-0", work), ("async-1", work), ("sync-0", work_sync), ("sync-1", work_sync)):
+    for n in range(count):
+        key, function = (f"sync-{n}", work_sync) if n % 2 else (f"async-{n}", work)
         call = Task(function, [str(ledger), key, seconds, retry_seconds, beside], max_attempts=max_attempts)
         ids[key] = await queue.enqueue(call)
     await started(ledger, *ids, alive=[worker])

@@ -17,18 +17,18 @@ from sitq import Worker
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m reliability.worker")
     parser.add_argument("url")
-    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, help="max_concurrency (default: the Worker's)")
     parser.add_argument("--lease", type=float, required=True)
     parser.add_argument("--grace-period", type=float, required=True)
     parser.add_argument("--poll-interval", type=float, required=True)
     parser.add_argument("--processes", type=int, help="run tasks in this many child processes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(process)d %(name)s: %(message)s")
-    # Only given when asked for, so the thread mode runs the very call a user writes.
-    options: dict[str, Any] = {} if args.processes is None else {"processes": args.processes}
+    # Only what is asked for, so that the defaults are the very ones a user gets.
+    given = {"max_concurrency": args.concurrency, "processes": args.processes}
+    options: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     worker = Worker(
         args.url,
-        max_concurrency=args.concurrency,
         lease=args.lease,
         grace_period=args.grace_period,
         poll_interval=args.poll_interval,
