@@ -21,6 +21,11 @@ sitq never touches.
 - `eventually()` and `settle()` wait with generous deadlines, and fail at once, saying why, if a worker
   that must stay up exits.
 
+The folder has no `__init__.py`: with tests/ on the path (pytest's `pythonpath`, and PYTHONPATH in the
+processes the fleet starts) it imports as the namespace package `reliability`, so a worker process finds
+`reliability.tasks` by the same name as the test that enqueued its functions, while the test modules
+keep their plain names.
+
 A test that uses them::
 
     async def test_something(backend, fleet, ledger, queue):
