@@ -7,9 +7,9 @@ from __future__ import annotations
 import signal
 
 import pytest
-
 from reliability.harness import BackendUnderTest, Fleet, Ledger, eventually, settle, started
 from reliability.tasks import work, work_sync
+
 from sitq import AttemptOutcome, TaskQueue, TaskStatus
 
 
@@ -49,7 +49,7 @@ async def test_sigterm_gives_back_what_outlasts_the_grace_period(
 ) -> None:
     quick = await queue.enqueue(work, str(ledger), "quick", 0.2)
     slow = await queue.enqueue(work, str(ledger), "slow", 60.0)
-    worker = fleet.start_worker(grace_period=2.0)
+    worker = fleet.start_worker(grace_period=3.0)
     await started(ledger, "quick", "slow", alive=[worker])
     worker.send(signal.SIGTERM)
     assert await worker.exit_code() == 0, worker.describe()
