@@ -41,26 +41,6 @@ def return_unpicklable() -> object:
     return threading.Lock()
 
 
-def record_run(token: str, log_path: str) -> str:
-    """Append one line per run to a shared log, so a test can count how often each task ran."""
-    _append(log_path, token)
-    return token
-
-
-async def mark_then_sleep(token: str, log_path: str, seconds: float) -> str:
-    """Log a start line, sleep, log an end line: a test can tell how often a task began and finished."""
-    _append(log_path, f"start {token}")
-    await asyncio.sleep(seconds)
-    _append(log_path, f"end {token}")
-    return token
-
-
-def _append(path: str, line: str) -> None:
-    """A line-sized append is atomic, so concurrent tasks' lines never mix."""
-    with open(path, "a") as log:
-        log.write(f"{line}\n")
-
-
 CANCELLED: list[str] = []
 
 
