@@ -3,10 +3,14 @@ as the worker found it."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
-from sitq_command import Sitq
+from sitq_command import SITQ, Sitq
 
 JOBS = textwrap.dedent(
     """
@@ -18,8 +22,42 @@ JOBS = textwrap.dedent(
 
     def crash():
         os._exit(3)
+
+    def announce_then_sleep(path, seconds):
+        with open(path, "w") as file:
+            file.write(str(os.getpid()))
+        time.sleep(seconds)
+        return os.getpid()
     """
 )
+
+
+def start_in_session(here: Sitq, *args: str) -> subprocess.Popen[str]:
+    """A worker in a session of its own, as a terminal starts a command: a signal can go to its group."""
+    return subprocess.Popen(
+        [SITQ, "worker", "jobs", *args],
+        cwd=here.cwd,
+        env=here.env(PYTHONPATH=""),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_pid(path: Path) -> int:
+    deadline = time.monotonic() + 30
+    while not (path.exists() and path.read_text()):
+        assert time.monotonic() < deadline, f"{path.name} was never written"
+        time.sleep(0.02)
+    return int(path.read_text())
+
+
+def is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def test_worker_processes_runs_tasks_in_children_that_import_the_module_as_the_worker_did(
@@ -50,3 +88,39 @@ def test_worker_processes_runs_tasks_in_children_that_import_the_module_as_the_w
 def test_concurrency_cannot_exceed_processes(sitq: Sitq) -> None:
     line = sitq.fails(2, "worker", "cli_tasks", "--processes", "2", "--concurrency", "3")
     assert "max_concurrency=3 cannot exceed processes=2" in line
+
+
+def test_ctrl_c_in_the_terminal_lets_the_children_finish_their_tasks(tmp_path: Path) -> None:
+    """Ctrl-C signals the whole foreground process group: the children ignore it, and the worker lets
+    them finish within its grace period, as in thread mode."""
+    (tmp_path / "jobs.py").write_text(JOBS)
+    here = Sitq(tmp_path, url=f"sqlite:///{tmp_path / 'jobs.db'}")
+    task_id = here.ok(
+        "enqueue", "jobs:announce_then_sleep", str(tmp_path / "pid"), "1", PYTHONPATH=""
+    ).strip()
+    worker = start_in_session(here, "--processes", "2")
+    try:
+        wait_for_pid(tmp_path / "pid")
+        os.killpg(worker.pid, signal.SIGINT)
+        _, log = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, log
+    assert here.json("show", task_id, PYTHONPATH="")["status"] == "success", log
+
+
+def test_the_children_do_not_outlive_a_killed_worker(tmp_path: Path) -> None:
+    (tmp_path / "jobs.py").write_text(JOBS)
+    here = Sitq(tmp_path, url=f"sqlite:///{tmp_path / 'jobs.db'}")
+    here.ok("enqueue", "jobs:announce_then_sleep", str(tmp_path / "pid"), "600", PYTHONPATH="")
+    worker = start_in_session(here, "--processes", "1")
+    try:
+        child = wait_for_pid(tmp_path / "pid")
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate(timeout=30)
+        deadline = time.monotonic() + 30
+        while not is_gone(child):
+            assert time.monotonic() < deadline, "the child outlived its worker"
+            time.sleep(0.05)
+    finally:
+        worker.kill()
