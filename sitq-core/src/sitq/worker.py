@@ -225,7 +225,11 @@ class Worker:
         if self.processes is not None:
             if self._pool is None:
                 pool = ProcessPool(self.processes, self._codec.serializer)
-                await pool.start()
+                try:
+                    await pool.start()
+                except BaseException:
+                    await self._release()  # a worker that cannot start holds nothing
+                    raise
                 self._pool = pool
         elif self._executor is None:
             self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="sitq-task")
