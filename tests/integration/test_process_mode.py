@@ -26,7 +26,7 @@ from process_tasks import (
     sleep_forever,
 )
 from programs import run_program
-from sample_tasks import add
+from sample_tasks import add, multiply
 
 from sitq import (
     AttemptOutcome,
@@ -134,6 +134,25 @@ async def test_a_task_that_kills_its_process_costs_only_its_own_attempt(
         ("failed", poisoned),
     }
     assert {pid for _, _, pid in hooks.events} == {os.getpid()}
+
+
+class ExitWhenLoaded:
+    """A poison payload: unpickling it ends the process that does so."""
+
+    def __reduce__(self) -> tuple[Callable[[int], None], tuple[int]]:
+        return os._exit, (7,)
+
+
+async def test_a_payload_that_kills_its_deserializer_costs_only_that_attempt(tmp_path: Path) -> None:
+    """The worker never unpickles a call: the child that does dies, and the worker goes on."""
+    async with TaskQueue(url(tmp_path)) as queue, Worker(queue, processes=1, poll_interval=0.1):
+        poisoned = await queue.get_result(
+            await queue.enqueue(multiply, ExitWhenLoaded(), 2), timeout=DEADLINE
+        )
+        after = await queue.get_result(await queue.enqueue(multiply, 3, 2), timeout=DEADLINE)
+    assert poisoned is not None and poisoned.status == TaskStatus.FAILED
+    assert poisoned.error == "TaskCrashedError: the process running the task died: exited with code 7"
+    assert after is not None and after.value == 6
 
 
 async def test_a_crash_is_retried_when_the_policy_retries_it(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ class Failure:
     @classmethod
     def of(cls, exc: BaseException, policy: RetryPolicy) -> Failure:
         return cls(
-            error=f"{type(exc).__name__}: {exc}",
+            error=f"{type(exc).__name__}: {_message(exc)}",
             traceback=format_traceback(exc),
             delay=float(exc.delay) if isinstance(exc, Retry) else None,
             retryable=policy.retries(exc),
@@ -46,6 +46,13 @@ class FailedInChild(Exception):
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.error)
         self.failure = failure
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception as problem:  # a task's own exception class may fail even at this
+        return f"<str() of the exception raised {type(problem).__name__}>"
 
 
 # Frames of sitq's machinery, and of the executor that ran a sync task, say nothing about a task's failure.

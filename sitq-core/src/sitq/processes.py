@@ -227,11 +227,6 @@ class ProcessPool:
         self._threads = ThreadPoolExecutor(2 * size, thread_name_prefix="sitq-child-pipe")
         self._closed = False
 
-    @property
-    def pids(self) -> list[int]:
-        """The process ids of the live children."""
-        return sorted(child.process.pid for child in self._children if child.process.pid is not None)
-
     async def start(self) -> None:
         """Start every child and wait until each is ready; `WorkerError` if one cannot start."""
         _kill_leftovers_at_exit()
@@ -256,7 +251,8 @@ class ProcessPool:
         process = _CONTEXT.Process(
             target=serve, args=(theirs, self._serializer_class, fault_path), name="sitq-task-process"
         )
-        process.start()
+        # Off the loop: starting writes the child's whole preparation data through a pipe.
+        await asyncio.get_running_loop().run_in_executor(self._threads, process.start)
         theirs.close()  # so that the child's death reads as the end of the pipe
         child = Child(process, ours, fault_path)
         _LIVE.add(child)
