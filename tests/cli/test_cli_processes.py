@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from programs import is_gone
 from sitq_command import SITQ, Sitq
 
 JOBS = textwrap.dedent(
@@ -50,14 +51,6 @@ def wait_for_pid(path: Path) -> int:
         assert time.monotonic() < deadline, f"{path.name} was never written"
         time.sleep(0.02)
     return int(path.read_text())
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_worker_processes_runs_tasks_in_children_that_import_the_module_as_the_worker_did(

@@ -25,7 +25,7 @@ from process_tasks import (
     segfault,
     sleep_forever,
 )
-from programs import run_program
+from programs import is_gone, run_program
 from sample_tasks import add, multiply
 
 from sitq import (
@@ -75,14 +75,6 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
 
 def children() -> set[int]:
     return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
-
-
-def is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 async def pid_in(path: Path) -> int:
