@@ -178,8 +178,8 @@ async def test_a_timeout_kills_the_child_and_a_new_one_takes_its_place(tmp_path:
     async with TaskQueue(url(tmp_path)) as queue:
         stuck = await queue.enqueue(Task(sleep_forever, [str(pid_file)], timeout=0.5))
         async with Worker(queue, processes=1, poll_interval=0.1):
+            [stuck_in] = children()
             timed_out = await queue.get_result(stuck, timeout=DEADLINE)
-            stuck_in = await pid_in(pid_file)
             assert is_gone(stuck_in)
             await eventually(lambda: len(children()) == 1 and stuck_in not in children(), "a new child")
             after = await queue.get_result(await queue.enqueue(add, 2, 3), timeout=DEADLINE)
