@@ -251,8 +251,7 @@ class ProcessPool:
         process = _CONTEXT.Process(
             target=serve, args=(theirs, self._serializer_class, fault_path), name="sitq-task-process"
         )
-        # Off the loop: starting writes the child's whole preparation data through a pipe.
-        await asyncio.get_running_loop().run_in_executor(self._threads, process.start)
+        process.start()  # a millisecond; no await before the child is tracked, so none can lose it
         theirs.close()  # so that the child's death reads as the end of the pipe
         child = Child(process, ours, fault_path)
         _LIVE.add(child)
