@@ -76,13 +76,12 @@ def serve(connection: Connection, serializer_class: type[Serializer], fault_path
         faulthandler.enable(faults, all_threads=False)
         codec = Codec(default_plugins(), serializer_class())
         with asyncio.Runner() as runner:
-            connection.send(_READY)
-            while True:
-                try:
-                    job = connection.recv()
-                except EOFError:
-                    return
-                connection.send(_run(job, codec, runner))
+            try:
+                connection.send(_READY)
+                while True:
+                    connection.send(_run(connection.recv(), codec, runner))
+            except (EOFError, OSError):  # the worker closed the pipe, or is gone
+                return
 
 
 def _run(job: Job, codec: Codec, runner: asyncio.Runner) -> bytes | Failure:
