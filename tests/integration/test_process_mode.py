@@ -252,6 +252,18 @@ async def test_closures_async_tasks_workflows_and_the_task_context_work_in_child
     assert summed is not None and summed.value == 10
 
 
+async def test_process_task_runs_the_task_in_a_child(tmp_path: Path) -> None:
+    async with TaskQueue(url(tmp_path)) as queue:
+        task_id = await queue.enqueue(context_of_async_task)
+        worker = Worker(queue, processes=1)
+        try:
+            result = await worker.process_task(task_id)
+        finally:
+            await worker.stop()
+    assert result.value["pid"] != os.getpid() and result.value["task_id"] == task_id
+    assert not children()
+
+
 def test_a_script_runs_its_own_functions_in_process_mode(tmp_path: Path) -> None:
     """Functions of `__main__` travel by value; the children import the script again (as `__mp_main__`),
     so it starts its worker under `if __name__ == "__main__":`."""
