@@ -325,7 +325,9 @@ class ProcessPool:
             return reply
         if isinstance(reply, Failure):
             raise FailedInChild(reply)
-        crash = TaskCrashedError(f"the process running the task died: {describe_exit(reply)}")
+        how = describe_exit(reply)
+        logger.warning("child process %s died running a task (%s); starting another", child.process.pid, how)
+        crash = TaskCrashedError(f"the process running the task died: {how}")
         error = f"{type(crash).__name__}: {crash}"
         faults = child.faults()
         raise FailedInChild(
