@@ -29,6 +29,11 @@ JOBS = textwrap.dedent(
             file.write(str(os.getpid()))
         time.sleep(seconds)
         return os.getpid()
+
+    def announce_then_hold_the_gil(path):
+        with open(path, "w") as file:
+            file.write(str(os.getpid()))
+        return sum(range(10**12))  # hours in C code that never lets another thread run
     """
 )
 
@@ -103,9 +108,10 @@ def test_ctrl_c_in_the_terminal_lets_the_children_finish_their_tasks(tmp_path: P
 
 
 def test_the_children_do_not_outlive_a_killed_worker(tmp_path: Path) -> None:
+    """Not even one whose task holds the GIL, so that no thread of the child could notice."""
     (tmp_path / "jobs.py").write_text(JOBS)
     here = Sitq(tmp_path, url=f"sqlite:///{tmp_path / 'jobs.db'}")
-    here.ok("enqueue", "jobs:announce_then_sleep", str(tmp_path / "pid"), "600", PYTHONPATH="")
+    here.ok("enqueue", "jobs:announce_then_hold_the_gil", str(tmp_path / "pid"), PYTHONPATH="")
     worker = start_in_session(here, "--processes", "1")
     try:
         child = wait_for_pid(tmp_path / "pid")

@@ -22,6 +22,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable
@@ -45,6 +46,7 @@ _READY: Final = "ready"
 _CONTEXT = multiprocessing.get_context("spawn")
 _JOIN_SECONDS = 5.0
 """How long a child that closed its pipe, or was asked to exit, gets to do so before it is killed."""
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _RESTART_BACKOFF = (1.0, 30.0)
 """First and longest wait between attempts to start a child that failed to start."""
 
@@ -110,8 +112,14 @@ def _exit_with_parent() -> None:
     parent = multiprocessing.parent_process()
     if parent is None:
         return
+    if sys.platform == "linux":
+        # The kernel kills the child when the worker's thread that started it ends, even while the task
+        # holds the GIL, which the watching thread below would need.
+        import ctypes  # only children need it
 
-    def watch() -> None:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:  # other systems, and a worker that died before prctl
         multiprocessing.connection.wait([parent.sentinel])
         os._exit(1)
 
