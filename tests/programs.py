@@ -14,3 +14,12 @@ def run_program(script: Path, cwd: Path, timeout: float = 60) -> subprocess.Comp
     return subprocess.run(
         [sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def is_gone(pid: int) -> bool:
+    """Whether no process has this id any more (it ended, and its parent has reaped it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

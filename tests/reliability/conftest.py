@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
 from reliability.harness import BACKENDS, BackendUnderTest, Fleet, Ledger
+
 from sitq import TaskQueue
 
 

@@ -12,6 +12,7 @@ import asyncio
 import random
 
 from reliability.tasks import work, work_sync
+
 from sitq import Task, TaskQueue
 
 BATCH = 50

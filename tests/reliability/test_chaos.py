@@ -14,6 +14,7 @@ import os
 import random
 
 from reliability.harness import BackendUnderTest, Child, Fleet, Ledger, settle, worker_pid
+
 from sitq import AttemptOutcome, TaskInfo, TaskQueue, TaskStatus
 
 WORKERS = 3

@@ -7,9 +7,9 @@ from __future__ import annotations
 import signal
 
 import pytest
-
 from reliability.harness import BackendUnderTest, Fleet, Ledger, eventually, started, worker_pid
 from reliability.tasks import work
+
 from sitq import AttemptOutcome, Task, TaskQueue, TaskStatus
 
 SECONDS = 2.0

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-
 from reliability.harness import (
     BackendUnderTest,
     Child,
@@ -34,6 +33,7 @@ from reliability.tasks import (
     work,
     work_sync,
 )
+
 from sitq import AttemptOutcome, RetryPolicy, Task, TaskInfo, TaskQueue, TaskStatus
 
 MODES = {"threads": None, "processes": 4}

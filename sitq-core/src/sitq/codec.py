@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,8 @@ from sitq.plugins import Plugins
 from sitq.serializer import Serializer
 
 Call = tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]
+ParentResults = tuple[tuple[str, bytes, str], ...]
+"""The stored results of a task's parents: (task id, result bytes, serializer name) each."""
 
 
 def task_name(function: Callable[..., Any]) -> str:
@@ -19,6 +22,14 @@ def task_name(function: Callable[..., Any]) -> str:
     qualname = getattr(function, "__qualname__", None) or type(function).__qualname__
     module = getattr(function, "__module__", None)
     return f"{module}.{qualname}" if module else qualname
+
+
+def takes_parent_results(function: Callable[..., Any]) -> bool:
+    """Whether a task of a workflow is called with its parents' results, as `parent_results=`."""
+    try:
+        return "parent_results" in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # some builtins have no signature to inspect
+        return False
 
 
 class Codec:
@@ -63,6 +74,10 @@ class Codec:
     def decode_value(self, data: bytes, serializer: str) -> Any:
         with _reraised(f"cannot decode this task's result with {serializer!r}"):
             return self._by_name(serializer).loads(data)
+
+    def decode_parent_results(self, parents: ParentResults) -> dict[str, Any]:
+        """What a task that takes `parent_results` is given: its parents' return values by task id."""
+        return {task_id: self.decode_value(result, serializer) for task_id, result, serializer in parents}
 
     def to_result(self, record: TaskRecord) -> Result:
         value = None if record.result is None else self.decode_value(record.result, record.serializer)

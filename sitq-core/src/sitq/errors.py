@@ -71,6 +71,13 @@ class TaskTimeoutError(SitqError, TimeoutError):
     """Recorded on an attempt that ran past its `timeout`; retried like any `TimeoutError`."""
 
 
+class TaskCrashedError(SitqError):
+    """Recorded on an attempt whose process died under it in process mode (`Worker(processes=N)`): the task
+    killed it (a signal, `os._exit`, a crash in native code) or something else did. The message says
+    how, such as "killed by SIGKILL (signal 9)" or "exited with code 3". Like any `Exception`, retried by
+    a retry policy that does not leave it out."""
+
+
 class TaskCancelledError(SitqError):
     """Recorded on a running task that `cancel()` stopped."""
 

@@ -1,4 +1,5 @@
-"""`Worker`: claims due tasks from a backend and runs them, async ones on the loop, sync ones in threads."""
+"""`Worker`: claims due tasks from a backend and runs them, async ones on the loop, sync ones in threads, or
+every one in child processes (process mode, `sitq.processes`)."""
 
 from __future__ import annotations
 
@@ -11,36 +12,37 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sitq.backend import Backend
 from sitq.backoff import Backoff
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
-from sitq.codec import Codec
+from sitq.codec import Codec, ParentResults, takes_parent_results
 from sitq.errors import (
-    Retry,
     TaskCancelledError,
     TaskNotFoundError,
     TaskTimeoutError,
     ValidationError,
     WorkerError,
 )
+from sitq.failures import FailedInChild, Failure
 from sitq.models import AttemptOutcome, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
+from sitq.processes import Job, ProcessPool
 from sitq.queue import TaskQueue
 from sitq.serializer import Serializer
 from sitq.tasks import TaskContext, enter_task, reset_task
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Worker:
@@ -53,6 +55,13 @@ class Worker:
     dies another worker picks the task up. On stop, running tasks get `grace_period` seconds to finish;
     the rest are given back to the queue. With `retention` (one duration, or one per queue), the worker
     deletes its queues' tasks that finished longer ago than that, about once a minute.
+
+    With `processes=N` (process mode), tasks run in N child processes, one at a time each, instead of in
+    this process: a task that kills its process (a signal, `os._exit`, a crash in native code) costs only
+    its own attempt, recorded as `TaskCrashedError`, and its child is replaced; a timeout or a cancellation
+    kills the child running the task; CPU-bound tasks use one core per child. Hooks still fire in this
+    process. `max_concurrency` defaults to 10 in thread mode and to `processes` in process mode, which it
+    cannot exceed.
     """
 
     def __init__(
@@ -60,7 +69,8 @@ class Worker:
         backend: Backend | TaskQueue | str | None = None,
         serializer: Serializer | str | None = None,
         *,
-        max_concurrency: int = 10,
+        max_concurrency: int | None = None,
+        processes: int | None = None,
         poll_interval: float = 1.0,
         lease: float = 60.0,
         queues: Sequence[str] = ("default",),
@@ -68,8 +78,19 @@ class Worker:
         retention: timedelta | Mapping[str, timedelta] | None = None,
         plugins: Sequence[object] = (),
     ) -> None:
+        if processes is not None and (
+            isinstance(processes, bool) or not isinstance(processes, int) or processes < 1
+        ):
+            raise ValidationError(f"processes must be a whole number >= 1 or None, not {processes!r}")
+        if max_concurrency is None:
+            max_concurrency = processes or 10
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValidationError(f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}")
+        if processes is not None and max_concurrency > processes:
+            raise ValidationError(
+                f"max_concurrency={max_concurrency} cannot exceed processes={processes}: each child process "
+                "runs one task at a time; leave max_concurrency out to run one task per process"
+            )
         for name, seconds in (
             ("poll_interval", poll_interval),
             ("lease", lease),
@@ -90,6 +111,7 @@ class Worker:
             self.backend = self.plugins.resolve_backend(backend)
         self._codec = Codec(self.plugins, self.plugins.resolve_serializer(serializer))
         self.max_concurrency = max_concurrency
+        self.processes = processes
         self.poll_interval = float(poll_interval)
         self.lease = timedelta(seconds=lease)
         self.queues = tuple(queues)
@@ -107,6 +129,7 @@ class Worker:
         self._cancel_requested: set[str] = set()
         self._busy_threads: set[concurrent.futures.Future[Any]] = set()
         self._executor: ThreadPoolExecutor | None = None
+        self._pool: ProcessPool | None = None
         self._holds_connection = False
         self._stopping = False
         self._taking = False
@@ -237,7 +260,16 @@ class Worker:
         if not self._holds_connection:
             await self.backend.connect()
             self._holds_connection = True
-        if self._executor is None:
+        if self.processes is not None:
+            if self._pool is None:
+                pool = ProcessPool(self.processes, self._codec.serializer)
+                try:
+                    await pool.start()
+                except BaseException:
+                    await self._release()  # a worker that cannot start holds nothing
+                    raise
+                self._pool = pool
+        elif self._executor is None:
             self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="sitq-task")
 
     async def _release(self) -> None:
@@ -245,6 +277,9 @@ class Worker:
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
         if self._holds_connection:
             self._holds_connection = False
             await self.backend.close()
@@ -486,11 +521,7 @@ class Worker:
         token = enter_task(context)
         started = time.perf_counter()
         try:
-            function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
-            if reserved.depends_on and _takes_parent_results(function):
-                kwargs = {**kwargs, "parent_results": await self._parent_results(reserved)}
-            value = await self._call(reserved, function, args, kwargs)
-            result = self._codec.encode_value(value, reserved.serializer)
+            result = await self._run(reserved, context)
         except asyncio.CancelledError:
             raise  # the worker stopping, or the call given back: not the task's failure
         except BaseException as exc:
@@ -529,16 +560,19 @@ class Worker:
         self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]
     ) -> TaskOutcome:
         """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good."""
-        error, formatted = f"{type(failure).__name__}: {failure}", _format_traceback(failure)
+        options = reserved.options
+        described = (
+            failure.failure if isinstance(failure, FailedInChild) else Failure.of(failure, options.retry)
+        )
+        error, formatted = described.error, described.traceback
         if isinstance(failure, TaskCancelledError):
             await self.plugins.task_cancelled(**identity)
             return self._outcome(reserved, TaskStatus.CANCELLED, error=error)
-        options = reserved.options
         if isinstance(failure, TaskTimeoutError):
             assert options.timeout is not None
             await self.plugins.task_timed_out(**identity, attempt=reserved.attempt, timeout=options.timeout)
-        delay = failure.delay if isinstance(failure, Retry) else None
-        if delay is None and options.retry.retries(failure):
+        delay = described.delay
+        if delay is None and described.retryable:
             delay = options.retry.delay(reserved.attempt)
         if delay is not None and reserved.attempt < options.max_attempts:
             logger.info("task %s (%s) will retry in %.3gs: %s", reserved.id, reserved.name, delay, error)
@@ -560,15 +594,29 @@ class Worker:
         status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
         return self._outcome(reserved, status, error=error, traceback=formatted)
 
-    async def _parent_results(self, reserved: ReservedTask) -> dict[str, Any]:
-        """The return values of the task's parents, by task id (they have all succeeded)."""
-        values = {}
+    async def _run(self, reserved: ReservedTask, context: TaskContext) -> bytes:
+        """Decode, call and encode the task: here, or in a child process that does all three."""
+        if self._pool is not None:
+            parents = await self._parent_results(reserved)
+            job = Job(reserved.payload, reserved.serializer, context, reserved.options.retry, parents)
+            async with self._pool.child() as child:  # waited for outside the task's timeout
+                return await self._call_async(reserved, self._pool.run(child, job))
+        function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
+        if reserved.depends_on and takes_parent_results(function):
+            parents = await self._parent_results(reserved)
+            kwargs = {**kwargs, "parent_results": self._codec.decode_parent_results(parents)}
+        value = await self._call(reserved, function, args, kwargs)
+        return self._codec.encode_value(value, reserved.serializer)
+
+    async def _parent_results(self, reserved: ReservedTask) -> ParentResults:
+        """The stored results of the task's parents (they have all succeeded)."""
+        results = []
         for parent in reserved.depends_on:
             record = await self.backend.get(parent)
             if record is None or record.result is None:
                 raise TaskNotFoundError(parent)
-            values[parent] = self._codec.decode_value(record.result, record.serializer)
-        return values
+            results.append((parent, record.result, record.serializer))
+        return tuple(results)
 
     def _outcome(self, reserved: ReservedTask, status: TaskStatus, **fields: Any) -> TaskOutcome:
         return TaskOutcome(
@@ -611,7 +659,7 @@ class Worker:
             value = await value
         return value
 
-    async def _call_async(self, reserved: ReservedTask, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    async def _call_async(self, reserved: ReservedTask, coroutine: Coroutine[Any, Any, T]) -> T:
         """Await the coroutine in this very asyncio task, with no task of its own (the cheapest way to run
         many small tasks); a requested cancellation cancels this task while it awaits the coroutine."""
         running = asyncio.current_task()
@@ -668,25 +716,3 @@ def _retention_by_queue(
         if not isinstance(keep, timedelta) or keep < timedelta(0):
             raise ValidationError(f"retention of queue {queue!r} must be a timedelta >= 0, not {keep!r}")
     return by_queue
-
-
-def _takes_parent_results(function: Callable[..., Any]) -> bool:
-    try:
-        return "parent_results" in inspect.signature(function).parameters
-    except (TypeError, ValueError):  # some builtins have no signature to inspect
-        return False
-
-
-# Frames of sitq's machinery, and of the executor that ran a sync task, say nothing about a task's failure.
-_MACHINERY = tuple(
-    os.path.dirname(module.__file__ or "") + os.sep
-    for module in (sys.modules["sitq"], concurrent.futures, asyncio)
-)
-
-
-def _format_traceback(exc: BaseException) -> str:
-    """The traceback from the task's own code down, or whole if the failure was inside sitq itself."""
-    frames = exc.__traceback__
-    while frames is not None and frames.tb_frame.f_code.co_filename.startswith(_MACHINERY):
-        frames = frames.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, frames or exc.__traceback__))

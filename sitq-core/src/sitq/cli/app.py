@@ -100,7 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue", action="append", metavar="Q", help="a queue to serve; repeat for more (default: default)"
     )
     sub.add_argument(
-        "--concurrency", type=_positive, default=10, metavar="N", help="tasks run at once (default: 10)"
+        "--concurrency",
+        type=_positive,
+        metavar="N",
+        help="tasks run at once (default: 10, or as many as --processes, which it cannot exceed)",
+    )
+    sub.add_argument(
+        "--processes",
+        type=_positive,
+        metavar="N",
+        help="run tasks in N child processes, one at a time each, instead of in the worker's own",
     )
     sub.add_argument("--burst", action="store_true", help="run what is due, then exit")
     sub.add_argument(

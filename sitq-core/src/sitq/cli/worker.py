@@ -25,17 +25,19 @@ class OutcomeLog:
     """Logs each task's outcome in one line: successes, retries and cancellations at INFO, failures
     (time-outs included) at WARNING, so ``--log-level WARNING`` shows only what went wrong."""
 
-    def __init__(self, url: str, queues: tuple[str, ...]) -> None:
+    def __init__(self, url: str, queues: tuple[str, ...], processes: int | None = None) -> None:
         self.url = url
         self.queues = queues
+        self.processes = processes
 
     def sitq_worker_started(self, worker_id: str, max_concurrency: int) -> None:
         logger.info(
-            "worker %s started on %s, queues %s, up to %d task(s) at once",
+            "worker %s started on %s, queues %s, up to %d task(s) at once%s",
             worker_id,
             self.url,
             ", ".join(self.queues),
             max_concurrency,
+            f", in {self.processes} child process(es)" if self.processes else "",
         )
 
     def sitq_worker_stopped(self, worker_id: str) -> None:
@@ -106,10 +108,11 @@ async def worker(args: argparse.Namespace, output: Output) -> ExitCode:
     running = Worker(
         url,
         max_concurrency=args.concurrency,
+        processes=args.processes,
         queues=queues,
         grace_period=args.grace_period,
         lease=args.lease,
-        plugins=[OutcomeLog(url, queues)],
+        plugins=[OutcomeLog(url, queues, args.processes)],
     )
     await running.run(burst=args.burst)
     return ExitCode.OK
