@@ -21,6 +21,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from sitq.arguments import check_duration, check_id, check_int, check_name, check_names, check_seconds
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
@@ -33,7 +34,7 @@ from sitq.errors import (
     ValidationError,
     WorkerError,
 )
-from sitq.models import AttemptOutcome, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
+from sitq.models import AttemptOutcome, Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.queue import TaskQueue
 from sitq.serializer import Serializer
@@ -51,7 +52,9 @@ class Worker:
     task is leased for `lease` seconds and the lease is renewed while it runs, so that if this process
     dies another worker picks the task up. On stop, running tasks get `grace_period` seconds to finish;
     the rest are given back to the queue. With `retention` (one duration, or one per queue), the worker
-    deletes its queues' tasks that finished longer ago than that, about once a minute.
+    deletes its queues' tasks that finished longer ago than that, about once a minute. `limits` bound
+    the return values and errors it stores (by default those of the `TaskQueue` it was built from, else
+    `Limits()`).
     """
 
     def __init__(
@@ -66,24 +69,24 @@ class Worker:
         grace_period: float = 30.0,
         retention: timedelta | Mapping[str, timedelta] | None = None,
         plugins: Sequence[object] = (),
+        limits: Limits | None = None,
     ) -> None:
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValidationError(f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}")
+        check_int(max_concurrency, "max_concurrency", low=1, high=10_000)
         for name, seconds in (
             ("poll_interval", poll_interval),
             ("lease", lease),
             ("grace_period", grace_period),
         ):
-            if not isinstance(seconds, int | float) or seconds <= 0:
-                raise ValidationError(f"{name} must be a number of seconds > 0, not {seconds!r}")
-        if isinstance(queues, str) or not queues or not all(isinstance(q, str) and q for q in queues):
-            raise ValidationError(
-                f"queues must be a list of queue names, such as ['default'], not {queues!r}"
-            )
+            check_seconds(seconds, name)
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError(f"limits must be a sitq.Limits, not {limits!r:.200}")
+        self.limits = limits or Limits()
+        """What this worker stores at most: return values over `result_bytes` fail their task."""
         if isinstance(backend, TaskQueue):
             self.plugins = plugins_with(plugins) if plugins else backend.plugins
             self.backend = backend.backend
             serializer = serializer or backend.serializer
+            self.limits = limits or backend.limits
         else:
             self.plugins = plugins_with(plugins)
             self.backend = self.plugins.resolve_backend(backend)
@@ -91,7 +94,7 @@ class Worker:
         self.max_concurrency = max_concurrency
         self.poll_interval = float(poll_interval)
         self.lease = timedelta(seconds=lease)
-        self.queues = tuple(queues)
+        self.queues = check_names(queues, "queues")
         self.grace_period = float(grace_period)
         self.retention = _retention_by_queue(retention, self.queues)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -356,6 +359,7 @@ class Worker:
         A task that has already finished is not run again: its stored result is returned, and one this
         worker is already running is waited for.
         """
+        check_id(task_id)
         await self._ready()
         reserved = await self.backend.claim_task(
             task_id, worker_id=self.worker_id, now=utcnow(), lease=self.lease
@@ -396,6 +400,7 @@ class Worker:
                 kwargs = {**kwargs, "parent_results": await self._parent_results(reserved)}
             value = await self._call(reserved, function, args, kwargs)
             result = self._codec.encode_value(value, reserved.serializer)
+            self.limits.check_result(len(result))
         except (Exception, SystemExit) as exc:
             failure: BaseException | None = exc
         else:
@@ -423,7 +428,8 @@ class Worker:
         self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]
     ) -> TaskOutcome:
         """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good."""
-        error, formatted = f"{type(failure).__name__}: {failure}", _format_traceback(failure)
+        clip = self.limits.clip
+        error, formatted = clip(f"{type(failure).__name__}: {failure}"), clip(_format_traceback(failure))
         if isinstance(failure, TaskCancelledError):
             await self.plugins.task_cancelled(**identity)
             return self._outcome(reserved, TaskStatus.CANCELLED, error=error)
@@ -557,11 +563,18 @@ def _retention_by_queue(
 ) -> dict[str, timedelta]:
     if retention is None:
         return {}
-    by_queue = dict.fromkeys(queues, retention) if isinstance(retention, timedelta) else dict(retention)
-    for queue, keep in by_queue.items():
-        if not isinstance(keep, timedelta) or keep < timedelta(0):
-            raise ValidationError(f"retention of queue {queue!r} must be a timedelta >= 0, not {keep!r}")
-    return by_queue
+    if isinstance(retention, timedelta):
+        retention = dict.fromkeys(queues, retention)
+    elif not isinstance(retention, Mapping):
+        raise ValidationError(
+            f"retention must be a timedelta, or a dict of one per queue name, not {retention!r:.200}"
+        )
+    return {
+        check_name(queue, "each queue of retention"): check_duration(
+            keep, f"retention of queue {queue!r}", "timedelta(days=7)"
+        )
+        for queue, keep in retention.items()
+    }
 
 
 def _takes_parent_results(function: Callable[..., Any]) -> bool:
