@@ -35,6 +35,9 @@ a date or a timer, and "never" is said with None."""
 MAX_LIST_LIMIT = 10_000
 """The most tasks `list_tasks` returns at once; page through more with `after`."""
 
+MAX_CONCURRENCY = 10_000
+"""The most tasks one worker runs at once (each sync one holds a thread)."""
+
 _NAME_RULE = (
     f"a non-empty str of at most {MAX_NAME_CHARS} printable characters, without spaces at either end "
     "(no control characters such as NUL or newline)"

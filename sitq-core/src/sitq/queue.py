@@ -69,7 +69,7 @@ class TaskQueue:
     ) -> None:
         if eager is not None:
             self.eager = check_bool(eager, "eager")
-        self.limits = _limits(limits)
+        self.limits = checked_limits(limits)
         self.plugins = plugins_with(plugins)
         self.backend = self.plugins.resolve_backend(backend)
         self.serializer = self.plugins.resolve_serializer(serializer)
@@ -335,7 +335,8 @@ class TaskQueue:
         return result.value
 
 
-def _limits(limits: Limits | None) -> Limits:
+def checked_limits(limits: Limits | None) -> Limits:
+    """`limits` as given, once known to be a `Limits`; `Limits()` for None."""
     if limits is None:
         return _DEFAULT_LIMITS
     if not isinstance(limits, Limits):

@@ -21,7 +21,15 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from sitq.arguments import check_duration, check_id, check_int, check_name, check_names, check_seconds
+from sitq.arguments import (
+    MAX_CONCURRENCY,
+    check_duration,
+    check_id,
+    check_int,
+    check_name,
+    check_names,
+    check_seconds,
+)
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
@@ -36,7 +44,7 @@ from sitq.errors import (
 )
 from sitq.models import AttemptOutcome, Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
-from sitq.queue import TaskQueue
+from sitq.queue import TaskQueue, checked_limits
 from sitq.serializer import Serializer
 from sitq.tasks import TaskContext, enter_task, reset_task
 
@@ -71,26 +79,24 @@ class Worker:
         plugins: Sequence[object] = (),
         limits: Limits | None = None,
     ) -> None:
-        check_int(max_concurrency, "max_concurrency", low=1, high=10_000)
+        check_int(max_concurrency, "max_concurrency", low=1, high=MAX_CONCURRENCY)
         for name, seconds in (
             ("poll_interval", poll_interval),
             ("lease", lease),
             ("grace_period", grace_period),
         ):
             check_seconds(seconds, name)
-        if limits is not None and not isinstance(limits, Limits):
-            raise ValidationError(f"limits must be a sitq.Limits, not {limits!r:.200}")
-        self.limits = limits or Limits()
-        """What this worker stores at most: return values over `result_bytes` fail their task."""
         if isinstance(backend, TaskQueue):
             self.plugins = plugins_with(plugins) if plugins else backend.plugins
             self.backend = backend.backend
             serializer = serializer or backend.serializer
-            self.limits = limits or backend.limits
+            limits = backend.limits if limits is None else limits
         else:
             self.plugins = plugins_with(plugins)
             self.backend = self.plugins.resolve_backend(backend)
         self._codec = Codec(self.plugins, self.plugins.resolve_serializer(serializer))
+        self.limits = checked_limits(limits)
+        """What this worker stores at most: a return value over `result_bytes` fails its task."""
         self.max_concurrency = max_concurrency
         self.poll_interval = float(poll_interval)
         self.lease = timedelta(seconds=lease)
