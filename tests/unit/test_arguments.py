@@ -217,6 +217,7 @@ def test_a_retry_delay_that_would_overflow_is_capped() -> None:
     ("arguments", "message"),
     [
         ({"lease": math.inf}, "lease must be a number of seconds > 0"),
+        ({"lease": 1e-9}, "lease must be at least 0.001 seconds"),
         ({"poll_interval": math.nan}, "poll_interval must be a number of seconds > 0"),
         ({"grace_period": 10**12}, "grace_period must be a number of seconds > 0"),
         ({"max_concurrency": 10**6}, "max_concurrency must be a whole number >= 1 and <= 10000"),

@@ -86,6 +86,8 @@ class Worker:
             ("grace_period", grace_period),
         ):
             check_seconds(seconds, name)
+        if lease < _MIN_LEASE:
+            raise ValidationError(f"lease must be at least {_MIN_LEASE} seconds, not {lease!r}")
         if isinstance(backend, TaskQueue):
             self.plugins = plugins_with(plugins) if plugins else backend.plugins
             self.backend = backend.backend
@@ -562,6 +564,9 @@ class Worker:
         self._busy_threads.discard(thread)
         if self._wakeup is not None:
             self._wakeup.set()
+
+
+_MIN_LEASE = 0.001  # a shorter lease rounds to nothing: its task would be lost as soon as claimed
 
 
 def _retention_by_queue(
