@@ -28,6 +28,7 @@ from sitq import (
     TaskStatus,
     ValidationError,
     Worker,
+    WorkflowNotFoundError,
 )
 
 # The fixtures make one store per test, which every example of that test shares: so later examples
@@ -292,3 +293,24 @@ def test_limits_and_retry_policies_are_built_or_refused(
     delay = built.delay(retry)
     assert 0 <= delay <= 2 * built.max_backoff
     assert datetime.now(UTC) + timedelta(seconds=delay)  # a worker can schedule it
+
+
+@SHARED_STORE
+@given(
+    depends_on=mostly(st.lists(task_ids, max_size=2)),
+    eta=etas,
+    workflow_id=task_ids,
+    batch=mostly(st.lists(st.builds(Task, st.just(takes_one), st.tuples(values)), max_size=3)),
+)
+def test_parents_etas_batches_and_workflows_are_taken_refused_or_not_found(
+    queue: SyncTaskQueue, depends_on: Any, eta: Any, workflow_id: Any, batch: Any
+) -> None:
+    with contextlib.suppress(ValidationError, TaskNotFoundError):
+        queue.enqueue(Task(takes_one, [1], depends_on=depends_on))
+    with contextlib.suppress(ValidationError):
+        queue.get_task(queue.enqueue(takes_one, 1, eta=eta))
+    with contextlib.suppress(ValidationError):
+        for task_id in queue.enqueue_many(batch):
+            assert queue.get_status(task_id) is TaskStatus.PENDING
+    with pytest.raises((ValidationError, WorkflowNotFoundError)):
+        queue.get_workflow(workflow_id)
