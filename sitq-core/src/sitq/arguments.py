@@ -7,6 +7,7 @@ an integer past 64 bits becomes a driver error, or a row that no filter can find
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import types
@@ -156,9 +157,23 @@ class _Facts:
 
 
 _MAX_SHAPES = 64
-_facts: weakref.WeakKeyDictionary[Callable[..., Any], _Facts] = weakref.WeakKeyDictionary()
-# Objects whose identity is their hash, so a cache keyed by them can never confuse two of them.
+# By id, with a weak reference to tell a live function from a dead one whose id was reused: cheaper to
+# look up than a WeakKeyDictionary, which makes a new weak reference for every lookup.
+_facts: dict[int, tuple[weakref.ref[Callable[..., Any]], _Facts]] = {}
+# What can be cached: objects that stay the same object from call to call, and can be weakly referenced.
 _CACHEABLE = (types.FunctionType, types.BuiltinFunctionType, type)
+
+
+def _remember(target: Callable[..., Any], facts: _Facts) -> None:
+    key = id(target)
+
+    def forget(_: object) -> None:
+        if (entry := _facts.get(key)) is not None and entry[0]() is None:
+            del _facts[key]
+
+    # A builtin of an extension may not be weakly referenceable: then it is not cached.
+    with contextlib.suppress(TypeError):
+        _facts[key] = (weakref.ref(target, forget), facts)
 
 
 def check_call(
@@ -171,19 +186,25 @@ def check_call(
     function is checked against the decorator's own signature, not the one it wraps, since the decorator
     may add or consume arguments: a call is refused only when it certainly fails.
     """
-    target, count, keywords = _unwrapped(function)
-    facts = _facts.get(target) if isinstance(target, _CACHEABLE) else None
-    if facts is None:
+    target: Callable[..., Any]
+    if type(function) is types.FunctionType:  # the common case, first: enqueue is a hot path
+        target, count, keywords = function, len(args), tuple(kwargs)
+    else:
+        target, count, keywords = _unwrapped(function)
+        count, keywords = count + len(args), (*keywords, *kwargs)
+    entry = _facts.get(id(target))
+    if entry is not None and entry[0]() is target:
+        facts = entry[1]
+    else:
         facts = _Facts(_signature(target))
         if isinstance(target, _CACHEABLE):
-            _facts[target] = facts
+            _remember(target, facts)
     signature = facts.signature
     if signature is None:
         return
-    keywords = (*keywords, *kwargs)
     if parent_results and "parent_results" in signature.parameters:
         keywords += ("parent_results",)
-    shape = (count + len(args), keywords)
+    shape = (count, keywords)
     if shape in facts.binds:
         return
     try:
@@ -199,11 +220,14 @@ def check_call(
         facts.binds.add(shape)
 
 
+_NO_KEYWORDS: tuple[str, ...] = ()
+
+
 def _unwrapped(function: Callable[..., Any]) -> tuple[Callable[..., Any], int, tuple[str, ...]]:
     """The plain function a call ends in, with how many positional arguments and which keywords the
     layers around it add: a bound method its object, a `functools.partial` its own arguments. These
     layers are new objects each time, so the cache is keyed by what they wrap."""
-    count, keywords = 0, tuple[str, ...]()
+    count, keywords = 0, _NO_KEYWORDS
     while True:
         if type(function) is types.MethodType:
             count, function = count + 1, function.__func__
