@@ -20,7 +20,7 @@ from sitq.cli.inputs import DURATION_FORMS
 from sitq.cli.output import Output
 from sitq.cli.wait import wait
 from sitq.cli.worker import worker
-from sitq.models import TaskStatus
+from sitq.models import Limits, TaskStatus
 
 Handler = Callable[[argparse.Namespace, Output], Coroutine[Any, Any, ExitCode]]
 
@@ -47,6 +47,23 @@ def _positive(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
     return number
+
+
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def _size(text: str) -> int | None:
+    """A size such as 1048576, 512K, 50M or 2G (binary units), or ``none`` for no limit."""
+    if text.strip().lower() == "none":
+        return None
+    digits, unit = text.strip().upper().removesuffix("B"), ""
+    if digits[-1:] in _SIZE_UNITS:
+        digits, unit = digits[:-1], digits[-1]
+    if not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 50M, 512K or 1048576, or none, not {text!r}"
+        )
+    return int(digits) * _SIZE_UNITS[unit]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         metavar="L",
         help="DEBUG, INFO (default: one line per task outcome), WARNING or ERROR",
+    )
+    sub.add_argument(
+        "--result-bytes",
+        type=_size,
+        default=Limits().result_bytes,
+        metavar="SIZE",
+        help="the largest return value stored; a larger one fails its task (default: 10M; none: no limit)",
+    )
+    sub.add_argument(
+        "--error-chars",
+        type=_size,
+        default=Limits().error_chars,
+        metavar="SIZE",
+        help="errors and tracebacks are stored cut to this many characters (default: 64K; none: whole)",
     )
 
     sub = command(

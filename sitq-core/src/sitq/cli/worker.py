@@ -16,6 +16,7 @@ from sitq.cli.errors import ExitCode
 from sitq.cli.inputs import import_module
 from sitq.cli.output import Output
 from sitq.cli.tables import seconds
+from sitq.models import Limits
 from sitq.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,12 @@ async def worker(args: argparse.Namespace, output: Output) -> ExitCode:
     url, _ = resolve_url(args.url)
     queues = tuple(args.queue or ("default",))
     configure_logging(args.log_level, output)
-    running = Worker(url, max_concurrency=args.concurrency, queues=queues, plugins=[OutcomeLog(url, queues)])
+    running = Worker(
+        url,
+        max_concurrency=args.concurrency,
+        queues=queues,
+        plugins=[OutcomeLog(url, queues)],
+        limits=Limits(result_bytes=args.result_bytes, error_chars=args.error_chars),
+    )
     await running.run(burst=args.burst)
     return ExitCode.OK
