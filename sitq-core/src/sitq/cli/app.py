@@ -118,20 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="L",
         help="DEBUG, INFO (default: one line per task outcome), WARNING or ERROR",
     )
-    sub.add_argument(
-        "--result-bytes",
-        type=_size,
-        default=Limits().result_bytes,
-        metavar="SIZE",
-        help="the largest return value stored; a larger one fails its task (default: 10M; none: no limit)",
-    )
-    sub.add_argument(
-        "--error-chars",
-        type=_size,
-        default=Limits().error_chars,
-        metavar="SIZE",
-        help="errors and tracebacks are stored cut to this many characters (default: 64K; none: whole)",
-    )
+    limits = Limits()
+    for option, default, summary in (
+        ("--result-bytes", limits.result_bytes, "the largest return value stored (default: 10M)"),
+        ("--error-chars", limits.error_chars, "errors and tracebacks are cut to this (default: 64K)"),
+    ):
+        sub.add_argument(
+            option, type=_size, default=default, metavar="SIZE", help=f"{summary}; none for no limit"
+        )
 
     sub = command(
         "enqueue", commands.enqueue, "enqueue a call to module:function; print its task id", backend, as_json
