@@ -251,6 +251,8 @@ async def test_queue_calls_refuse_what_they_cannot_use(queue: TaskQueue) -> None
         queue.deserialize_result(3)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="depends_on takes a list of the workflow's Tasks"):
         Workflow("w").add(add, 1, 2, depends_on=Task(add, [1, 2]))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"id_of takes a Task that Workflow.add"):
+        (await queue.submit(Workflow("w"))).id_of("a")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="eager must be True or False"):
         TaskQueue("memory://", eager="yes")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="must be a function or another callable"):

@@ -63,6 +63,8 @@ class WorkflowRun:
 
     def id_of(self, task: Task) -> str:
         """The id the given task of the workflow was stored under."""
+        if not isinstance(task, Task):
+            raise ValidationError(f"id_of takes a Task that Workflow.add() returned, not {task!r:.200}")
         for (added, _), task_id in zip(self._workflow.steps, self.task_ids, strict=True):
             if added is task:
                 return task_id
