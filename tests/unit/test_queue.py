@@ -45,7 +45,7 @@ async def test_aware_eta_in_another_zone_is_stored_as_utc_and_a_past_one_runs_at
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda q: q.enqueue(42), "a task needs a callable, not 42"),
+        (lambda q: q.enqueue(42), "a task's function must be a function or another callable, not 42"),
         (lambda q: q.enqueue(Task(add, args=[1, 2]), 3), "pass a Task alone"),
         (lambda q: q.enqueue(Task(add, args="12")), "args must be a list or tuple"),
         (lambda q: q.enqueue(Task(add, kwargs={1: 2})), "kwargs must be a mapping of argument names"),

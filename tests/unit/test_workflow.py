@@ -16,7 +16,7 @@ def test_add_takes_a_task_or_a_function_with_its_arguments() -> None:
 
 
 def test_refusals_say_what_to_do() -> None:
-    with pytest.raises(ValidationError, match="a workflow needs a name"):
+    with pytest.raises(ValidationError, match="a workflow's name must be a non-empty str"):
         Workflow("")
     workflow = Workflow("w")
     with pytest.raises(ValidationError, match="pass a Task alone"):

@@ -12,6 +12,7 @@ from sitq.backends.memory import MemoryBackend
 from sitq.errors import (
     BackendError,
     ConfigurationError,
+    PayloadTooLargeError,
     PluginNotFoundError,
     Retry,
     SerializationError,
@@ -35,6 +36,7 @@ from sitq.hookspecs import hookimpl
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
+    Limits,
     ReservedTask,
     Result,
     RetryPolicy,
@@ -63,7 +65,9 @@ __all__ = [
     "BackendError",
     "ConfigurationError",
     "JsonSerializer",
+    "Limits",
     "MemoryBackend",
+    "PayloadTooLargeError",
     "PickleSerializer",
     "PluginNotFoundError",
     "ReservedTask",

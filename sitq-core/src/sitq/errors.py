@@ -19,6 +19,29 @@ class ValidationError(SitqError, ValueError):
     """An argument is not acceptable; the message says which and how to fix it."""
 
 
+class PayloadTooLargeError(ValidationError):
+    """A task's serialized call or return value is larger than its `sitq.Limits` allow.
+
+    Raised by `enqueue` before anything is stored; recorded as the error of a task whose return value
+    is too large (the task fails, and is not retried: the same code would return as much again).
+    """
+
+    def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
+        super().__init__(
+            f"{what} is {size:,} bytes once serialized, over the limit of {limit:,} bytes: keep large data "
+            f"elsewhere (a file, object storage) and pass its location, or raise the limit with "
+            f"{setting}"
+        )
+        self.size = size
+        """The serialized size, in bytes."""
+        self.limit = limit
+        """The limit it exceeds, in bytes."""
+        self._arguments = (what, size, limit, setting)
+
+    def __reduce__(self) -> tuple[type[PayloadTooLargeError], tuple[str, int, int, str]]:
+        return type(self), self._arguments  # so that it crosses processes whole
+
+
 class SerializationError(SitqError):
     """A task's call or result could not be turned into bytes, or back."""
 

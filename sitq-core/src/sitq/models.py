@@ -14,7 +14,14 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sitq.errors import TaskExecutionError, ValidationError
+from sitq.arguments import (
+    check_callable,
+    check_ids,
+    check_int,
+    check_name,
+    check_seconds,
+)
+from sitq.errors import PayloadTooLargeError, TaskExecutionError, ValidationError
 
 
 def utcnow() -> datetime:
@@ -88,29 +95,34 @@ class RetryPolicy:
         jitter: float = 0.1,
         retry_on: Iterable[type[BaseException] | str] = (Exception,),
     ) -> None:
-        for name, value, low in (
-            ("backoff", backoff, 0.0),
-            ("factor", factor, 1.0),
-            ("max_backoff", max_backoff, 0.0),
-        ):
-            if not isinstance(value, int | float) or value < low:
-                raise ValidationError(f"{name} must be a number >= {low}, not {value!r}")
-        if not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor <= 1000:
+            raise ValidationError(f"factor must be a number from 1 to 1000, not {factor!r}")
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
             raise ValidationError(f"jitter is a fraction of the delay from 0 to 1, not {jitter!r}")
-        object.__setattr__(self, "backoff", float(backoff))
+        if isinstance(retry_on, str | bytes) or not isinstance(retry_on, Iterable):
+            raise ValidationError(f"retry_on takes a list of exception classes, not {retry_on!r}")
+        object.__setattr__(self, "backoff", check_seconds(backoff, "backoff", zero=True))
         object.__setattr__(self, "factor", float(factor))
-        object.__setattr__(self, "max_backoff", float(max_backoff))
+        object.__setattr__(self, "max_backoff", check_seconds(max_backoff, "max_backoff", zero=True))
         object.__setattr__(self, "jitter", float(jitter))
         object.__setattr__(self, "retry_on", tuple(_exception_name(exception) for exception in retry_on))
 
     def retries(self, exception: BaseException) -> bool:
-        """Whether this policy retries `exception`, judged by its class and every class it inherits."""
+        """Whether this policy retries `exception`, judged by its class and every class it inherits.
+
+        A `PayloadTooLargeError` (a return value over `Limits.result_bytes`) is never retried: the same
+        code would return as much again."""
+        if isinstance(exception, PayloadTooLargeError):
+            return False
         names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exception).__mro__}
         return not names.isdisjoint(self.retry_on)
 
     def delay(self, retry: int, random: Callable[[], float] = random.random) -> float:
         """Seconds to wait before the `retry`-th retry (1 for the first)."""
-        base = min(self.max_backoff, self.backoff * self.factor ** (retry - 1))
+        try:
+            base = min(self.max_backoff, self.backoff * self.factor ** (retry - 1))
+        except OverflowError:  # a large factor after many retries: the cap applies
+            base = self.max_backoff
         return base * (1 + self.jitter * random())
 
 
@@ -128,20 +140,78 @@ class TaskOptions:
     description: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.queue, str) or not self.queue:
-            raise ValidationError(f"queue must be a non-empty name, not {self.queue!r}")
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise ValidationError(f"priority must be a whole number, not {self.priority!r}")
-        if (
-            isinstance(self.max_attempts, bool)
-            or not isinstance(self.max_attempts, int)
-            or self.max_attempts < 1
-        ):
-            raise ValidationError(f"max_attempts must be a whole number >= 1, not {self.max_attempts!r}")
+        check_name(self.queue, "queue")
+        check_int(self.priority, "priority")
+        check_int(self.max_attempts, "max_attempts", low=1)
         if not isinstance(self.retry, RetryPolicy):
             raise ValidationError(f"retry must be a sitq.RetryPolicy, not {self.retry!r}")
-        if self.timeout is not None and (not isinstance(self.timeout, int | float) or self.timeout <= 0):
-            raise ValidationError(f"timeout must be a number of seconds > 0 or None, not {self.timeout!r}")
+        if self.timeout is not None:
+            check_seconds(self.timeout, "timeout", none="for no limit")
+        if self.description is not None and not isinstance(self.description, str):
+            raise ValidationError(f"description must be a str or None, not {self.description!r}")
+
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large the parts of a task that sitq stores may be, checked before anything is written.
+
+    Give them to ``TaskQueue(..., limits=...)`` (for calls) and ``Worker(..., limits=...)`` (for results
+    and errors); a worker built from a `TaskQueue` uses the queue's. None lifts a limit: then only the
+    backend's own remains (SQLite refuses a value over 1 GB).
+    """
+
+    call_bytes: int | None = 10 * _MiB
+    """The largest serialized call (function, args and kwargs): `enqueue` raises `PayloadTooLargeError`
+    for a larger one, and stores nothing."""
+    result_bytes: int | None = 10 * _MiB
+    """The largest serialized return value: a task that returns more fails with `PayloadTooLargeError`
+    (not retried), and its value is not stored."""
+    error_chars: int | None = 64 * 1024
+    """The longest error message or traceback stored with a task: a longer one is stored cut in the
+    middle (its start and its end kept), with a note saying how many characters were left out."""
+
+    def __post_init__(self) -> None:
+        for name, low in (("call_bytes", 1), ("result_bytes", 1), ("error_chars", _MIN_ERROR_CHARS)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ValidationError(
+                    f"{name} must be a whole number >= {low}, or None for no limit, not {value!r}"
+                )
+
+    def check_call(self, size: int) -> None:
+        """Refuse a serialized call of `size` bytes if it is over `call_bytes`."""
+        if self.call_bytes is not None and size > self.call_bytes:
+            raise PayloadTooLargeError(
+                "the task's call", size, self.call_bytes, "TaskQueue(..., limits=sitq.Limits(call_bytes=...))"
+            )
+
+    def check_result(self, size: int) -> None:
+        """Refuse a serialized return value of `size` bytes if it is over `result_bytes`."""
+        if self.result_bytes is not None and size > self.result_bytes:
+            raise PayloadTooLargeError(
+                "the task's return value",
+                size,
+                self.result_bytes,
+                "Worker(..., limits=sitq.Limits(result_bytes=...))",
+            )
+
+    def clip(self, text: str) -> str:
+        """`text` cut to `error_chars`, keeping its start and end around a note of what was cut."""
+        limit = self.error_chars
+        if limit is None or len(text) <= limit:
+            return text
+        note = (
+            f"\n[... cut here: the whole was {len(text):,} characters, and sitq stores at most {limit:,} "
+            "per error or traceback (sitq.Limits(error_chars=...)) ...]\n"
+        )
+        kept = limit - len(note)
+        return f"{text[: kept - kept // 2]}{note}{text[len(text) - kept // 2 :]}"
+
+
+_MIN_ERROR_CHARS = 1000  # room for the note and a useful part of the error
 
 
 @dataclass(frozen=True)
@@ -165,12 +235,44 @@ class Task:
     depends_on: Sequence[str] = ()
     """Ids of tasks that must succeed before this one runs."""
 
+    def __post_init__(self) -> None:
+        check_callable(self.function, "a task's function")
+        # type() first: enqueue builds a Task for every call, and the abstract-class checks cost more.
+        if type(self.args) not in (tuple, list) and (
+            isinstance(self.args, str | bytes) or not isinstance(self.args, Sequence)
+        ):
+            raise ValidationError(f"args must be a list or tuple, not {self.args!r}")
+        if (type(self.kwargs) is not dict and not isinstance(self.kwargs, Mapping)) or not all(
+            isinstance(key, str) for key in self.kwargs
+        ):
+            raise ValidationError(f"kwargs must be a mapping of argument names, not {self.kwargs!r}")
+        if self.eta is not None:
+            _check_eta(self.eta)
+        if self.name is not None:
+            check_name(self.name, "name")
+        if self.depends_on:
+            object.__setattr__(self, "depends_on", check_ids(self.depends_on, "depends_on"))
+
     def options(self) -> TaskOptions:
         """This call's options: its own, over the function's decorator defaults, over sitq's defaults."""
         defaults = getattr(self.function, TASK_OPTIONS_ATTRIBUTE, None) or _DEFAULT_OPTIONS
         overrides = {name: value for name in _OPTION_NAMES if (value := getattr(self, name)) is not None}
         # Options are immutable, so a call without overrides shares its function's (enqueue's hot path).
         return replace(defaults, **overrides) if overrides else defaults
+
+
+def _check_eta(eta: object) -> None:
+    if not isinstance(eta, datetime):
+        raise ValidationError(f"eta must be a timezone-aware datetime, not {eta!r}")
+    if eta.tzinfo is None or eta.utcoffset() is None:
+        raise ValidationError(
+            f"eta must be timezone-aware, such as datetime.now(timezone.utc) + timedelta(seconds=5); "
+            f"got the naive {eta!r}"
+        )
+    try:
+        eta.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(f"eta {eta!r} is out of range once converted to UTC") from None
 
 
 _DEFAULT_OPTIONS = TaskOptions()

@@ -415,6 +415,8 @@ def default_plugins() -> Plugins:
 
 def plugins_with(extra: Sequence[object]) -> Plugins:
     """The default manager, or a new one that also holds `extra` (for `plugins=[...]` arguments)."""
+    if isinstance(extra, str | bytes) or not isinstance(extra, Sequence):
+        raise ValidationError(f"plugins must be a list of plugin objects, not {extra!r:.200}")
     return Plugins(extra) if extra else default_plugins()
 
 

@@ -5,16 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+from sitq.arguments import (
+    MAX_LIST_LIMIT,
+    check_bool,
+    check_call,
+    check_duration,
+    check_id,
+    check_int,
+    check_name,
+    check_seconds,
+)
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, task_name
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
-from sitq.models import TASK_NAME_ATTRIBUTE, NewTask, Result, Task, TaskInfo, TaskStatus, utcnow
+from sitq.models import (
+    TASK_NAME_ATTRIBUTE,
+    Limits,
+    NewTask,
+    Result,
+    Task,
+    TaskInfo,
+    TaskStatus,
+    utcnow,
+)
 from sitq.plugins import plugins_with
 from sitq.serializer import Serializer
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
@@ -29,7 +48,8 @@ class TaskQueue:
     `backend` is a backend object or a URL (``"sqlite:///tasks.db"``, ``"memory://"``); by default
     ``$SITQ_URL``, else ``sqlite:///sitq.db``. Use it as ``async with``, with `connect()`/`close()`, or
     lazily: the first call connects. A backend object shared with a worker stays open until its last
-    user closes it.
+    user closes it. `limits` bounds what `enqueue` stores (`Limits()` by default), and a `Worker` built
+    from this queue uses them too.
     """
 
     eager: bool = False
@@ -45,9 +65,11 @@ class TaskQueue:
         *,
         plugins: Sequence[object] = (),
         eager: bool | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if eager is not None:
-            self.eager = eager
+            self.eager = check_bool(eager, "eager")
+        self.limits = checked_limits(limits)
         self.plugins = plugins_with(plugins)
         self.backend = self.plugins.resolve_backend(backend)
         self.serializer = self.plugins.resolve_serializer(serializer)
@@ -107,12 +129,22 @@ class TaskQueue:
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
         """Store many tasks in one atomic write: all of them are durable, or none is."""
+        if isinstance(tasks, Task) or not isinstance(tasks, Iterable):
+            raise ValidationError(f"enqueue_many takes a list of sitq.Task, not {tasks!r:.200}")
+        tasks = list(tasks)
+        if not all(isinstance(task, Task) for task in tasks):
+            raise ValidationError(
+                "enqueue_many takes a list of sitq.Task, such as [Task(f, [1]), Task(f, [2])]; "
+                f"got {tasks!r:.200}"
+            )
         new_tasks = [self._prepare(task) for task in tasks]
         await self._store(new_tasks)
         return [new_task.id for new_task in new_tasks]
 
     async def submit(self, workflow: Workflow) -> WorkflowRun:
         """Store every task of a workflow in one atomic write: all of them are durable, or none is."""
+        if not isinstance(workflow, Workflow):
+            raise ValidationError(f"submit takes a sitq.Workflow, not {workflow!r:.200}")
         workflow_id = secrets.token_hex(16)
         new_tasks: list[NewTask] = []
         for task, parents in workflow.steps:
@@ -161,6 +193,7 @@ class TaskQueue:
 
     async def get_workflow(self, workflow_id: str) -> WorkflowStatus:
         """Counts of a workflow's tasks by status, and whether it has finished."""
+        check_id(workflow_id, "workflow_id")
         await self._ready()
         counts = await self.backend.workflow_counts(workflow_id)
         if not counts:
@@ -168,39 +201,30 @@ class TaskQueue:
         return WorkflowStatus(workflow_id, counts)
 
     def _prepare(self, task: Task, parents: Sequence[str] = (), workflow_id: str | None = None) -> NewTask:
-        if not callable(task.function):
-            raise ValidationError(f"a task needs a callable, not {task.function!r}")
-        # type() first: the checks run for every task, and the abstract-class ones cost more.
-        if type(task.args) not in (tuple, list) and (
-            isinstance(task.args, str | bytes) or not isinstance(task.args, Sequence)
-        ):
-            raise ValidationError(f"args must be a list or tuple, not {task.args!r}")
-        if (type(task.kwargs) is not dict and not isinstance(task.kwargs, Mapping)) or not all(
-            isinstance(key, str) for key in task.kwargs
-        ):
-            raise ValidationError(f"kwargs must be a mapping of argument names, not {task.kwargs!r}")
+        """The task as it will be stored, once its call is known to fit its function and its limits.
+
+        The `Task` checked its own fields when it was built; this checks what needs the function."""
+        options = task.options()
+        depends_on = (*parents, *task.depends_on) if parents or task.depends_on else ()
+        check_call(task.function, task.args, task.kwargs, parent_results=bool(depends_on))
+        payload = self._codec.encode_call(task.function, task.args, task.kwargs)
+        self.limits.check_call(len(payload))
         now = utcnow()
-        if task.eta is not None and not isinstance(task.eta, datetime):
-            raise ValidationError(f"eta must be a timezone-aware datetime, not {task.eta!r}")
-        if task.eta is not None and (task.eta.tzinfo is None or task.eta.utcoffset() is None):
-            raise ValidationError(
-                f"eta must be timezone-aware, such as datetime.now(timezone.utc) + timedelta(seconds=5); "
-                f"got the naive {task.eta!r}"
-            )
         return NewTask(
             id=secrets.token_hex(16),  # 32 random hex digits, at a third of a UUID's cost
-            name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or task_name(task.function),
-            payload=self._codec.encode_call(task.function, task.args, task.kwargs),
+            name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function),
+            payload=payload,
             serializer=self.serializer.name,
             enqueued_at=now,
             eta=now if task.eta is None else task.eta.astimezone(now.tzinfo),
-            options=task.options(),
-            depends_on=(*parents, *_task_ids(task.depends_on)) if parents or task.depends_on else (),
+            options=options,
+            depends_on=depends_on,
             workflow_id=workflow_id,
         )
 
     async def get_status(self, task_id: str) -> TaskStatus:
         """Where the task is now; `TaskNotFoundError` for an id never enqueued here."""
+        check_id(task_id)
         await self._ready()
         record = await self.backend.get(task_id)
         if record is None:
@@ -213,8 +237,9 @@ class TaskQueue:
         Raises `TaskNotFoundError` at once for an id never enqueued here. A task finished in this
         process is seen at once; one finished by another process as soon as the backend notices.
         """
-        if timeout is not None and timeout < 0:
-            raise ValidationError(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
+        check_id(task_id)
+        if timeout is not None:
+            check_seconds(timeout, "timeout", zero=True, none="to wait as long as it takes")
         await self._ready()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -235,6 +260,7 @@ class TaskQueue:
         `in_progress` for a running one, which its worker cancels within its `poll_interval` (an async
         task cooperatively; a sync one cannot be interrupted and is abandoned); and for a finished task
         its final status, unchanged."""
+        check_id(task_id)
         await self._ready()
         before = await self.backend.get(task_id)
         status = await self.backend.cancel(task_id, now=utcnow())
@@ -248,6 +274,7 @@ class TaskQueue:
 
     async def get_task(self, task_id: str) -> TaskInfo:
         """Everything known about a task: its state, options, attempts, times and attempt history."""
+        check_id(task_id)
         await self._ready()
         record = await self.backend.get(task_id)
         if record is None:
@@ -262,14 +289,15 @@ class TaskQueue:
         limit: int = 100,
         after: str | None = None,
     ) -> list[TaskInfo]:
-        """A page of tasks in the order they were enqueued, filtered by status and queue; pass the last
-        id of a page as `after` to get the next one."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValidationError(f"limit must be a whole number >= 1, not {limit!r}")
+        """A page of at most `limit` (up to 10,000) tasks in the order they were enqueued, filtered by
+        status and queue; pass the last id of a page as `after` to get the next one."""
+        statuses = _statuses(status)
+        queues = None if queue is None else (check_name(queue, "queue"),)
+        check_int(limit, "limit", low=1, high=MAX_LIST_LIMIT)
+        if after is not None:
+            check_id(after, "after")
         await self._ready()
-        records = await self.backend.list_tasks(
-            statuses=_statuses(status), queues=None if queue is None else (queue,), limit=limit, after=after
-        )
+        records = await self.backend.list_tasks(statuses=statuses, queues=queues, limit=limit, after=after)
         return [TaskInfo.from_record(record, await self.backend.history(record.id)) for record in records]
 
     async def stats(self) -> dict[str, dict[TaskStatus, int]]:
@@ -283,6 +311,7 @@ class TaskQueue:
     async def requeue(self, task_id: str) -> TaskStatus:
         """Run a failed, timed-out or cancelled task again, with fresh attempts; return its status
         (unchanged, and nothing done, for a task that is pending, running or succeeded)."""
+        check_id(task_id)
         await self._ready()
         status = await self.backend.requeue(task_id, now=utcnow())
         if status is None:
@@ -292,31 +321,52 @@ class TaskQueue:
     async def purge(self, older_than: timedelta, *, queue: str | None = None) -> int:
         """Delete tasks (of one queue, or all) that finished more than `older_than` ago, with their
         results and history; return how many. Tasks a pending task still depends on are kept."""
-        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-            raise ValidationError(
-                f"older_than must be a timedelta >= 0, such as timedelta(days=7), not {older_than!r}"
-            )
+        check_duration(older_than, "older_than", "timedelta(days=7)")
+        queues = None if queue is None else (check_name(queue, "queue"),)
         await self._ready()
-        return await self.backend.purge(
-            finished_before=utcnow() - older_than, queues=None if queue is None else (queue,)
-        )
+        return await self.backend.purge(finished_before=utcnow() - older_than, queues=queues)
 
     def deserialize_result(self, result: Result) -> Any:
         """The task's return value; the same as `result.value`, kept for the seed documents' spelling."""
+        if not isinstance(result, Result):
+            raise ValidationError(
+                f"deserialize_result takes the sitq.Result of get_result(), not {result!r:.200}"
+            )
         return result.value
 
 
-def _task_ids(depends_on: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(depends_on, str) or not all(isinstance(task_id, str) for task_id in depends_on):
-        raise ValidationError(f"depends_on takes a list of task ids, not {depends_on!r}")
-    return tuple(depends_on)
+def checked_limits(limits: Limits | None) -> Limits:
+    """`limits` as given, once known to be a `Limits`; `Limits()` for None."""
+    if limits is None:
+        return _DEFAULT_LIMITS
+    if not isinstance(limits, Limits):
+        raise ValidationError(
+            f"limits must be a sitq.Limits, such as Limits(call_bytes=50_000_000), not {limits!r:.200}"
+        )
+    return limits
+
+
+_DEFAULT_LIMITS = Limits()
+
+
+def _name_of(function: Callable[..., Any]) -> str:
+    """A task's name from its function, which must follow the rule for names like one given."""
+    name = task_name(function)
+    try:
+        return check_name(name, "name")
+    except ValidationError as exc:
+        raise ValidationError(
+            f"the task's function has no usable name ({exc}): give one with Task(..., name=...)"
+        ) from None
 
 
 def _statuses(status: TaskStatus | str | Iterable[TaskStatus | str] | None) -> tuple[TaskStatus, ...]:
-    wanted = tuple(TaskStatus) if status is None else (status,) if isinstance(status, str) else tuple(status)
+    if status is None:
+        return tuple(TaskStatus)
     try:
+        wanted = (status,) if isinstance(status, str) else tuple(status)
         return tuple(TaskStatus(each) for each in wanted)
-    except ValueError:
+    except (TypeError, ValueError):
         raise ValidationError(
-            f"status must be one of {', '.join(TaskStatus)} (or a list of them), not {status!r}"
+            f"status must be one of {', '.join(TaskStatus)}, or a list of them, not {status!r:.200}"
         ) from None

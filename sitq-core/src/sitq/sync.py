@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from sitq.backend import Backend
 from sitq.errors import SyncTaskQueueError
-from sitq.models import Result, Task, TaskInfo, TaskStatus
+from sitq.models import Limits, Result, Task, TaskInfo, TaskStatus
 from sitq.queue import TaskQueue
 from sitq.serializer import Serializer
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
@@ -30,8 +30,9 @@ class SyncTaskQueue:
         *,
         plugins: Sequence[object] = (),
         eager: bool | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        self.queue = TaskQueue(backend, serializer, plugins=plugins, eager=eager)
+        self.queue = TaskQueue(backend, serializer, plugins=plugins, eager=eager, limits=limits)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -88,7 +89,7 @@ class SyncTaskQueue:
 
     def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
         """See `TaskQueue.enqueue_many`."""
-        return self._call(self.queue.enqueue_many, list(tasks))
+        return self._call(self.queue.enqueue_many, tasks)
 
     def get_status(self, task_id: str) -> TaskStatus:
         """See `TaskQueue.get_status`."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sitq.arguments import check_callable, check_name
 from sitq.errors import SitqError
 from sitq.models import TASK_NAME_ATTRIBUTE, TASK_OPTIONS_ATTRIBUTE, RetryPolicy, TaskOptions
 
@@ -33,12 +34,15 @@ def task(
         queue=queue,
         priority=priority,
         max_attempts=max_attempts,
-        retry=retry or RetryPolicy(),
+        retry=RetryPolicy() if retry is None else retry,
         timeout=timeout,
         description=description,
     )
+    if name is not None:
+        check_name(name, "name")
 
     def attach(function: F) -> F:
+        check_callable(function, "@sitq.task(...) decorates a function: what it decorates")
         setattr(function, TASK_OPTIONS_ATTRIBUTE, options)
         if name is not None:
             setattr(function, TASK_NAME_ATTRIBUTE, name)

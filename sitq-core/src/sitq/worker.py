@@ -20,6 +20,15 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
+from sitq.arguments import (
+    MAX_CONCURRENCY,
+    check_duration,
+    check_id,
+    check_int,
+    check_name,
+    check_names,
+    check_seconds,
+)
 from sitq.backend import Backend
 from sitq.backoff import Backoff
 from sitq.batching import GroupCommit
@@ -33,10 +42,10 @@ from sitq.errors import (
     WorkerError,
 )
 from sitq.failures import FailedInChild, Failure
-from sitq.models import AttemptOutcome, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
+from sitq.models import AttemptOutcome, Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.processes import Job, ProcessPool
-from sitq.queue import TaskQueue
+from sitq.queue import TaskQueue, checked_limits
 from sitq.serializer import Serializer
 from sitq.tasks import TaskContext, enter_task, reset_task
 
@@ -54,7 +63,9 @@ class Worker:
     task is leased for `lease` seconds and the lease is renewed while it runs, so that if this process
     dies another worker picks the task up. On stop, running tasks get `grace_period` seconds to finish;
     the rest are given back to the queue. With `retention` (one duration, or one per queue), the worker
-    deletes its queues' tasks that finished longer ago than that, about once a minute.
+    deletes its queues' tasks that finished longer ago than that, about once a minute. `limits` bound
+    the return values and errors it stores (by default those of the `TaskQueue` it was built from, else
+    `Limits()`).
 
     With `processes=N` (process mode), tasks run in N child processes, one at a time each, instead of in
     this process: a task that kills its process (a signal, `os._exit`, a crash in native code) costs only
@@ -77,6 +88,7 @@ class Worker:
         grace_period: float = 30.0,
         retention: timedelta | Mapping[str, timedelta] | None = None,
         plugins: Sequence[object] = (),
+        limits: Limits | None = None,
     ) -> None:
         if processes is not None and (
             isinstance(processes, bool) or not isinstance(processes, int) or processes < 1
@@ -84,8 +96,7 @@ class Worker:
             raise ValidationError(f"processes must be a whole number >= 1 or None, not {processes!r}")
         if max_concurrency is None:
             max_concurrency = processes or 10
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValidationError(f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}")
+        check_int(max_concurrency, "max_concurrency", low=1, high=MAX_CONCURRENCY)
         if processes is not None and max_concurrency > processes:
             raise ValidationError(
                 f"max_concurrency={max_concurrency} cannot exceed processes={processes}: each child process "
@@ -96,25 +107,25 @@ class Worker:
             ("lease", lease),
             ("grace_period", grace_period),
         ):
-            if not isinstance(seconds, int | float) or seconds <= 0:
-                raise ValidationError(f"{name} must be a number of seconds > 0, not {seconds!r}")
-        if isinstance(queues, str) or not queues or not all(isinstance(q, str) and q for q in queues):
-            raise ValidationError(
-                f"queues must be a list of queue names, such as ['default'], not {queues!r}"
-            )
+            check_seconds(seconds, name)
+        if lease < _MIN_LEASE:
+            raise ValidationError(f"lease must be at least {_MIN_LEASE} seconds, not {lease!r}")
         if isinstance(backend, TaskQueue):
             self.plugins = plugins_with(plugins) if plugins else backend.plugins
             self.backend = backend.backend
             serializer = serializer or backend.serializer
+            limits = backend.limits if limits is None else limits
         else:
             self.plugins = plugins_with(plugins)
             self.backend = self.plugins.resolve_backend(backend)
         self._codec = Codec(self.plugins, self.plugins.resolve_serializer(serializer))
+        self.limits = checked_limits(limits)
+        """What this worker stores at most: a return value over `result_bytes` fails its task."""
         self.max_concurrency = max_concurrency
         self.processes = processes
         self.poll_interval = float(poll_interval)
         self.lease = timedelta(seconds=lease)
-        self.queues = tuple(queues)
+        self.queues = check_names(queues, "queues")
         self.grace_period = float(grace_period)
         self.retention = _retention_by_queue(retention, self.queues)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -483,6 +494,7 @@ class Worker:
         A task that has already finished is not run again: its stored result is returned, and one this
         worker is already running is waited for.
         """
+        check_id(task_id)
         await self._ready()
         reserved = await self.backend.claim_task(
             task_id, worker_id=self.worker_id, now=utcnow(), lease=self.lease
@@ -522,6 +534,7 @@ class Worker:
         started = time.perf_counter()
         try:
             result = await self._run(reserved, context)
+            self.limits.check_result(len(result))
         except asyncio.CancelledError:
             raise  # the worker stopping, or the call given back: not the task's failure
         except BaseException as exc:
@@ -564,7 +577,7 @@ class Worker:
         described = (
             failure.failure if isinstance(failure, FailedInChild) else Failure.of(failure, options.retry)
         )
-        error, formatted = described.error, described.traceback
+        error, formatted = self.limits.clip(described.error), self.limits.clip(described.traceback)
         if isinstance(failure, TaskCancelledError):
             await self.plugins.task_cancelled(**identity)
             return self._outcome(reserved, TaskStatus.CANCELLED, error=error)
@@ -706,13 +719,23 @@ class Worker:
             self._wakeup.set()
 
 
+_MIN_LEASE = 0.001  # a shorter lease rounds to nothing: its task would be lost as soon as claimed
+
+
 def _retention_by_queue(
     retention: timedelta | Mapping[str, timedelta] | None, queues: Sequence[str]
 ) -> dict[str, timedelta]:
     if retention is None:
         return {}
-    by_queue = dict.fromkeys(queues, retention) if isinstance(retention, timedelta) else dict(retention)
-    for queue, keep in by_queue.items():
-        if not isinstance(keep, timedelta) or keep < timedelta(0):
-            raise ValidationError(f"retention of queue {queue!r} must be a timedelta >= 0, not {keep!r}")
-    return by_queue
+    if isinstance(retention, timedelta):
+        retention = dict.fromkeys(queues, retention)
+    elif not isinstance(retention, Mapping):
+        raise ValidationError(
+            f"retention must be a timedelta, or a dict of one per queue name, not {retention!r:.200}"
+        )
+    return {
+        check_name(queue, "each queue of retention"): check_duration(
+            keep, f"retention of queue {queue!r}", "timedelta(days=7)"
+        )
+        for queue, keep in retention.items()
+    }

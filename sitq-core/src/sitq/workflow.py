@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sitq.arguments import check_name
 from sitq.errors import ValidationError
 from sitq.models import Task, TaskStatus
 
@@ -18,9 +19,7 @@ class Workflow:
     """
 
     def __init__(self, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValidationError(f"a workflow needs a name, not {name!r}")
-        self.name = name
+        self.name = check_name(name, "a workflow's name")
         self.steps: list[tuple[Task, tuple[int, ...]]] = []
 
     def add(
@@ -31,11 +30,15 @@ class Workflow:
             task = Task(task, args, kwargs)
         elif args or kwargs:
             raise ValidationError("pass a Task alone: its args and kwargs go inside the Task")
+        if isinstance(depends_on, Task) or not isinstance(depends_on, Sequence):
+            raise ValidationError(f"depends_on takes a list of the workflow's Tasks, not {depends_on!r:.200}")
         parents = tuple(self._position(parent, task) for parent in depends_on)
         self.steps.append((task, parents))
         return task
 
     def _position(self, parent: Task, child: Task) -> int:
+        if not isinstance(parent, Task):
+            raise ValidationError(f"depends_on takes Tasks that add() returned, not {parent!r:.200}")
         for position, (added, _) in enumerate(self.steps):
             if added is parent:
                 return position
@@ -60,6 +63,8 @@ class WorkflowRun:
 
     def id_of(self, task: Task) -> str:
         """The id the given task of the workflow was stored under."""
+        if not isinstance(task, Task):
+            raise ValidationError(f"id_of takes a Task that Workflow.add() returned, not {task!r:.200}")
         for (added, _), task_id in zip(self._workflow.steps, self.task_ids, strict=True):
             if added is task:
                 return task_id

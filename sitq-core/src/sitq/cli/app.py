@@ -20,7 +20,7 @@ from sitq.cli.inputs import DURATION_FORMS
 from sitq.cli.output import Output
 from sitq.cli.wait import wait
 from sitq.cli.worker import worker
-from sitq.models import TaskStatus
+from sitq.models import Limits, TaskStatus
 
 Handler = Callable[[argparse.Namespace, Output], Coroutine[Any, Any, ExitCode]]
 
@@ -57,6 +57,23 @@ def _seconds(text: str) -> float:
     if not number > 0 or number == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, such as 30 or 0.5, not {text!r}")
     return number
+
+
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def _size(text: str) -> int | None:
+    """A size such as 1048576, 512K, 50M or 2G (binary units), or ``none`` for no limit."""
+    if text.strip().lower() == "none":
+        return None
+    digits, unit = text.strip().upper().removesuffix("B"), ""
+    if digits[-1:] in _SIZE_UNITS:
+        digits, unit = digits[:-1], digits[-1]
+    if not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 50M, 512K or 1048576, or none, not {text!r}"
+        )
+    return int(digits) * _SIZE_UNITS[unit]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="L",
         help="DEBUG, INFO (default: one line per task outcome), WARNING or ERROR",
     )
+    limits = Limits()
+    for option, default, summary in (
+        ("--result-bytes", limits.result_bytes, "the largest return value stored (default: 10M)"),
+        ("--error-chars", limits.error_chars, "errors and tracebacks are cut to this (default: 64K)"),
+    ):
+        sub.add_argument(
+            option, type=_size, default=default, metavar="SIZE", help=f"{summary}; none for no limit"
+        )
 
     sub = command(
         "enqueue", commands.enqueue, "enqueue a call to module:function; print its task id", backend, as_json

@@ -14,8 +14,12 @@ from sitq.cli.output import Output
 from sitq.errors import SerializationError
 from sitq.models import Task, TaskStatus, utcnow
 from sitq.plugins import default_plugins
+from sitq.queue import TaskQueue
 
 _REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
+SHOWN_RESULT_BYTES = 1024 * 1024
+"""`sitq show` decodes a stored result up to this size; a larger one it describes by its size, since
+decoding and drawing it can take minutes and gigabytes."""
 
 
 async def enqueue(args: argparse.Namespace, output: Output) -> ExitCode:
@@ -59,19 +63,31 @@ async def show(args: argparse.Namespace, output: Output) -> ExitCode:
     """One task in full: options, times, attempt history, traceback, and a successful task's value."""
     async with open_queue(args.url) as queue:
         info = await queue.get_task(args.task_id)
-        value: Any = None
-        if info.status is TaskStatus.SUCCESS:
-            try:
-                result = await queue.get_result(args.task_id, timeout=0)
-                value = None if result is None else result.value
-            except SerializationError as exc:  # its type may live in code this process cannot import
-                value = f"<cannot decode the result here: {exc}>"
-    has_result = info.status is TaskStatus.SUCCESS
+        has_result = info.status is TaskStatus.SUCCESS
+        size, value = await _result(queue, args.task_id) if has_result else (0, None)
     if output.json_mode:
-        output.json(jsonable.task(info) | ({"result": jsonable.plain(value)} if has_result else {}))
+        result = {"result": jsonable.plain(value), "result_bytes": size} if has_result else {}
+        output.json(jsonable.task(info) | result)
+    elif not has_result:
+        output.show(tables.task_detail(info))
+    elif size <= SHOWN_RESULT_BYTES:
+        output.show(tables.task_detail(info, tables.result_value(value)))
     else:
-        output.show(tables.task_detail(info, value, has_result=has_result))
+        output.show(tables.task_detail(info, tables.result_not_shown(size, SHOWN_RESULT_BYTES)))
     return ExitCode.OK
+
+
+async def _result(queue: TaskQueue, task_id: str) -> tuple[int, Any]:
+    """A successful task's result: its stored size, and its value when small enough to show."""
+    record = await queue.backend.get(task_id)  # the size, without decoding what may be huge
+    size = 0 if record is None or record.result is None else len(record.result)
+    if size > SHOWN_RESULT_BYTES:
+        return size, None
+    try:
+        result = await queue.get_result(task_id, timeout=0)
+    except SerializationError as exc:  # its type may live in code this process cannot import
+        return size, f"<cannot decode the result here: {exc}>"
+    return size, None if result is None else result.value
 
 
 async def stats(args: argparse.Namespace, output: Output) -> ExitCode:

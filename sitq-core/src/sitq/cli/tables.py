@@ -103,8 +103,26 @@ def tasks(infos: Sequence[TaskInfo], width: int) -> Table:
     return table
 
 
-def task_detail(info: TaskInfo, result: Any = None, *, has_result: bool = False) -> Group:
-    """Everything about one task, for `sitq show`: its fields, its attempts, and its traceback."""
+def result_value(result: Any) -> Pretty:
+    """A task's return value, cut to a screenful: long containers and strings end in what was left out."""
+    return Pretty(result, max_length=_SHOWN_ITEMS, max_string=_SHOWN_CHARS, max_depth=_SHOWN_DEPTH)
+
+
+_SHOWN_ITEMS, _SHOWN_CHARS, _SHOWN_DEPTH = 50, 2000, 8
+
+
+def result_not_shown(size: int, limit: int) -> Text:
+    """In place of a result too large to decode for a terminal."""
+    return Text(
+        f"{size:,} bytes, not shown: over the {limit:,} bytes sitq show decodes "
+        "(read it with TaskQueue.get_result())",
+        style="dim",
+    )
+
+
+def task_detail(info: TaskInfo, result: RenderableType | None = None) -> Group:
+    """Everything about one task, for `sitq show`: its fields, its attempts, its traceback, and its
+    `result` (drawn by `result_value` or `result_not_shown`) when it succeeded."""
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold")
     fields.add_column(overflow="fold")
@@ -128,8 +146,8 @@ def task_detail(info: TaskInfo, result: Any = None, *, has_result: bool = False)
         rows.append(("cancel", Text("requested; its worker will stop it", style="yellow")))
     if info.error:
         rows.append(("error", Text(info.error, style="red")))
-    if has_result:
-        rows.append(("result", Pretty(result)))
+    if result is not None:
+        rows.append(("result", result))
     for label, value in rows:
         fields.add_row(label, value)
     parts: list[RenderableType] = [Panel(fields, title=f"task {info.id}", title_align="left", expand=False)]

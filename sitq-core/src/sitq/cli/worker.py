@@ -16,6 +16,7 @@ from sitq.cli.errors import ExitCode
 from sitq.cli.inputs import import_module
 from sitq.cli.output import Output
 from sitq.cli.tables import seconds
+from sitq.models import Limits
 from sitq.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ async def worker(args: argparse.Namespace, output: Output) -> ExitCode:
         grace_period=args.grace_period,
         lease=args.lease,
         plugins=[OutcomeLog(url, queues, args.processes)],
+        limits=Limits(result_bytes=args.result_bytes, error_chars=args.error_chars),
     )
     await running.run(burst=args.burst)
     return ExitCode.OK
