@@ -31,6 +31,7 @@ from sitq.hookspecs import hookimpl
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
+    Compaction,
     ReservedTask,
     Result,
     RetryPolicy,
@@ -57,6 +58,7 @@ __all__ = [
     "AttemptRecord",
     "Backend",
     "BackendError",
+    "Compaction",
     "ConfigurationError",
     "JsonSerializer",
     "MemoryBackend",

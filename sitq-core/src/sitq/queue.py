@@ -14,7 +14,7 @@ from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, task_name
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
-from sitq.models import TASK_NAME_ATTRIBUTE, NewTask, Result, Task, TaskInfo, TaskStatus, utcnow
+from sitq.models import TASK_NAME_ATTRIBUTE, Compaction, NewTask, Result, Task, TaskInfo, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.serializer import Serializer
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
@@ -300,6 +300,13 @@ class TaskQueue:
         return await self.backend.purge(
             finished_before=utcnow() - older_than, queues=None if queue is None else (queue,)
         )
+
+    async def compact(self) -> Compaction:
+        """Give the space of purged tasks and of a grown write-ahead log back to the file system, now;
+        return the store's size on disk before and after. Every task is kept. Safe beside running
+        workers; see the operations guide for what it costs on a large file."""
+        await self._ready()
+        return await self.backend.compact()
 
     def deserialize_result(self, result: Result) -> Any:
         """The task's return value; the same as `result.value`, kept for the seed documents' spelling."""
