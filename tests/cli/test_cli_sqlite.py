@@ -214,3 +214,19 @@ def test_ctrl_c_lets_the_running_task_finish_then_the_worker_exits_0(sitq: Sitq)
         assert worker.process.wait(timeout=30) == 0, worker.log
     assert sitq.json("show", task_id)["status"] == "success"
     assert f"task {task_id} (cli_tasks.sleep) succeeded" in worker.log
+
+
+def test_compact_gives_the_space_of_purged_tasks_back(sitq: Sitq) -> None:
+    for _ in range(20):
+        sitq.enqueue("cli_tasks:add", '"' + "x" * 50_000 + '"', '""')
+    sitq.ok("worker", "cli_tasks", "--burst")
+    sitq.ok("purge", "--older-than", "0s")
+    database = sitq.cwd / "tasks.db"
+
+    compacted = sitq.json("compact")
+
+    assert compacted["bytes_before"] > compacted["bytes_after"] + 900_000
+    assert compacted["bytes_after"] == database.stat().st_size
+    assert re.fullmatch(
+        r"compacted: \d+\.\d kB on disk before, \d+\.\d kB after \(0 B given back\)\n", sitq.ok("compact")
+    )

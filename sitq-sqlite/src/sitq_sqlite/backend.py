@@ -432,8 +432,7 @@ class SQLiteBackend:
     async def _prepare(self, conn: aiosqlite.Connection) -> None:
         """Configure the fresh connection and check (or migrate) the schema."""
         try:
-            for pragma in schema.NEW_FILE_PRAGMAS:  # before anything writes a new file
-                await conn.execute(pragma)
+            await schema.configure_new_file(conn)
             await self._use_wal(conn)
             await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
             await conn._execute(maintenance.configure, conn._conn)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped

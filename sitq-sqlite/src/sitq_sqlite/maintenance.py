@@ -79,7 +79,9 @@ def compact(db: sqlite3.Connection, busy_timeout: float) -> None:
     """Give the file's free pages back to the file system, then empty the WAL if no reader needs it."""
     ((auto_vacuum,),) = db.execute("PRAGMA auto_vacuum").fetchall()
     if auto_vacuum == _INCREMENTAL:
-        db.execute("PRAGMA incremental_vacuum").fetchall()
+        # executescript steps it to the end; execute() would stop after its first page (it yields an
+        # empty row per page freed).
+        db.executescript("PRAGMA incremental_vacuum")
     else:
         # A file from before schema version 4: VACUUM rewrites it whole, which also applies the
         # auto_vacuum mode every connection asks for, so the next compaction is incremental.

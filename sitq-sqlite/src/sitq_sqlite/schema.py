@@ -141,14 +141,21 @@ PAGE_SIZE = 1024
 are a few hundred bytes, so smaller pages mean less written per task, at no cost in throughput measured.
 A file keeps the page size it was created with."""
 
-NEW_FILE_PRAGMAS = (
+_NEW_FILE_PRAGMAS = (
     f"PRAGMA page_size = {PAGE_SIZE}",
     # Freed pages can be handed back to the file system (`PRAGMA incremental_vacuum`, which compact()
-    # runs); an existing file takes this setting at its next VACUUM.
+    # runs); a file made before this takes the setting at its first compaction, a VACUUM.
     "PRAGMA auto_vacuum = INCREMENTAL",
 )
-"""Settings that only a file without tables takes: run before anything writes the file (switching to WAL
-does)."""
+
+
+async def configure_new_file(connection: aiosqlite.Connection) -> None:
+    """Settings that only an empty file takes: call before anything writes it (switching to WAL does).
+    Only for an empty file, since setting auto_vacuum writes the header of an existing one."""
+    ((pages,),) = await connection.execute_fetchall("PRAGMA page_count")
+    if not pages:
+        for pragma in _NEW_FILE_PRAGMAS:
+            await connection.execute(pragma)
 
 
 class _FileState(NamedTuple):
