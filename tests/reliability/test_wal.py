@@ -74,9 +74,9 @@ async def test_a_held_reader_costs_little_wal_per_task_and_the_wal_shrinks_once_
                 await asyncio.gather(*(queue.enqueue(noop) for _ in range(100)))
             held = wal_bytes(path)
             let_go(reader)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 60
-            while wal_bytes(path) > maintenance.WAL_LIMIT and loop.time() < deadline:
+            for _ in range(600):  # a generous minute: the machine may be busy
+                if wal_bytes(path) <= maintenance.WAL_LIMIT:
+                    break
                 await asyncio.sleep(0.1)
             after = wal_bytes(path)
 

@@ -67,9 +67,8 @@ async def test_compact_gives_purged_space_back(tmp_path: Path) -> None:
 
         compaction = await queue.compact()
 
-        assert compaction == Compaction(
-            bytes_before=compaction.bytes_before, bytes_after=os.path.getsize(path)
-        )
+        on_disk = maintenance.file_bytes(str(path))
+        assert compaction == Compaction(bytes_before=compaction.bytes_before, bytes_after=on_disk)
         assert compaction.bytes_after < full - 5 * MB < compaction.bytes_before
         assert wal_bytes(path) == 0
         assert await queue.get_status(kept) is TaskStatus.PENDING
@@ -94,9 +93,9 @@ async def test_the_wal_shrinks_soon_after_a_long_reader_lets_go(tmp_path: Path) 
         finally:
             reader.close()
         # Nothing is written from here on: the idle worker's looks at the queue are the gaps it uses.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while wal_bytes(path) > maintenance.WAL_LIMIT and loop.time() < deadline:
+        for _ in range(600):  # a generous minute: the machine may be busy
+            if wal_bytes(path) <= maintenance.WAL_LIMIT:
+                break
             await asyncio.sleep(0.1)
 
         assert wal_bytes(path) <= maintenance.WAL_LIMIT
