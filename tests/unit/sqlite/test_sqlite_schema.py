@@ -448,7 +448,7 @@ async def test_a_sqlite_without_json_functions_is_refused(
     assert not backend.is_connected
 
 
-# Version 3 exactly as sitq-sqlite 0.3 wrote it, on top of version 2: never change these either.
+# Version 3 exactly as sitq-sqlite wrote it before version 4, on top of version 2: never change these.
 VERSION_3 = (
     *VERSION_2[:-1],
     "ALTER TABLE tasks ADD COLUMN unmet INTEGER NOT NULL DEFAULT 0",
