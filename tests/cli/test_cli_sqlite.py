@@ -183,7 +183,7 @@ def test_info_tells_the_schema_and_durability(sitq: Sitq) -> None:
     sitq.enqueue("cli_tasks:add", "1", "1")
     info = sitq.json("info")
     assert info["backend"] == "sqlite" and info["queues"] == {"default": {"pending": 1}}
-    assert (info["details"]["schema_version"], info["details"]["synchronous"]) == ("3", "full")
+    assert (info["details"]["schema_version"], info["details"]["synchronous"]) == ("4", "full")
     assert "power cut" in info["details"]["durability"]
     normal = sitq.json("info", "--url", f"{sitq.url}?synchronous=normal")
     assert normal["details"]["synchronous"] == "normal"

@@ -809,8 +809,9 @@ class SQLiteBackend:
 
     async def describe(self) -> dict[str, str]:
         async with self._connection("describing the database") as conn:
-            ((version, journal_mode),) = await conn.execute_fetchall(
-                "SELECT user_version, journal_mode FROM pragma_user_version(), pragma_journal_mode()"
+            ((version, journal_mode, page_size, free_pages),) = await conn.execute_fetchall(
+                "SELECT user_version, journal_mode, page_size, freelist_count FROM pragma_user_version(),"
+                " pragma_journal_mode(), pragma_page_size(), pragma_freelist_count()"
             )
         durability = (
             "every commit survives an application crash, an OS crash and a power cut (synchronous=full)"
@@ -823,6 +824,9 @@ class SQLiteBackend:
             "schema_version": str(version),
             "durability": durability,
             "journal_mode": str(journal_mode),
+            "page_size": f"{page_size} bytes",
+            "free_pages": f"{free_pages} ({free_pages * page_size} bytes; sitq compact gives them back)",
+            "wal_size": f"{maintenance.file_bytes(self._path + '-wal')} bytes",
             "synchronous": self._synchronous,
             "busy_timeout": f"{self._busy_timeout:g}s",
             "sqlite_version": sqlite3.sqlite_version,
