@@ -120,9 +120,13 @@ _CANCEL_DEPENDENT = (
 # Leases that ran out before :now: their workers are presumed dead. The history row is written first, from
 # the row as it still is; it doubles as the check, so the common case (nothing lost) costs one index probe.
 _LOST = f"{WorkerLostError.__name__}: worker "  # worded as the memory backend words it
-_LOST_HISTORY = """
-INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
-SELECT seq, attempts, worker_id, started_at, lease_expires_at, 'lost',
+# A history row: `ended` numbers the task's attempts in the order they end.
+_ADD_ATTEMPT = """
+INSERT INTO attempts (task_seq, ended, attempt, worker_id, started_at, finished_at, outcome, error)
+SELECT seq, coalesce((SELECT max(ended) FROM attempts WHERE task_seq = tasks.seq), 0) + 1,
+"""
+_LOST_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, lease_expires_at, 'lost',
     :lost || worker_id || ' stopped renewing its lease'
 FROM tasks WHERE status = 'in_progress' AND lease_expires_at < :now
 RETURNING task_seq
@@ -176,9 +180,8 @@ _HELD = (
     "FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids))"
     " AND status = 'in_progress' AND worker_id = :worker_id"
 )
-_RELEASE_HISTORY = f"""
-INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
-SELECT seq, attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
+_RELEASE_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
 """
 # A task asked to cancel ends cancelled instead, its attempt counted.
 _RELEASE = f"""
@@ -201,9 +204,8 @@ WHERE id = :task_id AND status IN ('pending', 'in_progress')
 RETURNING seq, status
 """
 _STATUS = "SELECT status FROM tasks WHERE id = ?"
-_COMPLETE_HISTORY = """
-INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
-SELECT seq, attempts, worker_id, started_at, :finished_at, :outcome, :error
+_COMPLETE_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, :finished_at, :outcome, :error
 FROM tasks WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
 """
 _COMPLETE = """
@@ -221,7 +223,7 @@ _GET = f"{_RECORD_COLUMNS} WHERE id = ?"
 _HISTORY = """
 SELECT attempts.attempt, attempts.worker_id, attempts.started_at, attempts.finished_at, attempts.outcome,
     attempts.error
-FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.id
+FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.ended
 """
 # Inspection and administration. Listing walks the rowid (enqueue order) from the cursor on.
 _CURSOR = "SELECT seq FROM tasks WHERE id = ?"

@@ -109,6 +109,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # next_due finds the earliest eta through tasks_ready_by_priority (one probe per priority in use),
     # and tasks_in_progress_by_queue, since tasks_in_progress_by_lease already holds every running task
     # (as few as the workers' slots). tasks_by_workflow drops `status`, which every claim changed.
+    # `attempts` becomes a table clustered by task (WITHOUT ROWID), so that recording an attempt writes
+    # one b-tree instead of a table and its index; `ended` numbers a task's attempts in the order they
+    # ended, the order history returns.
     (
         """
         CREATE TABLE payloads (
@@ -133,6 +136,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE tasks DROP COLUMN result",
         "ALTER TABLE tasks DROP COLUMN traceback",
         "CREATE INDEX tasks_by_workflow ON tasks (workflow_id) WHERE workflow_id IS NOT NULL",
+        """
+        CREATE TABLE attempts_clustered (
+            task_seq INTEGER NOT NULL REFERENCES tasks (seq),
+            ended INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            worker_id TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (task_seq, ended)
+        ) WITHOUT ROWID
+        """,
+        """
+        INSERT INTO attempts_clustered
+            (task_seq, ended, attempt, worker_id, started_at, finished_at, outcome, error)
+        SELECT task_seq, row_number() OVER (PARTITION BY task_seq ORDER BY id), attempt, worker_id,
+            started_at, finished_at, outcome, error
+        FROM attempts
+        """,
+        "DROP TABLE attempts",
+        "ALTER TABLE attempts_clustered RENAME TO attempts",
     ),
 ]
 

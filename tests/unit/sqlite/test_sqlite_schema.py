@@ -400,7 +400,7 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
         (_COMPLETE_HISTORY, [BY_ID]),
         (_COMPLETE, [BY_ID]),
         (_GET, [BY_ID]),
-        (_HISTORY, [BY_ID, "attempts_by_task (task_seq=?)"]),
+        (_HISTORY, [BY_ID, "PRIMARY KEY (task_seq=?)"]),
         (
             _NEXT_DUE,
             [
@@ -489,6 +489,9 @@ async def test_a_version_3_file_keeps_payloads_and_results_beside_its_tasks(tmp_
         f" NULL, {t0 + 1}, x'2a', NULL, NULL, 'wf')",
         f"{insert} VALUES ('broken', 'tests.job', 'failed', x'04', 'pickle', {t0}, {t0}, 1, NULL, {t0},"
         f" NULL, {t0 + 1}, NULL, 'E: no', 'Traceback (most recent call last): ...', NULL)",
+        "INSERT INTO attempts (id, task_seq, attempt, worker_id, started_at, finished_at, outcome, error)"
+        f" VALUES (7, 3, 1, 'old', {t0}, {t0}, 'released', NULL), (4, 2, 1, 'old', {t0}, {t0 + 1}, 'success',"
+        f" NULL), (9, 3, 1, 'old', {t0}, {t0 + 1}, 'failed', 'E: no')",
     )
     backend = SQLiteBackend(path)
     await backend.connect()
@@ -511,14 +514,24 @@ async def test_a_version_3_file_keeps_payloads_and_results_beside_its_tasks(tmp_
             worker_id="w", now=T0, lease=timedelta(minutes=1), limit=5, queues=["default"]
         )
         assert (claimed.id, claimed.payload) == ("waiting", b"\x01")
+        assert [(a.outcome, a.error) for a in await backend.history("broken")] == [
+            (AttemptOutcome.RELEASED, None),
+            (AttemptOutcome.FAILED, "E: no"),
+        ]
         assert await backend.requeue("broken", now=T0) is TaskStatus.PENDING
         requeued = await backend.get("broken")
         assert requeued is not None and (requeued.error, requeued.traceback) == (None, None)
+        await backend.claim_task("broken", worker_id="w", now=T0, lease=timedelta(minutes=1))
+        await backend.complete([TaskOutcome("broken", "w", TaskStatus.SUCCESS, T0, result=b"ok")])
+        history = [(a.worker_id, a.outcome) for a in await backend.history("broken")]
+        assert history == [("old", "released"), ("old", "failed"), ("w", "success")]
+        assert [a.outcome for a in await backend.history("done")] == [AttemptOutcome.SUCCESS]
         # A file made before version 4 has 4 KiB pages and no incremental vacuum, until compacted once.
         assert pragmas(path) == (4096, 0)
         await backend.compact()
         assert pragmas(path) == (4096, 2)
         assert (await backend.get("done")) == done
+        assert len(await backend.history("broken")) == 3
     finally:
         await backend.close()
     with sqlite3.connect(path) as conn:
