@@ -76,7 +76,7 @@ _INSERT = (
 )
 _INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) SELECT seq, ? FROM tasks WHERE id = ?"
 _SET_RESULT = (
-    "INSERT INTO results (task_seq, result, traceback) VALUES (:seq, :result, :traceback)"
+    "INSERT INTO results (task_seq, result, traceback) VALUES (?, ?, ?)"
     " ON CONFLICT (task_seq) DO UPDATE SET result = excluded.result, traceback = excluded.traceback"
 )
 _FORGET_RESULTS = "DELETE FROM results WHERE task_seq IN (SELECT value FROM json_each(?))"
@@ -1106,16 +1106,18 @@ def _record_outcomes(db: sqlite3.Connection, rows: Sequence[dict[str, object]]) 
         return
     db.executemany(_COMPLETE_HISTORY, rows)
     ended: list[tuple[int, str, str, object]] = []
+    left: list[tuple[int, object, object]] = []
     for row in rows:
         for seq, status in db.execute(_COMPLETE, row).fetchall():
-            if row["result"] is None and row["traceback"] is None:
-                db.execute(_FORGET_RESULTS, (json.dumps([seq]),))
-            else:
-                db.execute(_SET_RESULT, {"seq": seq, "result": row["result"], "traceback": row["traceback"]})
+            left.append((seq, row["result"], row["traceback"]))
             if status == TaskStatus.SUCCESS:
                 db.execute(_MET, (seq,))
             elif status in _ENDED_WITHOUT_SUCCESS:
                 ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
+    # What each attempt left replaces what an earlier attempt of its task left, even when it is nothing.
+    db.executemany(_SET_RESULT, [kept for kept in left if kept[1] is not None or kept[2] is not None])
+    if nothing := [seq for seq, result, traceback in left if result is None and traceback is None]:
+        db.execute(_FORGET_RESULTS, (json.dumps(nothing),))
     # Only pending tasks are cancelled, and only running ones completed: cancelling after every outcome is
     # applied ends the same tasks, with the same errors, as cancelling after each.
     for seq, task_id, status, finished_at in ended:
