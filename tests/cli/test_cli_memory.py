@@ -16,6 +16,11 @@ def test_info_says_memory_keeps_nothing(sitq_memory: Sitq) -> None:
     assert "durability" in sitq_memory.ok("info")
 
 
+def test_compact_says_memory_has_nothing_on_disk(sitq_memory: Sitq) -> None:
+    assert sitq_memory.json("compact") == {"bytes_before": 0, "bytes_after": 0}
+    assert sitq_memory.ok("compact") == "compacted: 0 B on disk before, 0 B after (0 B given back)\n"
+
+
 def test_plugins_lists_every_plugin_with_what_it_provides(sitq_memory: Sitq) -> None:
     plugins = {plugin["name"]: plugin for plugin in sitq_memory.json("plugins")}
     builtins = plugins["sitq.builtins"]

@@ -184,7 +184,7 @@ def test_info_tells_the_schema_and_durability(sitq: Sitq) -> None:
     sitq.enqueue("cli_tasks:add", "1", "1")
     info = sitq.json("info")
     assert info["backend"] == "sqlite" and info["queues"] == {"default": {"pending": 1}}
-    assert (info["details"]["schema_version"], info["details"]["synchronous"]) == ("3", "full")
+    assert (info["details"]["schema_version"], info["details"]["synchronous"]) == ("4", "full")
     assert "power cut" in info["details"]["durability"]
     normal = sitq.json("info", "--url", f"{sitq.url}?synchronous=normal")
     assert normal["details"]["synchronous"] == "normal"
@@ -269,3 +269,19 @@ def test_a_task_lost_with_its_killed_worker_is_failed_and_reported_by_the_next_w
     shown = sitq.json("show", task_id)
     assert shown["status"] == "failed"
     assert [attempt["outcome"] for attempt in shown["history"]] == ["lost"]
+
+
+def test_compact_gives_the_space_of_purged_tasks_back(sitq: Sitq) -> None:
+    for _ in range(20):
+        sitq.enqueue("cli_tasks:add", '"' + "x" * 50_000 + '"', '""')
+    sitq.ok("worker", "cli_tasks", "--burst")
+    sitq.ok("purge", "--older-than", "0s")
+    database = sitq.cwd / "tasks.db"
+
+    compacted = sitq.json("compact")
+
+    assert compacted["bytes_before"] > compacted["bytes_after"] + 900_000
+    assert compacted["bytes_after"] == database.stat().st_size
+    assert re.fullmatch(
+        r"compacted: \d+\.\d kB on disk before, \d+\.\d kB after \(0 B given back\)\n", sitq.ok("compact")
+    )

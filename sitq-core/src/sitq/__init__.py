@@ -36,6 +36,7 @@ from sitq.hookspecs import hookimpl
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
+    Compaction,
     Limits,
     ReservedTask,
     Result,
@@ -63,6 +64,7 @@ __all__ = [
     "AttemptRecord",
     "Backend",
     "BackendError",
+    "Compaction",
     "ConfigurationError",
     "JsonSerializer",
     "Limits",

@@ -23,6 +23,7 @@ from sitq.errors import ConfigurationError
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
+    Compaction,
     NewTask,
     ReservedTask,
     TaskOptions,
@@ -37,6 +38,7 @@ __all__ = [
     "AttemptRecord",
     "Backend",
     "ChangeSignal",
+    "Compaction",
     "NewTask",
     "ReservedTask",
     "SharedConnection",
@@ -182,6 +184,12 @@ class Backend(Protocol):
 
     async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
         """How many tasks of a workflow are in each status (statuses with none are left out)."""
+        ...
+
+    async def compact(self) -> Compaction:
+        """Give back to the system the space that deleted tasks and finished writes left behind (free
+        pages, a grown write-ahead log), keeping every task; return the store's size on disk before and
+        after, 0 and 0 for a store that keeps nothing on disk. Never loses or changes a task."""
         ...
 
     async def get(self, task_id: str) -> TaskRecord | None:

@@ -438,3 +438,19 @@ class TaskRecord:
     cancel_requested: bool = False
     depends_on: tuple[str, ...] = ()
     workflow_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    """What `TaskQueue.compact()` did: the bytes the store took on disk before and after.
+
+    A backend that keeps nothing on disk (the memory backend) reports 0 and 0.
+    """
+
+    bytes_before: int
+    bytes_after: int
+
+    @property
+    def bytes_freed(self) -> int:
+        """How many bytes the store gave back (never negative)."""
+        return max(0, self.bytes_before - self.bytes_after)

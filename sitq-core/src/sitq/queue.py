@@ -26,6 +26,7 @@ from sitq.codec import Codec, task_name
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
 from sitq.models import (
     TASK_NAME_ATTRIBUTE,
+    Compaction,
     Limits,
     NewTask,
     Result,
@@ -325,6 +326,13 @@ class TaskQueue:
         queues = None if queue is None else (check_name(queue, "queue"),)
         await self._ready()
         return await self.backend.purge(finished_before=utcnow() - older_than, queues=queues)
+
+    async def compact(self) -> Compaction:
+        """Give the space of purged tasks and of a grown write-ahead log back to the file system, now;
+        return the store's size on disk before and after. Every task is kept. Safe beside running
+        workers; see the operations guide for what it costs on a large file."""
+        await self._ready()
+        return await self.backend.compact()
 
     def deserialize_result(self, result: Result) -> Any:
         """The task's return value; the same as `result.value`, kept for the seed documents' spelling."""

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from sitq.backend import Backend
 from sitq.errors import SyncTaskQueueError
-from sitq.models import Limits, Result, Task, TaskInfo, TaskStatus
+from sitq.models import Compaction, Limits, Result, Task, TaskInfo, TaskStatus
 from sitq.queue import TaskQueue
 from sitq.serializer import Serializer
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
@@ -137,6 +137,10 @@ class SyncTaskQueue:
     def purge(self, older_than: timedelta, *, queue: str | None = None) -> int:
         """See `TaskQueue.purge`."""
         return self._call(self.queue.purge, older_than, queue=queue)
+
+    def compact(self) -> Compaction:
+        """See `TaskQueue.compact`."""
+        return self._call(self.queue.compact)
 
     def deserialize_result(self, result: Result) -> Any:
         """See `TaskQueue.deserialize_result`."""

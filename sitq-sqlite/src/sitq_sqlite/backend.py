@@ -38,6 +38,7 @@ from sitq.errors import (
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
+    Compaction,
     NewTask,
     ReservedTask,
     RetryPolicy,
@@ -46,7 +47,7 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq_sqlite import faults, files, schema
+from sitq_sqlite import faults, files, maintenance, schema
 from sitq_sqlite.watch import OtherCommits
 
 if TYPE_CHECKING:
@@ -66,11 +67,19 @@ _FIRST_BUSY_DELAY = 0.00005
 _MAX_BUSY_DELAY = 0.005
 
 # The literal status values in these WHERE clauses must match the partial indexes in schema.py.
+# A task's payload, result and traceback live beside its row (see schema version 4), so that the
+# statements that move a task along rewrite its small row only.
 _INSERT = (
-    "INSERT INTO tasks (id, name, status, payload, serializer, enqueued_at, eta, queue, priority,"
+    "INSERT INTO tasks (id, name, status, serializer, enqueued_at, eta, queue, priority,"
     " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id)"
-    " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) SELECT seq, ? FROM tasks WHERE id = ?"
+_SET_RESULT = (
+    "INSERT INTO results (task_seq, result, traceback) VALUES (?, ?, ?)"
+    " ON CONFLICT (task_seq) DO UPDATE SET result = excluded.result, traceback = excluded.traceback"
+)
+_FORGET_RESULTS = "DELETE FROM results WHERE task_seq IN (SELECT value FROM json_each(?))"
 _OPTIONS = "queue, priority, max_attempts, retry, timeout, description"
 # Worded as the memory backend words them.
 _CANCELLED_WHILE_RUNNING = f"{TaskCancelledError.__name__}: cancelled on request while running"
@@ -116,9 +125,13 @@ _EXPIRED = (
     "status = 'in_progress' AND lease_expires_at < :now"
     " AND (:end OR (NOT cancel_requested AND attempts < max_attempts))"
 )
-_LOST_HISTORY = f"""
-INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
-SELECT seq, attempts, worker_id, started_at, lease_expires_at, 'lost',
+# A history row: `ended` numbers the task's attempts in the order they end.
+_ADD_ATTEMPT = """
+INSERT INTO attempts (task_seq, ended, attempt, worker_id, started_at, finished_at, outcome, error)
+SELECT seq, coalesce((SELECT max(ended) FROM attempts WHERE task_seq = tasks.seq), 0) + 1,
+"""
+_LOST_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, lease_expires_at, 'lost',
     :lost || worker_id || ' stopped renewing its lease'
 FROM tasks WHERE {_EXPIRED}
 RETURNING task_seq
@@ -135,7 +148,7 @@ UPDATE tasks SET
         :lost || worker_id || ' stopped renewing its lease'
         || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END
     END,
-    traceback = NULL, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
+    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
 WHERE {_EXPIRED}
 RETURNING seq, id, status, finished_at
 """
@@ -144,7 +157,8 @@ _RESERVE = (
     " started_at = :now, lease_expires_at = :expires"
 )
 _RESERVED_COLUMNS = (
-    f"RETURNING seq, id, name, payload, serializer, attempts, enqueued_at, eta, {_OPTIONS}, depends_on"
+    "RETURNING seq, id, name, (SELECT payload FROM payloads WHERE task_seq = tasks.seq), serializer,"
+    f" attempts, enqueued_at, eta, {_OPTIONS}, depends_on"
 )
 _CLAIM_TASK = f"{_RESERVE} WHERE id = :task_id AND status = 'pending' AND unmet = 0 {_RESERVED_COLUMNS}"
 # One arm per queue, each walking tasks_ready_by_priority in claim order; SQLite merges the arms and
@@ -171,9 +185,8 @@ _HELD = (
     "FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids))"
     " AND status = 'in_progress' AND worker_id = :worker_id"
 )
-_RELEASE_HISTORY = f"""
-INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
-SELECT seq, attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
+_RELEASE_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
 """
 # A task asked to cancel ends cancelled instead, its attempt counted.
 _RELEASE = f"""
@@ -183,7 +196,6 @@ UPDATE tasks SET
     attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
     finished_at = CASE WHEN cancel_requested THEN :now ELSE finished_at END,
     error = CASE WHEN cancel_requested THEN :cancelled ELSE error END,
-    traceback = CASE WHEN cancel_requested THEN NULL ELSE traceback END,
     worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
 WHERE seq IN (SELECT seq {_HELD})
 RETURNING seq, id, status
@@ -197,34 +209,31 @@ WHERE id = :task_id AND status IN ('pending', 'in_progress')
 RETURNING seq, status
 """
 _STATUS = "SELECT status FROM tasks WHERE id = ?"
-_COMPLETE_HISTORY = """
-INSERT INTO attempts (task_seq, attempt, worker_id, started_at, finished_at, outcome, error)
-SELECT seq, attempts, worker_id, started_at, :finished_at, :outcome, :error
+_COMPLETE_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, :finished_at, :outcome, :error
 FROM tasks WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
 """
 _COMPLETE = """
 UPDATE tasks SET status = :status, eta = coalesce(:retry_at, eta), finished_at = :finished_at_or_null,
-    result = :result, error = :error, traceback = :traceback, worker_id = NULL, lease_expires_at = NULL,
-    cancel_requested = 0
+    error = :error, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
 WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
 RETURNING seq, status
 """
-_GET = (
+_RECORD_COLUMNS = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    " result, error, traceback, cancel_requested, depends_on, workflow_id,"
-    f" {_OPTIONS} FROM tasks WHERE id = ?"
+    f" result, error, traceback, cancel_requested, depends_on, workflow_id, {_OPTIONS}"
+    " FROM tasks LEFT JOIN results ON results.task_seq = tasks.seq"
 )
+_GET = f"{_RECORD_COLUMNS} WHERE id = ?"
 _HISTORY = """
 SELECT attempts.attempt, attempts.worker_id, attempts.started_at, attempts.finished_at, attempts.outcome,
     attempts.error
-FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.id
+FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.ended
 """
 # Inspection and administration. Listing walks the rowid (enqueue order) from the cursor on.
 _CURSOR = "SELECT seq FROM tasks WHERE id = ?"
 _LIST = (
-    "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    " result, error, traceback, cancel_requested, depends_on, workflow_id,"
-    f" {_OPTIONS} FROM tasks WHERE seq > :after"
+    f"{_RECORD_COLUMNS} WHERE seq > :after"
     " AND status IN (SELECT value FROM json_each(:statuses))"
     " AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))"
     " ORDER BY seq LIMIT :limit"
@@ -237,14 +246,14 @@ _STATS = "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status ORDER
 # succeeding meanwhile, hence the recount.
 _REQUEUE = """
 UPDATE tasks SET status = 'pending', eta = :now, attempts = 0, started_at = NULL, finished_at = NULL,
-    result = NULL, error = NULL, traceback = NULL,
+    error = NULL,
     unmet = (
         SELECT count(DISTINCT parents.value) FROM json_each(coalesce(tasks.depends_on, '[]')) AS parents
         WHERE EXISTS (SELECT 1 FROM tasks AS parent WHERE parent.id = parents.value
             AND parent.status != 'success')
     )
 WHERE id = :task_id AND status IN ('failed', 'timeout', 'cancelled')
-RETURNING status
+RETURNING seq
 """
 # Finished before the cutoff, and no pending task depends on it (one primary-key probe per candidate).
 _PURGE = """
@@ -256,18 +265,34 @@ DELETE FROM tasks WHERE finished_at < :before
     )
 RETURNING seq
 """
-_PURGE_ATTEMPTS = "DELETE FROM attempts WHERE task_seq IN (SELECT value FROM json_each(?))"
+_PURGE_SIDE_TABLES = tuple(
+    f"DELETE FROM {table} WHERE task_seq IN (SELECT value FROM json_each(?))"
+    for table in ("attempts", "payloads", "results")
+)
 _PURGE_DEPENDENCIES = (
     "DELETE FROM dependencies WHERE parent_seq IN (SELECT value FROM json_each(:seqs))"
     " OR task_seq IN (SELECT value FROM json_each(:seqs))"
 )
 _WORKFLOW_COUNTS = "SELECT status, count(*) FROM tasks WHERE workflow_id = ? GROUP BY status"
-# Per queue, the earliest ready eta and the earliest lease expiry: one index probe each.
+# Per queue, the earliest ready eta and the earliest lease expiry. tasks_ready_by_priority holds each
+# priority's tasks in eta order, so `levels` steps from one priority in use to the next (one index probe
+# each), and the earliest eta of each is its first entry. Running tasks are few: their index is read whole.
 _NEXT_DUE = """
+WITH RECURSIVE levels (queue, priority) AS (
+    SELECT queues.value, (
+        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = queues.value
+    ) FROM json_each(:queues) AS queues
+    UNION ALL
+    SELECT levels.queue, (
+        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
+            AND priority < levels.priority
+    ) FROM levels WHERE levels.priority IS NOT NULL
+)
 SELECT min(due) FROM (
     SELECT (
-        SELECT min(eta) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = queues.value
-    ) AS due FROM json_each(:queues) AS queues
+        SELECT min(eta) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
+            AND priority = levels.priority
+    ) AS due FROM levels WHERE levels.priority IS NOT NULL
     UNION ALL
     SELECT (
         SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress' AND queue = queues.value
@@ -321,6 +346,8 @@ class SQLiteBackend:
         self._conn: aiosqlite.Connection | None = None
         self._commits: OtherCommits | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._wal = maintenance.WalWatch(self._path)
+        self._checkpointing: asyncio.Task[None] | None = None
 
     @property
     def path(self) -> str:
@@ -420,8 +447,10 @@ class SQLiteBackend:
     async def _prepare(self, conn: aiosqlite.Connection) -> None:
         """Configure the fresh connection and check (or migrate) the schema."""
         try:
+            await schema.configure_new_file(conn)
             await self._use_wal(conn)
             await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
+            await conn._execute(maintenance.configure, conn._conn)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
             await _check_json(conn)
             await schema.prepare(conn, repr(self._path))
         except sqlite3.Error as exc:
@@ -461,11 +490,13 @@ class SQLiteBackend:
 
     async def _close(self) -> None:
         watcher, self._watcher = self._watcher, None
+        checkpointing, self._checkpointing = self._checkpointing, None
         try:
-            # A watcher left in a loop that has since ended (see SharedConnection) ended with it.
-            if watcher is not None and watcher.get_loop() is asyncio.get_running_loop():
-                watcher.cancel()
-                await asyncio.wait([watcher])
+            # A task left in a loop that has since ended (see SharedConnection) ended with it.
+            for background in (watcher, checkpointing):
+                if background is not None and background.get_loop() is asyncio.get_running_loop():
+                    background.cancel()
+                    await asyncio.wait([background])
             if self._commits is not None:
                 self._commits.close()
                 self._commits = None
@@ -519,7 +550,24 @@ class SQLiteBackend:
         async with self._connection(doing) as conn:
             # Private, but aiosqlite offers no public way to run several statements in one thread hop.
             result: _T = await conn._execute(_in_transaction, conn._conn, body, self._busy_timeout)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
-            return result
+        self._keep_wal_small()
+        return result
+
+    def _keep_wal_small(self) -> None:
+        """Checkpoint in the background when the WAL has grown past its limit (see `maintenance`)."""
+        if (self._checkpointing is None or self._checkpointing.done()) and self._wal.due():
+            self._checkpointing = asyncio.get_running_loop().create_task(
+                self._checkpoint(), name=f"sitq-sqlite checkpoint of {self._path}"
+            )
+
+    async def _checkpoint(self) -> None:
+        try:
+            async with self._connection("checkpointing the WAL") as conn:
+                await conn._execute(maintenance.checkpoint, conn._conn, self._busy_timeout)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
+        except BackendError as exc:
+            self._wal.failed(exc)
+        else:
+            self._wal.succeeded()
 
     def _notify(self) -> None:
         _open_files.notify(self._file)
@@ -533,7 +581,7 @@ class SQLiteBackend:
         else:
             rows = [_task_row(task, unmet=0) for task in tasks]
             # Even an empty batch checks that the backend is connected.
-            await self._atomically(doing, lambda db: db.executemany(_INSERT, rows))
+            await self._atomically(doing, lambda db: _store(db, tasks, rows))
         if tasks:
             self._notify()
 
@@ -634,11 +682,12 @@ class SQLiteBackend:
             released = db.execute(_RELEASE_HISTORY, params).rowcount
             if released:
                 rows = db.execute(_RELEASE, params).fetchall()
+                cancelled = [row for row in rows if row[2] == TaskStatus.CANCELLED]
+                db.execute(_FORGET_RESULTS, (json.dumps([seq for seq, _, _ in cancelled]),))
                 # In the order they were given, as the memory backend ends them.
                 order = {task_id: index for index, task_id in enumerate(ids)}
-                for seq, task_id, status in sorted(rows, key=lambda row: order[row[1]]):
-                    if status == TaskStatus.CANCELLED:
-                        _cancel_dependents(db, seq, task_id, status, params["now"])
+                for seq, task_id, status in sorted(cancelled, key=lambda row: order[row[1]]):
+                    _cancel_dependents(db, seq, task_id, status, params["now"])
             return released
 
         if await self._atomically(f"releasing {len(task_ids)} task(s)", release):
@@ -719,7 +768,8 @@ class SQLiteBackend:
         params = {"task_id": task_id, "now": now.timestamp()}
 
         def requeue(db: sqlite3.Connection) -> tuple[TaskStatus | None, bool]:
-            if db.execute(_REQUEUE, params).fetchall():
+            if requeued := db.execute(_REQUEUE, params).fetchall():
+                db.execute(_FORGET_RESULTS, (json.dumps([seq for (seq,) in requeued]),))
                 return TaskStatus.PENDING, True
             found = db.execute(_STATUS, (task_id,)).fetchall()
             return (TaskStatus(found[0][0]) if found else None), False
@@ -739,7 +789,8 @@ class SQLiteBackend:
             seqs = [seq for (seq,) in db.execute(_PURGE, params).fetchall()]
             if seqs:
                 encoded = json.dumps(seqs)
-                db.execute(_PURGE_ATTEMPTS, (encoded,))
+                for statement in _PURGE_SIDE_TABLES:
+                    db.execute(statement, (encoded,))
                 db.execute(_PURGE_DEPENDENCIES, {"seqs": encoded})
             return len(seqs)
 
@@ -755,7 +806,16 @@ class SQLiteBackend:
         params = {"queues": json.dumps(list(dict.fromkeys(queues)))}
         async with self._connection("finding the next due task") as conn:
             ((due,),) = await conn.execute_fetchall(_NEXT_DUE, params)
+        self._keep_wal_small()  # asked when a worker is idle: a gap in which to shrink the WAL
         return None if due is None else _time(due)
+
+    async def compact(self) -> Compaction:
+        """Give free pages back to the file system and empty the WAL (see `maintenance`). The first
+        compaction of a file created before schema version 4 rewrites it whole (VACUUM)."""
+        async with self._connection("compacting the database") as conn:
+            before = maintenance.disk_bytes(self._path)
+            await conn._execute(maintenance.compact, conn._conn, self._busy_timeout)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
+            return Compaction(bytes_before=before, bytes_after=maintenance.disk_bytes(self._path))
 
     # Change notification
 
@@ -777,8 +837,9 @@ class SQLiteBackend:
 
     async def describe(self) -> dict[str, str]:
         async with self._connection("describing the database") as conn:
-            ((version, journal_mode),) = await conn.execute_fetchall(
-                "SELECT user_version, journal_mode FROM pragma_user_version(), pragma_journal_mode()"
+            ((version, journal_mode, page_size, free_pages),) = await conn.execute_fetchall(
+                "SELECT user_version, journal_mode, page_size, freelist_count FROM pragma_user_version(),"
+                " pragma_journal_mode(), pragma_page_size(), pragma_freelist_count()"
             )
         durability = (
             "every commit survives an application crash, an OS crash and a power cut (synchronous=full)"
@@ -791,6 +852,9 @@ class SQLiteBackend:
             "schema_version": str(version),
             "durability": durability,
             "journal_mode": str(journal_mode),
+            "page_size": f"{page_size} bytes",
+            "free_pages": f"{free_pages} ({free_pages * page_size} bytes; sitq compact gives them back)",
+            "wal_size": f"{maintenance.file_bytes(self._path + '-wal')} bytes",
             "synchronous": self._synchronous,
             "busy_timeout": f"{self._busy_timeout:g}s",
             "sqlite_version": sqlite3.sqlite_version,
@@ -904,7 +968,6 @@ def _task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
     return (
         task.id,
         task.name,
-        task.payload,
         task.serializer,
         task.enqueued_at.timestamp(),
         task.eta.timestamp(),
@@ -913,6 +976,12 @@ def _task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         json.dumps(task.depends_on) if task.depends_on else None,
         task.workflow_id,
     )
+
+
+def _store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tuple[object, ...]]) -> None:
+    """Insert the tasks' rows (from `_task_row`), then their payloads beside them."""
+    db.executemany(_INSERT, rows)
+    db.executemany(_INSERT_PAYLOAD, [(task.payload, task.id) for task in tasks])
 
 
 def _parents(stored: str | None) -> tuple[str, ...]:
@@ -937,7 +1006,7 @@ def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> Non
         )
         for task in tasks
     ]
-    db.executemany(_INSERT, rows)  # a duplicate id fails here, before any parent is looked at
+    _store(db, tasks, rows)  # a duplicate id fails here, before any parent is looked at
     known = set(stored)
     for task in tasks:
         if missing := next((parent for parent in task.depends_on if parent not in known), None):
@@ -998,11 +1067,24 @@ def _cancel_dependents(
     return [(child_seq, child_id) for child_seq, (child_id, _) in cancelled.items()]
 
 
+_DEFAULT_RETRY = RetryPolicy()
+
+
 @functools.lru_cache(maxsize=256)
 def _option_columns(options: TaskOptions) -> tuple[object, ...]:
     """The option columns of a row; cached, since the tasks of one function usually share one options
-    object."""
-    retry = options.retry
+    object. The default retry policy is stored as NULL, which keeps most rows shorter."""
+    return (
+        options.queue,
+        options.priority,
+        options.max_attempts,
+        None if options.retry == _DEFAULT_RETRY else _retry_json(options.retry),
+        options.timeout,
+        options.description,
+    )
+
+
+def _retry_json(retry: RetryPolicy) -> str:
     policy = {
         "backoff": retry.backoff,
         "factor": retry.factor,
@@ -1010,14 +1092,7 @@ def _option_columns(options: TaskOptions) -> tuple[object, ...]:
         "jitter": retry.jitter,
         "retry_on": list(retry.retry_on),
     }
-    return (
-        options.queue,
-        options.priority,
-        options.max_attempts,
-        json.dumps(policy, separators=(",", ":")),
-        options.timeout,
-        options.description,
-    )
+    return json.dumps(policy, separators=(",", ":"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -1053,8 +1128,10 @@ def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str
     if not db.execute(_LOST_HISTORY, lost).fetchall():
         return []
     ended = []
+    recovered = sorted(db.execute(_RECOVER_LOST, lost).fetchall())
+    db.execute(_FORGET_RESULTS, (json.dumps([row[0] for row in recovered]),))
     # In enqueue order, as the memory backend ends them.
-    for seq, task_id, status, finished_at in sorted(db.execute(_RECOVER_LOST, lost).fetchall()):
+    for seq, task_id, status, finished_at in recovered:
         if status != TaskStatus.PENDING:
             ended.append(task_id)
             _cancel_dependents(db, seq, task_id, status, finished_at)
@@ -1076,12 +1153,18 @@ def _record_outcomes(db: sqlite3.Connection, rows: Sequence[dict[str, object]]) 
         return
     db.executemany(_COMPLETE_HISTORY, rows)
     ended: list[tuple[int, str, str, object]] = []
+    left: list[tuple[int, object, object]] = []
     for row in rows:
         for seq, status in db.execute(_COMPLETE, row).fetchall():
+            left.append((seq, row["result"], row["traceback"]))
             if status == TaskStatus.SUCCESS:
                 db.execute(_MET, (seq,))
             elif status in _ENDED_WITHOUT_SUCCESS:
                 ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
+    # What each attempt left replaces what an earlier attempt of its task left, even when it is nothing.
+    db.executemany(_SET_RESULT, [kept for kept in left if kept[1] is not None or kept[2] is not None])
+    if nothing := [seq for seq, result, traceback in left if result is None and traceback is None]:
+        db.execute(_FORGET_RESULTS, (json.dumps(nothing),))
     # Only pending tasks are cancelled, and only running ones completed: cancelling after every outcome is
     # applied ends the same tasks, with the same errors, as cancelling after each.
     for seq, task_id, status, finished_at in ended:

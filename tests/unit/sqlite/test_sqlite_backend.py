@@ -433,11 +433,14 @@ async def test_purge_leaves_no_history_or_dependency_rows_behind(backend: SQLite
         orphans = conn.execute(
             "SELECT (SELECT count(*) FROM attempts WHERE task_seq NOT IN (SELECT seq FROM tasks)),"
             " (SELECT count(*) FROM dependencies WHERE parent_seq NOT IN (SELECT seq FROM tasks)"
-            " OR task_seq NOT IN (SELECT seq FROM tasks))"
+            " OR task_seq NOT IN (SELECT seq FROM tasks)),"
+            " (SELECT count(*) FROM payloads WHERE task_seq NOT IN (SELECT seq FROM tasks)),"
+            " (SELECT count(*) FROM results WHERE task_seq NOT IN (SELECT seq FROM tasks)),"
+            " (SELECT count(*) FROM results)"
         ).fetchall()
     finally:
         conn.close()
-    assert orphans == [(0, 0)]
+    assert orphans == [(0, 0, 0, 0, 0)]  # the requeued parent's traceback went with its requeue
 
 
 async def test_claims_earliest_eta_first_within_limit(backend: SQLiteBackend) -> None:

@@ -24,6 +24,7 @@ from sitq_sqlite.backend import (  # the statements the indexes exist for
     _DEPENDENTS,
     _GET,
     _HISTORY,
+    _INSERT_PAYLOAD,
     _LOST_HISTORY,
     _MET,
     _NEXT_DUE,
@@ -400,8 +401,16 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
         (_COMPLETE_HISTORY, [BY_ID]),
         (_COMPLETE, [BY_ID]),
         (_GET, [BY_ID]),
-        (_HISTORY, [BY_ID, "attempts_by_task (task_seq=?)"]),
-        (_NEXT_DUE, ["tasks_ready_by_eta (queue=?)", "tasks_in_progress_by_queue (queue=?)"]),
+        (_HISTORY, [BY_ID, "PRIMARY KEY (task_seq=?)"]),
+        (
+            _NEXT_DUE,
+            [
+                "tasks_ready_by_priority (queue=? AND priority<?)",
+                "tasks_ready_by_priority (queue=? AND priority=?)",
+                "tasks_in_progress_by_lease",
+            ],
+        ),
+        (_INSERT_PAYLOAD, [BY_ID]),
         (_WORKFLOW_COUNTS, ["tasks_by_workflow (workflow_id=?)"]),
         (_PARENTS, [BY_ID]),
         (_DEPEND, [BY_ID]),
@@ -438,3 +447,113 @@ async def test_a_sqlite_without_json_functions_is_refused(
         await backend.connect()
 
     assert not backend.is_connected
+
+
+# Version 3 exactly as sitq-sqlite wrote it before version 4, on top of version 2: never change these.
+VERSION_3 = (
+    *VERSION_2[:-1],
+    "ALTER TABLE tasks ADD COLUMN unmet INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE tasks ADD COLUMN depends_on TEXT",
+    "ALTER TABLE tasks ADD COLUMN workflow_id TEXT",
+    """
+    CREATE TABLE dependencies (
+        parent_seq INTEGER NOT NULL REFERENCES tasks (seq),
+        task_seq INTEGER NOT NULL REFERENCES tasks (seq),
+        PRIMARY KEY (parent_seq, task_seq)
+    ) WITHOUT ROWID
+    """,
+    "DROP INDEX tasks_pending_by_eta",
+    "DROP INDEX tasks_pending_by_priority",
+    "CREATE INDEX tasks_ready_by_priority ON tasks (queue, priority DESC, eta)"
+    " WHERE status = 'pending' AND unmet = 0",
+    "CREATE INDEX tasks_ready_by_eta ON tasks (queue, eta) WHERE status = 'pending' AND unmet = 0",
+    "CREATE INDEX tasks_in_progress_by_queue ON tasks (queue, lease_expires_at) WHERE status = 'in_progress'",
+    "CREATE INDEX tasks_by_workflow ON tasks (workflow_id, status) WHERE workflow_id IS NOT NULL",
+    "PRAGMA user_version = 3",
+)
+
+
+async def test_a_version_3_file_keeps_payloads_and_results_beside_its_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    t0 = T0.timestamp()
+    insert = (
+        "INSERT INTO tasks (id, name, status, payload, serializer, enqueued_at, eta, attempts, worker_id,"
+        " started_at, lease_expires_at, finished_at, result, error, traceback, workflow_id)"
+    )
+    write_sql(
+        path,
+        "PRAGMA journal_mode = WAL",
+        *VERSION_3,
+        f"{insert} VALUES ('waiting', 'tests.job', 'pending', x'01', 'pickle', {t0}, {t0}, 0, NULL, NULL,"
+        " NULL, NULL, NULL, NULL, NULL, 'wf')",
+        f"{insert} VALUES ('done', 'tests.job', 'success', x'03', 'pickle', {t0}, {t0}, 1, NULL, {t0},"
+        f" NULL, {t0 + 1}, x'2a', NULL, NULL, 'wf')",
+        f"{insert} VALUES ('broken', 'tests.job', 'failed', x'04', 'pickle', {t0}, {t0}, 1, NULL, {t0},"
+        f" NULL, {t0 + 1}, NULL, 'E: no', 'Traceback (most recent call last): ...', NULL)",
+        "INSERT INTO attempts (id, task_seq, attempt, worker_id, started_at, finished_at, outcome, error)"
+        f" VALUES (7, 3, 1, 'old', {t0}, {t0}, 'released', NULL), (4, 2, 1, 'old', {t0}, {t0 + 1}, 'success',"
+        f" NULL), (9, 3, 1, 'old', {t0}, {t0 + 1}, 'failed', 'E: no')",
+    )
+    backend = SQLiteBackend(path)
+    await backend.connect()
+    try:
+        done, broken = await backend.get("done"), await backend.get("broken")
+        assert done is not None and (done.status, done.result, done.traceback) == (
+            TaskStatus.SUCCESS,
+            b"*",
+            None,
+        )
+        assert broken is not None
+        assert (broken.result, broken.error, broken.traceback) == (
+            None,
+            "E: no",
+            "Traceback (most recent call last): ...",
+        )
+        assert await backend.workflow_counts("wf") == {TaskStatus.PENDING: 1, TaskStatus.SUCCESS: 1}
+        assert await backend.next_due(["default"]) == T0
+        [claimed] = await backend.claim(
+            worker_id="w", now=T0, lease=timedelta(minutes=1), limit=5, queues=["default"]
+        )
+        assert (claimed.id, claimed.payload) == ("waiting", b"\x01")
+        assert [(a.outcome, a.error) for a in await backend.history("broken")] == [
+            (AttemptOutcome.RELEASED, None),
+            (AttemptOutcome.FAILED, "E: no"),
+        ]
+        assert await backend.requeue("broken", now=T0) is TaskStatus.PENDING
+        requeued = await backend.get("broken")
+        assert requeued is not None and (requeued.error, requeued.traceback) == (None, None)
+        await backend.claim_task("broken", worker_id="w", now=T0, lease=timedelta(minutes=1))
+        await backend.complete([TaskOutcome("broken", "w", TaskStatus.SUCCESS, T0, result=b"ok")])
+        history = [(a.worker_id, a.outcome) for a in await backend.history("broken")]
+        assert history == [("old", "released"), ("old", "failed"), ("w", "success")]
+        assert [a.outcome for a in await backend.history("done")] == [AttemptOutcome.SUCCESS]
+        # A file made before version 4 has 4 KiB pages and no incremental vacuum, until compacted once.
+        assert pragmas(path) == (4096, 0)
+        await backend.compact()
+        assert pragmas(path) == (4096, 2)
+        assert (await backend.get("done")) == done
+        assert len(await backend.history("broken")) == 3
+    finally:
+        await backend.close()
+    with sqlite3.connect(path) as conn:
+        columns = {name for (_, name, *_) in conn.execute("PRAGMA table_info(tasks)")}
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
+    conn.close()
+    assert not columns & {"payload", "result", "traceback"}
+    assert not indexes & {"tasks_ready_by_eta", "tasks_in_progress_by_queue"}
+
+
+async def test_a_new_file_has_small_pages_and_gives_free_pages_back(tmp_path: Path) -> None:
+    await open_and_close(tmp_path / "tasks.db")
+
+    assert pragmas(tmp_path / "tasks.db") == (schema.PAGE_SIZE, 2)
+
+
+def pragmas(path: Path) -> tuple[int, int]:
+    """The file's page size and auto_vacuum mode (2: incremental)."""
+    with sqlite3.connect(path) as conn:
+        ((page_size, auto_vacuum),) = conn.execute(
+            "SELECT * FROM pragma_page_size(), pragma_auto_vacuum()"
+        ).fetchall()
+    conn.close()
+    return page_size, auto_vacuum

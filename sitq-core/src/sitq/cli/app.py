@@ -218,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--queue", metavar="Q", help="only tasks of this queue")
 
+    command(
+        "compact",
+        commands.compact,
+        "give the space of purged tasks and of the write-ahead log back to the file system",
+        backend,
+        as_json,
+    )
+
     sub = command(
         "wait",
         wait,

@@ -152,6 +152,31 @@ async def purge(args: argparse.Namespace, output: Output) -> ExitCode:
     return ExitCode.OK
 
 
+async def compact(args: argparse.Namespace, output: Output) -> ExitCode:
+    async with open_queue(args.url) as queue:
+        done = await queue.compact()
+    if output.json_mode:
+        output.json({"bytes_before": done.bytes_before, "bytes_after": done.bytes_after})
+    else:
+        output.line(
+            f"compacted: {_size(done.bytes_before)} on disk before, {_size(done.bytes_after)} after"
+            f" ({_size(done.bytes_freed)} given back)"
+        )
+    return ExitCode.OK
+
+
+def _size(count: int) -> str:
+    """Bytes for a person: 512 B, 4.2 MB (decimal units, as `df -H` shows them)."""
+    if count < 1000:
+        return f"{count} B"
+    size = count / 1000
+    for unit in ("kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
 async def info(args: argparse.Namespace, output: Output) -> ExitCode:
     """The backend in use, where its URL came from, how durable it is, and what it holds."""
     url, source = resolve_url(args.url)

@@ -26,6 +26,7 @@ from sitq.errors import (
 from sitq.hookspecs import hookimpl
 from sitq.models import (
     AttemptOutcome,
+    Compaction,
     NewTask,
     RetryPolicy,
     Task,
@@ -1102,6 +1103,39 @@ class BackendConformance:
         [requeued] = await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=1, queues=QUEUES)
         assert requeued.id == child.id
 
+    async def test_compact_keeps_every_task_as_it_was(self, store: Backend) -> None:
+        done, failed, running, waiting, purged = (new_task(payload=bytes([n]) * 100_000) for n in range(5))
+        await store.enqueue([done, failed, running, purged])
+        await store.claim(worker_id="w1", now=T0, lease=LEASE, limit=4, queues=QUEUES)
+        await store.complete(
+            [
+                outcome(done.id, "w1", result=b"r" * 50_000),
+                outcome(failed.id, "w1", TaskStatus.FAILED, error="E: no", traceback="Traceback: ..."),
+                dataclasses.replace(outcome(purged.id, "w1"), finished_at=T0 - timedelta(days=1)),
+            ]
+        )
+        await store.enqueue([waiting])
+        assert await store.purge(finished_before=T0 - timedelta(hours=1), queues=None) == 1
+        kept = (done, failed, running, waiting)
+        before = [(await store.get(task.id), await store.history(task.id)) for task in kept]
+
+        compaction = await store.compact()
+
+        assert isinstance(compaction, Compaction)
+        assert compaction.bytes_before >= 0 and compaction.bytes_after >= 0
+        assert compaction.bytes_freed == max(0, compaction.bytes_before - compaction.bytes_after)
+        assert [(await store.get(task.id), await store.history(task.id)) for task in kept] == before
+        assert await store.get(purged.id) is None
+        [claimed] = await store.claim(worker_id="w2", now=T0, lease=LEASE, limit=5, queues=QUEUES)
+        assert (claimed.id, claimed.payload) == (waiting.id, waiting.payload)
+        await store.complete([outcome(running.id, "w1", result=b"late but still held")])
+        record = await store.get(running.id)
+        assert record is not None and record.result == b"late but still held"
+
+    async def test_compact_needs_a_connected_store(self, backend: Backend) -> None:
+        with pytest.raises(BackendError, match="not connected"):
+            await backend.compact()
+
     async def test_queue_admin_api_end_to_end(self, backend: Backend) -> None:
         async with TaskQueue(backend) as queue:
             broken = await queue.enqueue(explode)
@@ -1122,6 +1156,8 @@ class BackendConformance:
             with pytest.raises(ValidationError, match="status must be one of"):
                 await queue.list_tasks("finished")
             assert await queue.purge(timedelta(0), queue="other") == 1
+            assert [info.id for info in await queue.list_tasks()] == [broken]
+            assert isinstance(await queue.compact(), Compaction)
             assert [info.id for info in await queue.list_tasks()] == [broken]
 
     async def test_a_worker_with_retention_purges_its_old_finished_tasks(self, backend: Backend) -> None:
