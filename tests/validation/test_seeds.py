@@ -117,16 +117,22 @@ if __name__ == "__main__":
     main()
 """
 
-# A worker in a background thread on `tasks.db` and `sitq.db`, for fragments that wait on results.
+# A worker in a background thread on `tasks.db` and `sitq.db`, for fragments that wait on results. The
+# program goes on once they have started: from Python 3.12 on, a thread started while the interpreter
+# exits raises, and a program that ends before its workers have started would print that traceback.
 BACKGROUND_WORKERS = """
 import asyncio, threading
 import sitq
 
+_started = threading.Event()
+
 async def _serve():
     async with sitq.Worker("sqlite:///tasks.db"), sitq.Worker("sqlite:///sitq.db"):
+        _started.set()
         await asyncio.Event().wait()
 
 threading.Thread(target=asyncio.run, args=(_serve(),), daemon=True).start()
+_started.wait(timeout=30)
 """
 
 SYNC_PREAMBLE = (

@@ -412,13 +412,7 @@ class SQLiteBackend:
             opened = await asyncio.to_thread(self._open_file)
         except (sqlite3.Error, OSError) as exc:
             raise faults.cannot_open(self._path, exc) from exc
-        import aiosqlite  # here, not at the top: listing the installed backends must stay cheap
-
-        conn = aiosqlite.Connection(lambda: opened, iter_chunk_size=64)
-        # aiosqlite's thread is not a daemon, so a backend its user never closed (a module-level queue in
-        # a web app, say) would keep the interpreter from exiting. Every write is committed before it
-        # returns, so letting the thread die with the process loses nothing.
-        conn._thread.daemon = True  # private, but aiosqlite offers no public way to set it
+        conn = _daemon_connection(opened)
         await conn
         try:
             await self._prepare(conn)
@@ -501,8 +495,7 @@ class SQLiteBackend:
                 self._commits.close()
                 self._commits = None
         finally:
-            # Always reached: aiosqlite's thread is not a daemon, so an unclosed connection keeps the
-            # process alive at exit.
+            # Always reached: an unclosed connection keeps its thread (and its file) until the process ends.
             async with self._lock():
                 conn, self._conn = self._conn, None
                 _open_files.discard(self._file, self._signal)
@@ -958,6 +951,28 @@ async def _check_json(conn: aiosqlite.Connection) -> None:
             f"sitq-sqlite needs SQLite's JSON functions, but this Python's SQLite {sqlite3.sqlite_version} "
             f"lacks them ({exc}); use a Python built with SQLite 3.38 or newer"
         ) from exc
+
+
+def _daemon_connection(opened: sqlite3.Connection) -> aiosqlite.Connection:
+    """An aiosqlite connection on `opened` whose thread does not hold the interpreter open at exit.
+
+    aiosqlite's thread is not a daemon, so a backend its user never closed (a module-level queue in a web
+    app, say) would keep the interpreter from exiting. aiosqlite has no option for it, but a thread is a
+    daemon when the thread that creates it is one, and aiosqlite creates its thread with the connection
+    (0.20 to 0.22, the versions sitq-sqlite allows). Every write is committed before it returns, so
+    letting the thread die with the process loses nothing.
+    """
+    import aiosqlite  # here, not at the top: listing the installed backends must stay cheap
+
+    made: list[aiosqlite.Connection] = []
+    creator = threading.Thread(
+        target=lambda: made.append(aiosqlite.Connection(lambda: opened, iter_chunk_size=64)),
+        name="sitq-sqlite-connect",
+        daemon=True,
+    )
+    creator.start()
+    creator.join()  # at once: creating a connection only builds objects, its thread starts on `await`
+    return made[0]
 
 
 def _time(seconds: float) -> datetime:

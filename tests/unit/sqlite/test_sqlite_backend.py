@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from sitq.backend import Backend
@@ -569,13 +570,17 @@ async def test_a_batch_is_stored_whole_or_not_at_all(backend: SQLiteBackend) -> 
     assert await backend.get("b") is not None
 
 
+def _is_driver_thread(thread: threading.Thread) -> bool:
+    """aiosqlite 0.22 runs a connection in a thread named after its target; before, the connection was
+    itself the thread."""
+    return "_connection_worker_thread" in thread.name or isinstance(thread, aiosqlite.Connection)
+
+
 async def driver_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     """aiosqlite's connection threads started since `before` and still running, after giving a stopping
     one a moment to finish."""
     for _ in range(100):
-        threads = [
-            t for t in threading.enumerate() if "_connection_worker_thread" in t.name and t not in before
-        ]
+        threads = [t for t in threading.enumerate() if _is_driver_thread(t) and t not in before]
         if not threads:
             break
         await asyncio.sleep(0.01)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Mapping
 
@@ -52,7 +53,9 @@ async def wait(args: argparse.Namespace, output: Output) -> ExitCode:
             disable=output.json_mode or not output.err.is_terminal,
         )
         described = f"workflow {args.workflow}" if args.workflow else f"{len(task_ids)} task(s)"
-        with progress, queue.backend.subscribe() as changes:
+        # Not started when disabled: rich before 14.3 prints a blank line on stopping a disabled Progress.
+        shown = contextlib.nullcontext() if progress.disable else progress
+        with shown, queue.backend.subscribe() as changes:
             bar = progress.add_task(f"waiting for {described}", total=None, counts="")
             loop = asyncio.get_running_loop()
             deadline = None if args.timeout is None else loop.time() + args.timeout
