@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("sitq")
 hookimpl = pluggy.HookimplMarker("sitq")
+"""Marks a plugin's function as a hook implementation (`@sitq.hookimpl`). Optional: sitq takes every
+callable attribute named `sitq_...` as one, marked or not; marking makes the intent visible."""
 
 
 # Registration
