@@ -429,23 +429,31 @@ class Worker:
         running.add_done_callback(finished)
 
     async def _renew_leases(self) -> None:
-        """Keep the leases of running tasks alive, and stop those whose cancellation was requested."""
+        """Keep the leases of running tasks alive, and stop those whose cancellation was requested.
+
+        Also, once per lease, end the tasks of dead workers that cannot run again: a worker does so when
+        it finds nothing to claim, which one with every slot busy never does.
+        """
         interval = min(self.lease.total_seconds() / 3, self.poll_interval)
+        loop = asyncio.get_running_loop()
+        recovered = loop.time()
         delay = interval
         while True:
             await asyncio.sleep(delay)
             delay = interval
-            if not self._in_flight:
-                continue
-            try:
-                cancelled = await self.backend.renew(
-                    list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
-                )
-            except Exception as exc:
-                delay = min(interval, self._renewals.failed(exc))
-                continue
-            self._renewals.succeeded()
-            self._runner.cancel(cancelled)
+            if self._in_flight:
+                try:
+                    cancelled = await self.backend.renew(
+                        list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
+                    )
+                except Exception as exc:
+                    delay = min(interval, self._renewals.failed(exc))
+                else:
+                    self._renewals.succeeded()
+                    self._runner.cancel(cancelled)
+            if loop.time() - recovered >= self.lease.total_seconds():
+                recovered = loop.time()
+                await self._recover_lost()
 
     async def _keep_retention(self) -> None:
         interval = min(60.0, *(keep.total_seconds() for keep in self.retention.values()))
