@@ -219,3 +219,29 @@ async def test_process_task_ends_a_dead_workers_task_that_has_no_attempt_left() 
         result = await Worker(queue, plugins=[Failures()]).process_task(task_id)
     assert result.status is TaskStatus.FAILED
     assert failed == ["WorkerLostError: worker dead stopped renewing its lease, and no attempts are left"]
+
+
+async def test_a_worker_with_every_slot_busy_still_ends_a_dead_workers_task(tmp_path: Path) -> None:
+    failed: list[tuple[str, str]] = []
+
+    class Failures:
+        def sitq_task_failed(self, task_id: str, error: str) -> None:
+            failed.append((task_id, error))
+
+    async with TaskQueue(f"sqlite:///{tmp_path / 'tasks.db'}") as queue:
+        lost = await queue.enqueue(add, 1, 1)
+        # A worker that died at once: its lease on the task ran out a minute ago, with no attempt left.
+        past = utcnow() - timedelta(minutes=1)
+        await queue.backend.claim_task(lost, worker_id="dead", now=past, lease=timedelta(seconds=1))
+        busy = [await queue.enqueue(sleep_then, 60, "busy") for _ in range(2)]
+        started = _Started(2)
+        worker = Worker(queue, max_concurrency=2, lease=1, grace_period=0.01, plugins=[started, Failures()])
+        async with worker:
+            await started.all.wait()  # both slots taken by the first claim, so the worker never idles
+            result = await queue.get_result(lost, timeout=30)
+            statuses = [await queue.get_status(task_id) for task_id in busy]
+    assert result is not None and result.status is TaskStatus.FAILED
+    assert failed == [
+        (lost, "WorkerLostError: worker dead stopped renewing its lease, and no attempts are left")
+    ]
+    assert statuses == [TaskStatus.IN_PROGRESS] * 2

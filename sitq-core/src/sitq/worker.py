@@ -4,21 +4,15 @@ every one in child processes (process mode, `sitq.processes`)."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import contextvars
-import inspect
 import logging
 import os
 import signal
 import socket
-import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar
 
 from sitq.arguments import (
     MAX_CONCURRENCY,
@@ -33,25 +27,15 @@ from sitq.backend import Backend
 from sitq.backoff import Backoff
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
-from sitq.codec import Codec, ParentResults, takes_parent_results
-from sitq.errors import (
-    TaskCancelledError,
-    TaskNotFoundError,
-    TaskTimeoutError,
-    ValidationError,
-    WorkerError,
-)
-from sitq.failures import FailedInChild, Failure
-from sitq.models import AttemptOutcome, Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
+from sitq.codec import Codec
+from sitq.errors import TaskNotFoundError, ValidationError, WorkerError
+from sitq.models import Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
-from sitq.processes import Job, ProcessPool
 from sitq.queue import TaskQueue, checked_limits
+from sitq.runner import TaskRunner
 from sitq.serializer import Serializer
-from sitq.tasks import TaskContext, enter_task, reset_task
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class Worker:
@@ -133,14 +117,16 @@ class Worker:
         self._completions = GroupCommit(self._record)
         self._claiming = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[TaskOutcome]] = {}
-        # What to cancel when a running task's cancellation is requested: the task running an async call,
-        # or the future of a sync call's thread.
-        self._calls: dict[str, asyncio.Future[Any]] = {}
-        self._abandoning = False
-        self._cancel_requested: set[str] = set()
-        self._busy_threads: set[concurrent.futures.Future[Any]] = set()
-        self._executor: ThreadPoolExecutor | None = None
-        self._pool: ProcessPool | None = None
+        self._runner = TaskRunner(
+            backend=self.backend,
+            codec=self._codec,
+            plugins=self.plugins,
+            limits=self.limits,
+            worker_id=self.worker_id,
+            max_concurrency=max_concurrency,
+            processes=processes,
+            wake=self._wake,
+        )
         self._holds_connection = False
         self._stopping = False
         self._taking = False
@@ -168,7 +154,7 @@ class Worker:
         if self._serving is not None:
             raise WorkerError("this worker is already running; stop() it before starting it again")
         await self._ready()
-        self._stopping = self._abandoning = False
+        self._stopping = self._runner.abandoning = False
         self._give_back = asyncio.Event()
         await self.plugins.worker_started(worker_id=self.worker_id, max_concurrency=self.max_concurrency)
         self._wakeup = self.backend.subscribe()
@@ -226,6 +212,10 @@ class Worker:
 
     def _request_stop(self) -> None:
         self._stopping = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """Have the serving loop look again now (a slot came free, or it should stop)."""
         if self._wakeup is not None:
             self._wakeup.set()
 
@@ -271,26 +261,15 @@ class Worker:
         if not self._holds_connection:
             await self.backend.connect()
             self._holds_connection = True
-        if self.processes is not None:
-            if self._pool is None:
-                pool = ProcessPool(self.processes, self._codec.serializer)
-                try:
-                    await pool.start()
-                except BaseException:
-                    await self._release()  # a worker that cannot start holds nothing
-                    raise
-                self._pool = pool
-        elif self._executor is None:
-            self._executor = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="sitq-task")
+        try:
+            await self._runner.start()
+        except BaseException:
+            await self._release()  # a worker that cannot start holds nothing
+            raise
 
     async def _release(self) -> None:
         await self._completions.flush()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._runner.close()
         if self._holds_connection:
             self._holds_connection = False
             await self.backend.close()
@@ -315,7 +294,7 @@ class Worker:
                     if len(claimed) == free:
                         continue
                     timeout = await self._idle_timeout()
-                    idle = not claimed and not self._in_flight and not self._busy_threads
+                    idle = not claimed and not self._in_flight and not self._runner.held_slots
                     if self._burst and idle and timeout > 0:
                         break
                 await wakeup.wait(timeout)
@@ -324,7 +303,7 @@ class Worker:
         await self._drain()
 
     def _free_slots(self) -> int:
-        return self.max_concurrency - len(self._in_flight) - len(self._busy_threads)
+        return self.max_concurrency - len(self._in_flight) - self._runner.held_slots
 
     async def _record(self, outcomes: Sequence[TaskOutcome]) -> None:
         """Record finished attempts; while serving, claim the next tasks for their slots in the same write."""
@@ -360,7 +339,7 @@ class Worker:
         if not unfinished:
             return
         abandoned = [task_id for task_id, running in self._in_flight.items() if running in unfinished]
-        self._abandoning = True  # from here on, a cancelled call is given back, not recorded cancelled
+        self._runner.abandoning = True  # from here on, a cancelled call is given back, not recorded cancelled
         for running in unfinished:
             running.cancel()
         await asyncio.wait(unfinished)
@@ -450,26 +429,31 @@ class Worker:
         running.add_done_callback(finished)
 
     async def _renew_leases(self) -> None:
-        """Keep the leases of running tasks alive, and stop those whose cancellation was requested."""
+        """Keep the leases of running tasks alive, and stop those whose cancellation was requested.
+
+        Also, once per lease, end the tasks of dead workers that cannot run again: a worker does so when
+        it finds nothing to claim, which one with every slot busy never does.
+        """
         interval = min(self.lease.total_seconds() / 3, self.poll_interval)
+        loop = asyncio.get_running_loop()
+        recovered = loop.time()
         delay = interval
         while True:
             await asyncio.sleep(delay)
             delay = interval
-            if not self._in_flight:
-                continue
-            try:
-                cancelled = await self.backend.renew(
-                    list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
-                )
-            except Exception as exc:
-                delay = min(interval, self._renewals.failed(exc))
-                continue
-            self._renewals.succeeded()
-            for task_id in cancelled - self._cancel_requested:
-                self._cancel_requested.add(task_id)
-                if (call := self._calls.get(task_id)) is not None:
-                    call.cancel()
+            if self._in_flight:
+                try:
+                    cancelled = await self.backend.renew(
+                        list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
+                    )
+                except Exception as exc:
+                    delay = min(interval, self._renewals.failed(exc))
+                else:
+                    self._renewals.succeeded()
+                    self._runner.cancel(cancelled)
+            if loop.time() - recovered >= self.lease.total_seconds():
+                recovered = loop.time()
+                await self._recover_lost()
 
     async def _keep_retention(self) -> None:
         interval = min(60.0, *(keep.total_seconds() for keep in self.retention.values()))
@@ -516,49 +500,10 @@ class Worker:
         return self._codec.to_result(record)
 
     async def _execute(self, reserved: ReservedTask) -> TaskOutcome:
-        """Run one claimed task and record how it ended; whatever the task does, the worker goes on."""
-        identity = {
-            "task_id": reserved.id,
-            "task_name": reserved.name,
-            "queue": reserved.options.queue,
-            "worker_id": self.worker_id,
-        }
-        await self.plugins.task_started(
-            **identity, attempt=reserved.attempt, enqueued_at=reserved.enqueued_at
-        )
-        options = reserved.options
-        context = TaskContext(
-            reserved.id, reserved.name, reserved.attempt, options.max_attempts, options.queue, self.worker_id
-        )
-        token = enter_task(context)
-        started = time.perf_counter()
-        try:
-            result = await self._run(reserved, context)
-            self.limits.check_result(len(result))
-        except asyncio.CancelledError:
-            raise  # the worker stopping, or the call given back: not the task's failure
-        except BaseException as exc:
-            # KeyboardInterrupt, SystemExit, GeneratorExit or a custom BaseException from the task's code
-            # fails that task only. Caught here, it never reaches asyncio, which would re-raise it out of
-            # the event loop. A real Ctrl-C reaches the worker through its signal handler instead.
-            failure: BaseException | None = exc
-        else:
-            failure = None
-        finally:
-            reset_task(token)
-            self._cancel_requested.discard(reserved.id)
-        duration = time.perf_counter() - started
-        if failure is None:
-            outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
-            await self.plugins.task_succeeded(**identity, duration=duration)
-        else:
-            outcome = await self._failed(reserved, failure, duration, identity)
-        await self._submit(outcome)
-        return outcome
-
-    async def _submit(self, outcome: TaskOutcome) -> None:
-        """Record an outcome, retrying with backoff while the backend fails: while this worker lives, a
-        finished attempt is not lost (the task stays in flight, its lease renewed, until it is recorded)."""
+        """Run one claimed task, then record its outcome, retrying with backoff while the backend fails:
+        while this worker lives, a finished attempt is not lost (the task stays in flight, its lease
+        renewed, until it is recorded)."""
+        outcome = await self._runner.run(reserved)
         while True:
             try:
                 await self._completions.submit(outcome)
@@ -566,157 +511,8 @@ class Worker:
                 delay = self._recording.failed(exc)
             else:
                 self._recording.succeeded()
-                return
+                return outcome
             await asyncio.sleep(delay)
-
-    async def _failed(
-        self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]
-    ) -> TaskOutcome:
-        """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good."""
-        options = reserved.options
-        described = (
-            failure.failure if isinstance(failure, FailedInChild) else Failure.of(failure, options.retry)
-        )
-        error, formatted = self.limits.clip(described.error), self.limits.clip(described.traceback)
-        if isinstance(failure, TaskCancelledError):
-            await self.plugins.task_cancelled(**identity)
-            return self._outcome(reserved, TaskStatus.CANCELLED, error=error)
-        if isinstance(failure, TaskTimeoutError):
-            assert options.timeout is not None
-            await self.plugins.task_timed_out(**identity, attempt=reserved.attempt, timeout=options.timeout)
-        delay = described.delay
-        if delay is None and described.retryable:
-            delay = options.retry.delay(reserved.attempt)
-        if delay is not None and reserved.attempt < options.max_attempts:
-            logger.info("task %s (%s) will retry in %.3gs: %s", reserved.id, reserved.name, delay, error)
-            await self.plugins.task_retried(**identity, attempt=reserved.attempt, delay=delay, error=error)
-            retry_at = utcnow() + timedelta(seconds=delay)
-            retried = (
-                AttemptOutcome.TIMEOUT if isinstance(failure, TaskTimeoutError) else AttemptOutcome.FAILED
-            )
-            return self._outcome(
-                reserved,
-                TaskStatus.PENDING,
-                error=error,
-                traceback=formatted,
-                retry_at=retry_at,
-                retried=retried,
-            )
-        logger.info("task %s (%s) failed: %s", reserved.id, reserved.name, error)
-        await self.plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
-        status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
-        return self._outcome(reserved, status, error=error, traceback=formatted)
-
-    async def _run(self, reserved: ReservedTask, context: TaskContext) -> bytes:
-        """Decode, call and encode the task: here, or in a child process that does all three."""
-        if self._pool is not None:
-            parents = await self._parent_results(reserved)
-            job = Job(reserved.payload, reserved.serializer, context, reserved.options.retry, parents)
-            async with self._pool.child() as child:  # waited for outside the task's timeout
-                return await self._call_async(reserved, self._pool.run(child, job))
-        function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
-        if reserved.depends_on and takes_parent_results(function):
-            parents = await self._parent_results(reserved)
-            kwargs = {**kwargs, "parent_results": self._codec.decode_parent_results(parents)}
-        value = await self._call(reserved, function, args, kwargs)
-        return self._codec.encode_value(value, reserved.serializer)
-
-    async def _parent_results(self, reserved: ReservedTask) -> ParentResults:
-        """The stored results of the task's parents (they have all succeeded)."""
-        results = []
-        for parent in reserved.depends_on:
-            record = await self.backend.get(parent)
-            if record is None or record.result is None:
-                raise TaskNotFoundError(parent)
-            results.append((parent, record.result, record.serializer))
-        return tuple(results)
-
-    def _outcome(self, reserved: ReservedTask, status: TaskStatus, **fields: Any) -> TaskOutcome:
-        return TaskOutcome(
-            task_id=reserved.id, worker_id=self.worker_id, status=status, finished_at=utcnow(), **fields
-        )
-
-    async def _call(
-        self,
-        reserved: ReservedTask,
-        function: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ) -> Any:
-        """Run the call, async on the loop or sync in the pool, within its timeout and until cancelled."""
-        if inspect.iscoroutinefunction(function):
-            return await self._call_async(reserved, function(*args, **kwargs))
-        assert self._executor is not None
-        thread = self._executor.submit(contextvars.copy_context().run, function, *args, **kwargs)
-        call = asyncio.wrap_future(thread)
-        self._calls[reserved.id] = call
-        try:
-            timeout = reserved.options.timeout
-            try:
-                done, _ = await asyncio.wait({call}, timeout=timeout)
-            except asyncio.CancelledError:  # the worker is shutting down: stop the task's own code too
-                call.cancel()
-                raise
-            if not done:
-                call.cancel()
-                await asyncio.wait({call})
-                raise TaskTimeoutError(f"the attempt ran longer than its {timeout}s timeout")
-            if call.cancelled():
-                raise TaskCancelledError("cancelled on request while running")
-            value = call.result()
-        finally:
-            del self._calls[reserved.id]
-            if not thread.done():
-                self._hold_slot_until_done(reserved, thread)
-        if inspect.isawaitable(value):
-            value = await value
-        return value
-
-    async def _call_async(self, reserved: ReservedTask, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Await the coroutine in this very asyncio task, with no task of its own (the cheapest way to run
-        many small tasks); a requested cancellation cancels this task while it awaits the coroutine."""
-        running = asyncio.current_task()
-        assert running is not None
-        self._calls[reserved.id] = running
-        try:
-            async with asyncio.timeout(reserved.options.timeout) as deadline:
-                return await coroutine
-        except TimeoutError:
-            if not deadline.expired():
-                raise  # the task's own TimeoutError: an ordinary failure
-            raise TaskTimeoutError(
-                f"the attempt ran longer than its {reserved.options.timeout}s timeout"
-            ) from None
-        except asyncio.CancelledError:
-            if self._abandoning or reserved.id not in self._cancel_requested:
-                raise
-            running.uncancel()
-            raise TaskCancelledError("cancelled on request while running") from None
-        finally:
-            del self._calls[reserved.id]
-
-    def _hold_slot_until_done(self, reserved: ReservedTask, thread: concurrent.futures.Future[Any]) -> None:
-        """A thread cannot be stopped: it keeps its slot until it returns, so no more run than allowed."""
-        logger.warning(
-            "task %s (%s) was abandoned, but its thread cannot be stopped: it keeps one of the %d slots "
-            "until it returns",
-            reserved.id,
-            reserved.name,
-            self.max_concurrency,
-        )
-        loop = asyncio.get_running_loop()
-        self._busy_threads.add(thread)
-
-        def returned(_: concurrent.futures.Future[Any]) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop may have closed while the thread ran on
-                loop.call_soon_threadsafe(self._thread_returned, thread)
-
-        thread.add_done_callback(returned)
-
-    def _thread_returned(self, thread: concurrent.futures.Future[Any]) -> None:
-        self._busy_threads.discard(thread)
-        if self._wakeup is not None:
-            self._wakeup.set()
 
 
 _MIN_LEASE = 0.001  # a shorter lease rounds to nothing: its task would be lost as soon as claimed

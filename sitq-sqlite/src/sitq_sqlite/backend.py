@@ -69,12 +69,14 @@ _MAX_BUSY_DELAY = 0.005
 # The literal status values in these WHERE clauses must match the partial indexes in schema.py.
 # A task's payload, result and traceback live beside its row (see schema version 4), so that the
 # statements that move a task along rewrite its small row only.
+# A batch's rows are numbered in the write that stores them (see _store).
+_LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
 _INSERT = (
-    "INSERT INTO tasks (id, name, status, serializer, enqueued_at, eta, queue, priority,"
+    "INSERT INTO tasks (seq, id, name, status, serializer, enqueued_at, eta, queue, priority,"
     " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id)"
-    " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) SELECT seq, ? FROM tasks WHERE id = ?"
+_INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) VALUES (?, ?)"
 _SET_RESULT = (
     "INSERT INTO results (task_seq, result, traceback) VALUES (?, ?, ?)"
     " ON CONFLICT (task_seq) DO UPDATE SET result = excluded.result, traceback = excluded.traceback"
@@ -994,9 +996,14 @@ def _task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
 
 
 def _store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tuple[object, ...]]) -> None:
-    """Insert the tasks' rows (from `_task_row`), then their payloads beside them."""
-    db.executemany(_INSERT, rows)
-    db.executemany(_INSERT_PAYLOAD, [(task.payload, task.id) for task in tasks])
+    """Insert the tasks' rows (from `_task_row`), then their payloads beside them.
+
+    The rows get the seqs SQLite would give them (one past the largest, in order), numbered here so that
+    the payloads need no lookup by id: the caller's write lock keeps the largest from moving meanwhile.
+    """
+    ((last,),) = db.execute(_LAST_SEQ).fetchall()
+    db.executemany(_INSERT, [(seq, *row) for seq, row in enumerate(rows, last + 1)])
+    db.executemany(_INSERT_PAYLOAD, [(seq, task.payload) for seq, task in enumerate(tasks, last + 1)])
 
 
 def _parents(stored: str | None) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from sitq_sqlite.backend import (  # the statements the indexes exist for
     _DEPENDENTS,
     _GET,
     _HISTORY,
-    _INSERT_PAYLOAD,
+    _LAST_SEQ,
     _LOST_HISTORY,
     _MET,
     _NEXT_DUE,
@@ -410,7 +410,7 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
                 "tasks_in_progress_by_lease",
             ],
         ),
-        (_INSERT_PAYLOAD, [BY_ID]),
+        (_LAST_SEQ, ["tasks"]),  # the last entry of the rowid b-tree
         (_WORKFLOW_COUNTS, ["tasks_by_workflow (workflow_id=?)"]),
         (_PARENTS, [BY_ID]),
         (_DEPEND, [BY_ID]),

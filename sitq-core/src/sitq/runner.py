@@ -1,0 +1,293 @@
+"""`TaskRunner`: runs one claimed task and says how it ended, for the `Worker` to record.
+
+It decodes the call, calls it (async ones on the event loop, sync ones in a thread, or every one in a child
+process in process mode), holds it to its timeout and to a requested cancellation, turns whatever it
+returned or raised into the `TaskOutcome` to store, and fires the task's lifecycle hooks on the way. What to
+run, when, and how outcomes are written (claims, leases, draining, signals, backoff) is the worker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import inspect
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sitq.backend import Backend
+from sitq.codec import Codec, ParentResults, takes_parent_results
+from sitq.errors import TaskCancelledError, TaskNotFoundError, TaskTimeoutError
+from sitq.failures import FailedInChild, Failure
+from sitq.models import AttemptOutcome, Limits, ReservedTask, TaskOutcome, TaskStatus, utcnow
+from sitq.plugins import Plugins
+from sitq.processes import Job, ProcessPool
+from sitq.tasks import TaskContext, enter_task, reset_task
+
+# The worker's logger, not one of this module's own: the docs name it for these lines, and `sitq worker`
+# quiets its INFO lines, which repeat what the command prints for each task.
+logger = logging.getLogger("sitq.worker")
+
+T = TypeVar("T")
+
+
+class TaskRunner:
+    """Runs the tasks a worker hands it, never more at once than `max_concurrency` (the worker's slots).
+
+    With `processes=N`, calls run in a pool of N child processes; otherwise sync calls run in a pool of
+    `max_concurrency` threads. `wake` is called when a slot held by an abandoned thread comes free.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        codec: Codec,
+        plugins: Plugins,
+        limits: Limits,
+        worker_id: str,
+        max_concurrency: int,
+        processes: int | None,
+        wake: Callable[[], None],
+    ) -> None:
+        self._backend = backend
+        self._codec = codec
+        self._plugins = plugins
+        self._limits = limits
+        self._worker_id = worker_id
+        self._max_concurrency = max_concurrency
+        self._processes = processes
+        self._wake = wake
+        self.abandoning = False
+        """Set while the worker gives its running tasks back: a cancelled call is then given back, not
+        recorded as cancelled."""
+        # What to cancel when a running task's cancellation is requested: the task running an async call,
+        # or the future of a sync call's thread.
+        self._calls: dict[str, asyncio.Future[Any]] = {}
+        self._cancel_requested: set[str] = set()
+        self._busy_threads: set[concurrent.futures.Future[Any]] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool: ProcessPool | None = None
+
+    @property
+    def held_slots(self) -> int:
+        """Slots still held by the threads of abandoned tasks, which cannot be stopped."""
+        return len(self._busy_threads)
+
+    async def start(self) -> None:
+        """Make ready what calls run in: the child processes in process mode, else the threads."""
+        if self._processes is not None:
+            if self._pool is None:
+                pool = ProcessPool(self._processes, self._codec.serializer)
+                await pool.start()
+                self._pool = pool
+        elif self._executor is None:
+            self._executor = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="sitq-task")
+
+    async def close(self) -> None:
+        """Let go of the threads (without waiting for those still running) and stop the child processes."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def cancel(self, task_ids: Set[str]) -> None:
+        """Stop the calls of these running tasks, whose cancellation was requested (each only once)."""
+        for task_id in task_ids - self._cancel_requested:
+            self._cancel_requested.add(task_id)
+            if (call := self._calls.get(task_id)) is not None:
+                call.cancel()
+
+    async def run(self, reserved: ReservedTask) -> TaskOutcome:
+        """Run one claimed task and return how it ended; whatever the task does, the worker goes on."""
+        identity = {
+            "task_id": reserved.id,
+            "task_name": reserved.name,
+            "queue": reserved.options.queue,
+            "worker_id": self._worker_id,
+        }
+        await self._plugins.task_started(
+            **identity, attempt=reserved.attempt, enqueued_at=reserved.enqueued_at
+        )
+        options = reserved.options
+        context = TaskContext(
+            reserved.id, reserved.name, reserved.attempt, options.max_attempts, options.queue, self._worker_id
+        )
+        token = enter_task(context)
+        started = time.perf_counter()
+        try:
+            result = await self._run(reserved, context)
+            self._limits.check_result(len(result))
+        except asyncio.CancelledError:
+            raise  # the worker stopping, or the call given back: not the task's failure
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit, GeneratorExit or a custom BaseException from the task's code
+            # fails that task only. Caught here, it never reaches asyncio, which would re-raise it out of
+            # the event loop. A real Ctrl-C reaches the worker through its signal handler instead.
+            failure: BaseException | None = exc
+        else:
+            failure = None
+        finally:
+            reset_task(token)
+            self._cancel_requested.discard(reserved.id)
+        duration = time.perf_counter() - started
+        if failure is None:
+            outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
+            await self._plugins.task_succeeded(**identity, duration=duration)
+            return outcome
+        return await self._failed(reserved, failure, duration, identity)
+
+    async def _failed(
+        self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]
+    ) -> TaskOutcome:
+        """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good."""
+        options = reserved.options
+        described = (
+            failure.failure if isinstance(failure, FailedInChild) else Failure.of(failure, options.retry)
+        )
+        error, formatted = self._limits.clip(described.error), self._limits.clip(described.traceback)
+        if isinstance(failure, TaskCancelledError):
+            await self._plugins.task_cancelled(**identity)
+            return self._outcome(reserved, TaskStatus.CANCELLED, error=error)
+        if isinstance(failure, TaskTimeoutError):
+            assert options.timeout is not None
+            await self._plugins.task_timed_out(**identity, attempt=reserved.attempt, timeout=options.timeout)
+        delay = described.delay
+        if delay is None and described.retryable:
+            delay = options.retry.delay(reserved.attempt)
+        if delay is not None and reserved.attempt < options.max_attempts:
+            logger.info("task %s (%s) will retry in %.3gs: %s", reserved.id, reserved.name, delay, error)
+            await self._plugins.task_retried(**identity, attempt=reserved.attempt, delay=delay, error=error)
+            retry_at = utcnow() + timedelta(seconds=delay)
+            retried = (
+                AttemptOutcome.TIMEOUT if isinstance(failure, TaskTimeoutError) else AttemptOutcome.FAILED
+            )
+            return self._outcome(
+                reserved,
+                TaskStatus.PENDING,
+                error=error,
+                traceback=formatted,
+                retry_at=retry_at,
+                retried=retried,
+            )
+        logger.info("task %s (%s) failed: %s", reserved.id, reserved.name, error)
+        await self._plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
+        status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
+        return self._outcome(reserved, status, error=error, traceback=formatted)
+
+    async def _run(self, reserved: ReservedTask, context: TaskContext) -> bytes:
+        """Decode, call and encode the task: here, or in a child process that does all three."""
+        if self._pool is not None:
+            parents = await self._parent_results(reserved)
+            job = Job(reserved.payload, reserved.serializer, context, reserved.options.retry, parents)
+            async with self._pool.child() as child:  # waited for outside the task's timeout
+                return await self._call_async(reserved, self._pool.run(child, job))
+        function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
+        if reserved.depends_on and takes_parent_results(function):
+            parents = await self._parent_results(reserved)
+            kwargs = {**kwargs, "parent_results": self._codec.decode_parent_results(parents)}
+        value = await self._call(reserved, function, args, kwargs)
+        return self._codec.encode_value(value, reserved.serializer)
+
+    async def _parent_results(self, reserved: ReservedTask) -> ParentResults:
+        """The stored results of the task's parents (they have all succeeded)."""
+        results = []
+        for parent in reserved.depends_on:
+            record = await self._backend.get(parent)
+            if record is None or record.result is None:
+                raise TaskNotFoundError(parent)
+            results.append((parent, record.result, record.serializer))
+        return tuple(results)
+
+    def _outcome(self, reserved: ReservedTask, status: TaskStatus, **fields: Any) -> TaskOutcome:
+        return TaskOutcome(
+            task_id=reserved.id, worker_id=self._worker_id, status=status, finished_at=utcnow(), **fields
+        )
+
+    async def _call(
+        self,
+        reserved: ReservedTask,
+        function: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        """Run the call, async on the loop or sync in the pool, within its timeout and until cancelled."""
+        if inspect.iscoroutinefunction(function):
+            return await self._call_async(reserved, function(*args, **kwargs))
+        assert self._executor is not None
+        thread = self._executor.submit(contextvars.copy_context().run, function, *args, **kwargs)
+        call = asyncio.wrap_future(thread)
+        self._calls[reserved.id] = call
+        try:
+            timeout = reserved.options.timeout
+            try:
+                done, _ = await asyncio.wait({call}, timeout=timeout)
+            except asyncio.CancelledError:  # the worker is shutting down: stop the task's own code too
+                call.cancel()
+                raise
+            if not done:
+                call.cancel()
+                await asyncio.wait({call})
+                raise TaskTimeoutError(f"the attempt ran longer than its {timeout}s timeout")
+            if call.cancelled():
+                raise TaskCancelledError("cancelled on request while running")
+            value = call.result()
+        finally:
+            del self._calls[reserved.id]
+            if not thread.done():
+                self._hold_slot_until_done(reserved, thread)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    async def _call_async(self, reserved: ReservedTask, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await the coroutine in this very asyncio task, with no task of its own (the cheapest way to run
+        many small tasks); a requested cancellation cancels this task while it awaits the coroutine."""
+        running = asyncio.current_task()
+        assert running is not None
+        self._calls[reserved.id] = running
+        try:
+            async with asyncio.timeout(reserved.options.timeout) as deadline:
+                return await coroutine
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the task's own TimeoutError: an ordinary failure
+            raise TaskTimeoutError(
+                f"the attempt ran longer than its {reserved.options.timeout}s timeout"
+            ) from None
+        except asyncio.CancelledError:
+            if self.abandoning or reserved.id not in self._cancel_requested:
+                raise
+            running.uncancel()
+            raise TaskCancelledError("cancelled on request while running") from None
+        finally:
+            del self._calls[reserved.id]
+
+    def _hold_slot_until_done(self, reserved: ReservedTask, thread: concurrent.futures.Future[Any]) -> None:
+        """A thread cannot be stopped: it keeps its slot until it returns, so no more run than allowed."""
+        logger.warning(
+            "task %s (%s) was abandoned, but its thread cannot be stopped: it keeps one of the %d slots "
+            "until it returns",
+            reserved.id,
+            reserved.name,
+            self._max_concurrency,
+        )
+        loop = asyncio.get_running_loop()
+        self._busy_threads.add(thread)
+
+        def returned(_: concurrent.futures.Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop may have closed while the thread ran on
+                loop.call_soon_threadsafe(self._thread_returned, thread)
+
+        thread.add_done_callback(returned)
+
+    def _thread_returned(self, thread: concurrent.futures.Future[Any]) -> None:
+        self._busy_threads.discard(thread)
+        self._wake()
