@@ -165,8 +165,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
 
 PAGE_SIZE = 1024
 """Bytes per page of a new file. A commit appends every page it changes to the WAL, whole; a task's rows
-are a few hundred bytes, so smaller pages mean less written per task, at no cost in throughput measured.
-A file keeps the page size it was created with."""
+are a few hundred bytes, so smaller pages mean less written per task: about 14 KB of WAL per task instead
+of 46 KB with 4 KiB pages. The price is SQLite CPU per row: `enqueue_many` stores about 15% fewer tasks a
+second than with 4 KiB pages; draining and single enqueues measured the same. A file keeps the page size it
+was created with."""
 
 _NEW_FILE_PRAGMAS = (
     f"PRAGMA page_size = {PAGE_SIZE}",
