@@ -15,6 +15,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import random
 import sqlite3
@@ -59,8 +60,12 @@ Synchronous = Literal["full", "normal"]
 _T = TypeVar("_T")
 
 _URL_FORMS = (
-    "'sqlite:///relative/tasks.db' or 'sqlite:////absolute/tasks.db', optionally '?synchronous=normal'"
+    "'sqlite:///relative/tasks.db' or 'sqlite:////absolute/tasks.db', optionally with"
+    " '?synchronous=normal' and/or '?busy_timeout=SECONDS'"
 )
+_URL_OPTIONS = ("synchronous", "busy_timeout")
+BUSY_TIMEOUT = 30.0
+"""Seconds a statement waits for another connection's write lock, unless told otherwise."""
 _REQUIRED_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 # Waiting for another connection's write lock: see _begin_immediate.
 _FIRST_BUSY_DELAY = 0.00005
@@ -331,11 +336,15 @@ class SQLiteBackend:
     url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
 
     def __init__(
-        self, path: str | os.PathLike[str], *, synchronous: Synchronous = "full", busy_timeout: float = 30.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "full",
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         if synchronous not in ("full", "normal"):
             raise ConfigurationError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
-        if busy_timeout < 0:
+        if not isinstance(busy_timeout, int | float) or not 0 <= busy_timeout < math.inf:
             raise ConfigurationError(f"busy_timeout is seconds to wait, at least 0, not {busy_timeout!r}")
         self._path = os.path.abspath(path)
         # Objects on the same file find each other by this key, whatever symlinks led to it.
@@ -357,7 +366,10 @@ class SQLiteBackend:
         return self._path
 
     def __repr__(self) -> str:
-        return f"SQLiteBackend({self._path!r}, synchronous={self._synchronous!r})"
+        return (
+            f"SQLiteBackend({self._path!r}, synchronous={self._synchronous!r}, "
+            f"busy_timeout={self._busy_timeout!r})"
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -373,22 +385,25 @@ class SQLiteBackend:
             options = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         except ValueError as exc:
             raise ConfigurationError(f"cannot read the query of {url!r} ({exc}); use {_URL_FORMS}") from exc
-        synchronous: Synchronous = "full"
-        for index, (key, value) in enumerate(options):
-            if key != "synchronous":
+        keys = [key for key, _ in options]
+        for key in keys:
+            if key not in _URL_OPTIONS:
                 raise ConfigurationError(
-                    f"unknown option {key!r} in {url!r}: the only one is 'synchronous'; use {_URL_FORMS}"
+                    f"unknown option {key!r} in {url!r}: the options are "
+                    f"{' and '.join(map(repr, _URL_OPTIONS))}; use {_URL_FORMS}"
                 )
-            if any(other == key for other, _ in options[:index]):
+            if keys.count(key) > 1:
                 raise ConfigurationError(f"{url!r} gives {key!r} more than once; give it once")
-            match value:
-                case "full" | "normal":
-                    synchronous = value
-                case _:
-                    raise ConfigurationError(
-                        f"synchronous must be 'full' or 'normal', not {value!r}, in {url!r}"
-                    )
-        return cls(path, synchronous=synchronous)
+        given = dict(options)
+        synchronous: Synchronous
+        match given.get("synchronous", "full"):
+            case "full" | "normal" as value:
+                synchronous = value
+            case value:
+                raise ConfigurationError(f"synchronous must be 'full' or 'normal', not {value!r}, in {url!r}")
+        return cls(
+            path, synchronous=synchronous, busy_timeout=_url_seconds(given.get("busy_timeout", BUSY_TIMEOUT))
+        )
 
     # Opening and closing
 
@@ -975,6 +990,16 @@ def _daemon_connection(opened: sqlite3.Connection) -> aiosqlite.Connection:
     creator.start()
     creator.join()  # at once: creating a connection only builds objects, its thread starts on `await`
     return made[0]
+
+
+def _url_seconds(value: str | float) -> float:
+    """The ``busy_timeout`` of a URL: a number of seconds (the constructor checks its range)."""
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"busy_timeout is a number of seconds, such as '?busy_timeout=5', not {value!r}"
+        ) from None
 
 
 def _time(seconds: float) -> datetime:

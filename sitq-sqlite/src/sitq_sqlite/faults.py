@@ -52,7 +52,8 @@ def backend_error(what: str, path: str, exc: sqlite3.Error, *, busy_timeout: flo
             f"{what} failed: the database is locked: another connection has held its write lock for longer "
             f"than the busy timeout of {busy_timeout:g}s. Find what holds it (a long transaction, or a "
             f"sqlite3 shell left inside BEGIN; `fuser {path}` lists the processes that have the file open), "
-            "or let sitq wait longer: SQLiteBackend(path, busy_timeout=seconds)"
+            "or let sitq wait longer: '?busy_timeout=SECONDS' in the URL, or "
+            "SQLiteBackend(path, busy_timeout=SECONDS)"
         )
     return BackendError(f"{what} failed: {_said(exc)}")
 

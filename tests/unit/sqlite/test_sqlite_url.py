@@ -17,14 +17,27 @@ from sitq_sqlite import SQLiteBackend
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("sqlite:///tasks.db", "SQLiteBackend('{cwd}/tasks.db', synchronous='full')"),
-        ("sqlite:///data/tasks.db", "SQLiteBackend('{cwd}/data/tasks.db', synchronous='full')"),
-        ("sqlite:////srv/app/tasks.db", "SQLiteBackend('/srv/app/tasks.db', synchronous='full')"),
+        ("sqlite:///tasks.db", "SQLiteBackend('{cwd}/tasks.db', synchronous='full', busy_timeout=30.0)"),
+        (
+            "sqlite:///data/tasks.db",
+            "SQLiteBackend('{cwd}/data/tasks.db', synchronous='full', busy_timeout=30.0)",
+        ),
+        (
+            "sqlite:////srv/app/tasks.db",
+            "SQLiteBackend('/srv/app/tasks.db', synchronous='full', busy_timeout=30.0)",
+        ),
         (
             "sqlite:///my%20tasks.db?synchronous=normal",
-            "SQLiteBackend('{cwd}/my tasks.db', synchronous='normal')",
+            "SQLiteBackend('{cwd}/my tasks.db', synchronous='normal', busy_timeout=30.0)",
         ),
-        ("sqlite:////srv/tasks.db?synchronous=full", "SQLiteBackend('/srv/tasks.db', synchronous='full')"),
+        (
+            "sqlite:////srv/tasks.db?synchronous=full",
+            "SQLiteBackend('/srv/tasks.db', synchronous='full', busy_timeout=30.0)",
+        ),
+        (
+            "sqlite:////srv/tasks.db?busy_timeout=2.5&synchronous=normal",
+            "SQLiteBackend('/srv/tasks.db', synchronous='normal', busy_timeout=2.5)",
+        ),
     ],
 )
 def test_urls_follow_the_sqlalchemy_convention(url: str, expected: str) -> None:
@@ -41,7 +54,15 @@ def test_urls_follow_the_sqlalchemy_convention(url: str, expected: str) -> None:
         ("memory:///tasks.db", "a SQLite URL is"),
         ("sqlite:///tasks.db#top", "no '#' part"),
         ("sqlite:///tasks.db?synchronous", "cannot read the query"),
-        ("sqlite:///tasks.db?timeout=5", "unknown option 'timeout'.*only one is 'synchronous'"),
+        (
+            "sqlite:///tasks.db?timeout=5",
+            "unknown option 'timeout'.*options are 'synchronous' and 'busy_timeout'",
+        ),
+        ("sqlite:///tasks.db?busy_timeout=soon", "busy_timeout is a number of seconds.*not 'soon'"),
+        ("sqlite:///tasks.db?busy_timeout=-1", "busy_timeout is seconds to wait, at least 0"),
+        ("sqlite:///tasks.db?busy_timeout=inf", "busy_timeout is seconds to wait, at least 0"),
+        ("sqlite:///tasks.db?busy_timeout=nan", "busy_timeout is seconds to wait, at least 0"),
+        ("sqlite:///tasks.db?busy_timeout=1&busy_timeout=2", "'busy_timeout' more than once"),
         ("sqlite:///tasks.db?synchronous=off", "synchronous must be 'full' or 'normal', not 'off'"),
         ("sqlite:///tasks.db?synchronous=full&synchronous=normal", "more than once"),
     ],
