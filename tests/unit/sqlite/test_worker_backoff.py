@@ -105,7 +105,7 @@ async def test_an_outcome_that_cannot_be_recorded_is_kept_and_recorded_once_the_
     caplog.set_level(logging.INFO)
     backend = FlakyBackend(tmp_path / "tasks.db")
     async with TaskQueue(backend) as queue:
-        # Renewals fail too, yet the lease (3 s) outlives the fault, so no other worker could take over.
+        # Renewals fail too, yet the lease (5 s) outlives the 2.5 s fault, so no other worker could take over.
         started = Started()
         async with Worker(queue, lease=5, poll_interval=0.2, plugins=[started]):
             task_id = await queue.enqueue(sleep_then, 0.3, "kept")
