@@ -55,9 +55,6 @@ for _ in range(10_000):
         if len(errors) == 3:
             break
     else:
-        if errors:
-            errors.append({"type": "committed again while full", "message": task_id, "cause": None})
-            break
         print("committed", task_id, flush=True)
 try:
     queue.close()
@@ -177,7 +174,8 @@ def produce_until_full(db: Path, *, file_limit: int) -> tuple[list[str], list[di
     (errors_line,) = [line for line in produced.stdout.splitlines() if line.startswith("errors ")]
     errors: list[dict[str, str]] = json.loads(errors_line.removeprefix("errors "))
     print(f"producer: {len(committed)} tasks committed before the fault; errors: {errors}")
-    # Committed until the fault, then the same named error for every further try, with SQLite's cause.
+    # Committed until the fault, then the named error with SQLite's cause. A checkpoint between two tries
+    # may make room for one more task now and then: it is committed like the others, and kept like them.
     assert len(errors) == 3
     for error in errors:
         assert error["type"] == "StorageFullError"
