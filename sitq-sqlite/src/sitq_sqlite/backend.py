@@ -6,6 +6,8 @@ is one statement (an enqueue without dependencies, a renewal) runs alone in auto
 several (a claim recovers dead workers' tasks first, an ended attempt also writes its history row and may
 cancel the tasks that depend on it) runs in one `BEGIN IMMEDIATE` transaction, which takes the write lock
 before anything is read, so it is atomic across processes.
+
+The statements themselves are named in `queries`; `rows` maps their rows to sitq's models.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -37,18 +39,16 @@ from sitq.errors import (
     WorkerLostError,
 )
 from sitq.models import (
-    AttemptOutcome,
     AttemptRecord,
     Compaction,
     NewTask,
     ReservedTask,
-    RetryPolicy,
-    TaskOptions,
     TaskOutcome,
     TaskRecord,
     TaskStatus,
 )
-from sitq_sqlite import faults, files, maintenance, schema
+from sitq_sqlite import faults, files, maintenance, queries, schema
+from sitq_sqlite.rows import attempt_record, outcome_rows, record, reserved, task_row, utc_time
 from sitq_sqlite.watch import OtherCommits
 
 if TYPE_CHECKING:
@@ -71,255 +71,11 @@ _REQUIRED_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 _FIRST_BUSY_DELAY = 0.00005
 _MAX_BUSY_DELAY = 0.005
 
-# The literal status values in these WHERE clauses must match the partial indexes in schema.py.
-# A task's payload, result and traceback live beside its row (see schema version 4), so that the
-# statements that move a task along rewrite its small row only.
-# A batch's rows are numbered in the write that stores them (see _store).
-_LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
-_INSERT = (
-    "INSERT INTO tasks (seq, id, name, status, serializer, enqueued_at, eta, queue, priority,"
-    " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) VALUES (?, ?)"
-_SET_RESULT = (
-    "INSERT INTO results (task_seq, result, traceback) VALUES (?, ?, ?)"
-    " ON CONFLICT (task_seq) DO UPDATE SET result = excluded.result, traceback = excluded.traceback"
-)
-_FORGET_RESULTS = "DELETE FROM results WHERE task_seq IN (SELECT value FROM json_each(?))"
-_OPTIONS = "queue, priority, max_attempts, retry, timeout, description"
-# Worded as the memory backend words them.
+# Stored errors, worded as the memory backend words them; bound into the statements of `queries`.
 _CANCELLED_WHILE_RUNNING = f"{TaskCancelledError.__name__}: cancelled on request while running"
 _PARENT_ENDED = f"{TaskCancelledError.__name__}: parent task {{}} ended {{}}"
+_LOST = f"{WorkerLostError.__name__}: worker "
 _ENDED_WITHOUT_SUCCESS = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
-# Dependencies: the parents a batch names, as stored before it; its edges, by seq; a success meeting one
-# of each child's unmet parents.
-_PARENTS = (
-    "SELECT id, seq, status, finished_at FROM tasks WHERE id IN (SELECT value FROM json_each(:parents))"
-)
-_DEPEND = (
-    "INSERT INTO dependencies (parent_seq, task_seq)"
-    " SELECT parent.seq, child.seq FROM tasks AS parent, tasks AS child WHERE parent.id = ? AND child.id = ?"
-)
-_MET = (
-    "UPDATE tasks SET unmet = unmet - 1"
-    " WHERE seq IN (SELECT task_seq FROM dependencies WHERE parent_seq = ?) AND status = 'pending'"
-)
-# The pending tasks that depend on a task, directly or through other pending tasks, as edges; each task
-# is reached once (UNION), so the cost follows the size of that subgraph, not the number of paths.
-_DEPENDENTS = """
-WITH RECURSIVE reached (seq) AS (
-    VALUES (?)
-    UNION
-    SELECT dependencies.task_seq FROM reached
-    JOIN dependencies ON dependencies.parent_seq = reached.seq
-    JOIN tasks ON tasks.seq = dependencies.task_seq
-    WHERE tasks.status = 'pending'
-)
-SELECT dependencies.parent_seq, tasks.seq, tasks.id FROM reached
-JOIN dependencies ON dependencies.parent_seq = reached.seq
-JOIN tasks ON tasks.seq = dependencies.task_seq
-WHERE tasks.status = 'pending'
-"""
-_CANCEL_DEPENDENT = (
-    "UPDATE tasks SET status = 'cancelled', finished_at = ?, error = ? WHERE seq = ? AND status = 'pending'"
-)
-# Leases that ran out before :now: their workers are presumed dead. The history row is written first, from
-# the row as it still is; it doubles as the check, so the common case (nothing lost) costs one index probe.
-# A claim (:end = 0) takes back only the tasks that go pending again; recover_lost (:end = 1) all of them.
-_LOST = f"{WorkerLostError.__name__}: worker "  # worded as the memory backend words it
-_EXPIRED = (
-    "status = 'in_progress' AND lease_expires_at < :now"
-    " AND (:end OR (NOT cancel_requested AND attempts < max_attempts))"
-)
-# A history row: `ended` numbers the task's attempts in the order they end.
-_ADD_ATTEMPT = """
-INSERT INTO attempts (task_seq, ended, attempt, worker_id, started_at, finished_at, outcome, error)
-SELECT seq, coalesce((SELECT max(ended) FROM attempts WHERE task_seq = tasks.seq), 0) + 1,
-"""
-_LOST_HISTORY = f"""{_ADD_ATTEMPT}
-    attempts, worker_id, started_at, lease_expires_at, 'lost',
-    :lost || worker_id || ' stopped renewing its lease'
-FROM tasks WHERE {_EXPIRED}
-RETURNING task_seq
-"""
-_RECOVER_LOST = f"""
-UPDATE tasks SET
-    status = CASE
-        WHEN cancel_requested THEN 'cancelled' WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending'
-    END,
-    finished_at = CASE
-        WHEN cancel_requested OR attempts >= max_attempts THEN lease_expires_at ELSE finished_at
-    END,
-    error = CASE WHEN cancel_requested THEN :cancelled ELSE
-        :lost || worker_id || ' stopped renewing its lease'
-        || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END
-    END,
-    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
-WHERE {_EXPIRED}
-RETURNING seq, id, status, finished_at
-"""
-_RESERVE = (
-    "UPDATE tasks SET status = 'in_progress', attempts = attempts + 1, worker_id = :worker_id,"
-    " started_at = :now, lease_expires_at = :expires"
-)
-_RESERVED_COLUMNS = (
-    "RETURNING seq, id, name, (SELECT payload FROM payloads WHERE task_seq = tasks.seq), serializer,"
-    f" attempts, enqueued_at, eta, {_OPTIONS}, depends_on"
-)
-_CLAIM_TASK = f"{_RESERVE} WHERE id = :task_id AND status = 'pending' AND unmet = 0 {_RESERVED_COLUMNS}"
-# One arm per queue, each walking tasks_ready_by_priority in claim order; SQLite merges the arms and
-# stops after `limit` rows, so a claim reads about `limit` rows however many tasks the file holds (plus
-# the higher-priority tasks not yet due that it steps over). A compound SELECT has at most 500 arms.
-# INDEXED BY: left to itself, the planner prefers tasks_ready_by_eta's range on eta, then sorts every due
-# task of the queue to find the first `limit`.
-_MERGED_QUEUES = 100
-_CLAIM_ARM = (
-    "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
-    " WHERE status = 'pending' AND unmet = 0 AND queue = :q{} AND eta <= :now"
-)
-_CLAIM_MANY_QUEUES = (
-    "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
-    " WHERE status = 'pending' AND unmet = 0"
-    " AND queue IN (SELECT value FROM json_each(:queues)) AND eta <= :now"
-)
-_RENEW = """
-UPDATE tasks SET lease_expires_at = :expires
-WHERE id IN (SELECT value FROM json_each(:task_ids)) AND status = 'in_progress' AND worker_id = :worker_id
-RETURNING id, cancel_requested
-"""
-_HELD = (
-    "FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids))"
-    " AND status = 'in_progress' AND worker_id = :worker_id"
-)
-_RELEASE_HISTORY = f"""{_ADD_ATTEMPT}
-    attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
-"""
-# A task asked to cancel ends cancelled instead, its attempt counted.
-_RELEASE = f"""
-UPDATE tasks SET
-    status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
-    eta = CASE WHEN cancel_requested THEN eta ELSE :now END,
-    attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
-    finished_at = CASE WHEN cancel_requested THEN :now ELSE finished_at END,
-    error = CASE WHEN cancel_requested THEN :cancelled ELSE error END,
-    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
-WHERE seq IN (SELECT seq {_HELD})
-RETURNING seq, id, status
-"""
-_CANCEL = """
-UPDATE tasks SET
-    status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,
-    finished_at = CASE status WHEN 'pending' THEN :now ELSE finished_at END,
-    cancel_requested = CASE status WHEN 'in_progress' THEN 1 ELSE cancel_requested END
-WHERE id = :task_id AND status IN ('pending', 'in_progress')
-RETURNING seq, status
-"""
-_STATUS = "SELECT status FROM tasks WHERE id = ?"
-_COMPLETE_HISTORY = f"""{_ADD_ATTEMPT}
-    attempts, worker_id, started_at, :finished_at, :outcome, :error
-FROM tasks WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
-"""
-_COMPLETE = """
-UPDATE tasks SET status = :status, eta = coalesce(:retry_at, eta), finished_at = :finished_at_or_null,
-    error = :error, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
-WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
-RETURNING seq, status
-"""
-_RECORD_COLUMNS = (
-    "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    f" result, error, traceback, cancel_requested, depends_on, workflow_id, {_OPTIONS}"
-    " FROM tasks LEFT JOIN results ON results.task_seq = tasks.seq"
-)
-_GET = f"{_RECORD_COLUMNS} WHERE id = ?"
-_HISTORY = """
-SELECT attempts.attempt, attempts.worker_id, attempts.started_at, attempts.finished_at, attempts.outcome,
-    attempts.error
-FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.ended
-"""
-# Inspection and administration. Listing walks the rowid (enqueue order) from the cursor on.
-_CURSOR = "SELECT seq FROM tasks WHERE id = ?"
-_LIST = (
-    f"{_RECORD_COLUMNS} WHERE seq > :after"
-    " AND status IN (SELECT value FROM json_each(:statuses))"
-    " AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))"
-    " ORDER BY seq LIMIT :limit"
-)
-# In the order each pair first appears in enqueue order, as the memory backend's dict has them.
-_STATS = "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status ORDER BY min(seq)"
-# Attempts count from zero again; a parent's status did not change, so `unmet` is counted afresh from the
-# parents as they are now (a parent no longer stored was finished and purged: it counts as met, as in
-# the memory backend). A task that was cancelled by a cascade missed the decrements of parents
-# succeeding meanwhile, hence the recount.
-_REQUEUE = """
-UPDATE tasks SET status = 'pending', eta = :now, attempts = 0, started_at = NULL, finished_at = NULL,
-    error = NULL,
-    unmet = (
-        SELECT count(DISTINCT parents.value) FROM json_each(coalesce(tasks.depends_on, '[]')) AS parents
-        WHERE EXISTS (SELECT 1 FROM tasks AS parent WHERE parent.id = parents.value
-            AND parent.status != 'success')
-    )
-WHERE id = :task_id AND status IN ('failed', 'timeout', 'cancelled')
-RETURNING seq
-"""
-# Finished before the cutoff, and no pending task depends on it (one primary-key probe per candidate).
-_PURGE = """
-DELETE FROM tasks WHERE finished_at < :before
-    AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
-    AND NOT EXISTS (
-        SELECT 1 FROM dependencies JOIN tasks AS child ON child.seq = dependencies.task_seq
-        WHERE dependencies.parent_seq = tasks.seq AND child.status = 'pending'
-    )
-RETURNING seq
-"""
-_PURGE_SIDE_TABLES = tuple(
-    f"DELETE FROM {table} WHERE task_seq IN (SELECT value FROM json_each(?))"
-    for table in ("attempts", "payloads", "results")
-)
-_PURGE_DEPENDENCIES = (
-    "DELETE FROM dependencies WHERE parent_seq IN (SELECT value FROM json_each(:seqs))"
-    " OR task_seq IN (SELECT value FROM json_each(:seqs))"
-)
-_WORKFLOW_COUNTS = "SELECT status, count(*) FROM tasks WHERE workflow_id = ? GROUP BY status"
-# Per queue, the earliest ready eta and the earliest lease expiry. tasks_ready_by_priority holds each
-# priority's tasks in eta order, so `levels` steps from one priority in use to the next (one index probe
-# each), and the earliest eta of each is its first entry. Running tasks are few: their index is read whole.
-_NEXT_DUE = """
-WITH RECURSIVE levels (queue, priority) AS (
-    SELECT queues.value, (
-        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = queues.value
-    ) FROM json_each(:queues) AS queues
-    UNION ALL
-    SELECT levels.queue, (
-        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
-            AND priority < levels.priority
-    ) FROM levels WHERE levels.priority IS NOT NULL
-)
-SELECT min(due) FROM (
-    SELECT (
-        SELECT min(eta) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
-            AND priority = levels.priority
-    ) AS due FROM levels WHERE levels.priority IS NOT NULL
-    UNION ALL
-    SELECT (
-        SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress' AND queue = queues.value
-    ) FROM json_each(:queues) AS queues
-)
-"""
-
-
-@functools.lru_cache(maxsize=32)
-def _claim_sql(queues: int) -> str:
-    """The claim for this many distinct queues (none: claim nothing, after recovering lost leases)."""
-    if queues <= _MERGED_QUEUES:
-        candidates = " UNION ALL ".join(_CLAIM_ARM.format(index) for index in range(queues))
-    else:
-        candidates = _CLAIM_MANY_QUEUES
-    return f"""
-{_RESERVE}
-WHERE seq IN (SELECT seq FROM ({candidates} ORDER BY priority DESC, eta, seq LIMIT :limit))
-{_RESERVED_COLUMNS}
-"""
 
 
 class SQLiteBackend:
@@ -589,7 +345,7 @@ class SQLiteBackend:
         if any(task.depends_on for task in tasks):
             await self._atomically(doing, functools.partial(_store_with_parents, tasks=tasks))
         else:
-            rows = [_task_row(task, unmet=0) for task in tasks]
+            rows = [task_row(task, unmet=0) for task in tasks]
             # Even an empty batch checks that the backend is connected.
             await self._atomically(doing, lambda db: _store(db, tasks, rows))
         if tasks:
@@ -613,15 +369,15 @@ class SQLiteBackend:
             "expires": expires.timestamp(),
             "limit": max(limit, 0),  # SQLite reads a negative LIMIT as no limit at all
         }
-        if len(names) > _MERGED_QUEUES:
+        if len(names) > queries.MERGED_QUEUES:
             params["queues"] = json.dumps(names)
         else:
             params.update((f"q{index}", name) for index, name in enumerate(names))
-        sql = _claim_sql(len(names)) if names and limit > 0 else None
-        rows = await self._claim("claiming tasks", sql, params, _outcome_rows(outcomes))
+        sql = queries.claim_sql(len(names)) if names and limit > 0 else None
+        rows = await self._claim("claiming tasks", sql, params, outcome_rows(outcomes))
         # RETURNING yields rows in no promised order: sort as the claim chose them.
         rows.sort(key=lambda row: (-row[9], row[7], row[0]))
-        return [_reserved(row, worker_id, now, expires) for row in rows]
+        return [reserved(row, worker_id, now, expires) for row in rows]
 
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
@@ -633,8 +389,8 @@ class SQLiteBackend:
             "now": now.timestamp(),
             "expires": expires.timestamp(),
         }
-        rows = await self._claim(f"claiming task {task_id!r}", _CLAIM_TASK, params)
-        return _reserved(rows[0], worker_id, now, expires) if rows else None
+        rows = await self._claim(f"claiming task {task_id!r}", queries.CLAIM_TASK, params)
+        return reserved(rows[0], worker_id, now, expires) if rows else None
 
     async def _claim(
         self,
@@ -659,12 +415,12 @@ class SQLiteBackend:
     async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
         def recover(db: sqlite3.Connection) -> list[Any]:
             ended = _recover_lost(db, now.timestamp(), end=True)
-            return [db.execute(_GET, (task_id,)).fetchone() for task_id in ended]
+            return [db.execute(queries.GET, (task_id,)).fetchone() for task_id in ended]
 
         rows = await self._atomically("recovering the tasks of dead workers", recover)
         if rows:  # a finished task, which someone may be waiting for
             self._notify()
-        return [_record(row) for row in rows]
+        return [record(row) for row in rows]
 
     async def renew(
         self, task_ids: Sequence[str], *, worker_id: str, now: datetime, lease: timedelta
@@ -676,7 +432,7 @@ class SQLiteBackend:
         }
         # A longer lease makes nothing claimable or finished, so no waiter needs waking (as in memory).
         async with self._connection(f"renewing the leases of {len(task_ids)} task(s)") as conn:
-            rows = await conn.execute_fetchall(_RENEW, params)
+            rows = await conn.execute_fetchall(queries.RENEW, params)
         return {task_id for task_id, cancel_requested in rows if cancel_requested}
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
@@ -689,11 +445,11 @@ class SQLiteBackend:
         }
 
         def release(db: sqlite3.Connection) -> int:
-            released = db.execute(_RELEASE_HISTORY, params).rowcount
+            released = db.execute(queries.RELEASE_HISTORY, params).rowcount
             if released:
-                rows = db.execute(_RELEASE, params).fetchall()
+                rows = db.execute(queries.RELEASE, params).fetchall()
                 cancelled = [row for row in rows if row[2] == TaskStatus.CANCELLED]
-                db.execute(_FORGET_RESULTS, (json.dumps([seq for seq, _, _ in cancelled]),))
+                db.execute(queries.FORGET_RESULTS, (json.dumps([seq for seq, _, _ in cancelled]),))
                 # In the order they were given, as the memory backend ends them.
                 order = {task_id: index for index, task_id in enumerate(ids)}
                 for seq, task_id, status in sorted(cancelled, key=lambda row: order[row[1]]):
@@ -707,9 +463,9 @@ class SQLiteBackend:
         params = {"task_id": task_id, "now": now.timestamp()}
 
         def cancel(db: sqlite3.Connection) -> tuple[TaskStatus | None, bool]:
-            changed = db.execute(_CANCEL, params).fetchall()
+            changed = db.execute(queries.CANCEL, params).fetchall()
             if not changed:
-                found = db.execute(_STATUS, (task_id,)).fetchall()
+                found = db.execute(queries.STATUS, (task_id,)).fetchall()
                 return (TaskStatus(found[0][0]) if found else None), False
             [(seq, status)] = changed
             if status == TaskStatus.CANCELLED:
@@ -723,7 +479,7 @@ class SQLiteBackend:
         return status
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
-        rows = _outcome_rows(outcomes)
+        rows = outcome_rows(outcomes)
         doing = f"recording {len(rows)} finished task(s)"
         if not rows:
             async with self._connection(doing):
@@ -733,23 +489,13 @@ class SQLiteBackend:
 
     async def history(self, task_id: str) -> list[AttemptRecord]:
         async with self._connection(f"reading the history of task {task_id!r}") as conn:
-            rows = await conn.execute_fetchall(_HISTORY, (task_id,))
-        return [
-            AttemptRecord(
-                attempt=attempt,
-                worker_id=worker_id,
-                started_at=_time(started_at),
-                finished_at=_time(finished_at),
-                outcome=AttemptOutcome(outcome),
-                error=error,
-            )
-            for attempt, worker_id, started_at, finished_at, outcome, error in rows
-        ]
+            rows = await conn.execute_fetchall(queries.HISTORY, (task_id,))
+        return [attempt_record(row) for row in rows]
 
     async def get(self, task_id: str) -> TaskRecord | None:
         async with self._connection(f"reading task {task_id!r}") as conn:
-            rows = list(await conn.execute_fetchall(_GET, (task_id,)))
-        return _record(rows[0]) if rows else None
+            rows = list(await conn.execute_fetchall(queries.GET, (task_id,)))
+        return record(rows[0]) if rows else None
 
     async def list_tasks(
         self, *, statuses: Sequence[TaskStatus], queues: Sequence[str] | None, limit: int, after: str | None
@@ -762,26 +508,26 @@ class SQLiteBackend:
         }
         async with self._connection("listing tasks") as conn:
             if after is not None:
-                found = list(await conn.execute_fetchall(_CURSOR, (after,)))
+                found = list(await conn.execute_fetchall(queries.CURSOR, (after,)))
                 if not found:
                     raise TaskNotFoundError(after)
                 params["after"] = found[0][0]
-            rows = await conn.execute_fetchall(_LIST, params)
-        return [_record(row) for row in rows]
+            rows = await conn.execute_fetchall(queries.LIST, params)
+        return [record(row) for row in rows]
 
     async def stats(self) -> dict[tuple[str, TaskStatus], int]:
         async with self._connection("counting tasks") as conn:
-            rows = await conn.execute_fetchall(_STATS)
+            rows = await conn.execute_fetchall(queries.STATS)
         return {(queue, TaskStatus(status)): count for queue, status, count in rows}
 
     async def requeue(self, task_id: str, *, now: datetime) -> TaskStatus | None:
         params = {"task_id": task_id, "now": now.timestamp()}
 
         def requeue(db: sqlite3.Connection) -> tuple[TaskStatus | None, bool]:
-            if requeued := db.execute(_REQUEUE, params).fetchall():
-                db.execute(_FORGET_RESULTS, (json.dumps([seq for (seq,) in requeued]),))
+            if requeued := db.execute(queries.REQUEUE, params).fetchall():
+                db.execute(queries.FORGET_RESULTS, (json.dumps([seq for (seq,) in requeued]),))
                 return TaskStatus.PENDING, True
-            found = db.execute(_STATUS, (task_id,)).fetchall()
+            found = db.execute(queries.STATUS, (task_id,)).fetchall()
             return (TaskStatus(found[0][0]) if found else None), False
 
         status, changed = await self._atomically(f"requeueing task {task_id!r}", requeue)
@@ -796,12 +542,12 @@ class SQLiteBackend:
         }
 
         def purge(db: sqlite3.Connection) -> int:
-            seqs = [seq for (seq,) in db.execute(_PURGE, params).fetchall()]
+            seqs = [seq for (seq,) in db.execute(queries.PURGE, params).fetchall()]
             if seqs:
                 encoded = json.dumps(seqs)
-                for statement in _PURGE_SIDE_TABLES:
+                for statement in queries.PURGE_SIDE_TABLES:
                     db.execute(statement, (encoded,))
-                db.execute(_PURGE_DEPENDENCIES, {"seqs": encoded})
+                db.execute(queries.PURGE_DEPENDENCIES, {"seqs": encoded})
             return len(seqs)
 
         # Deleting finished tasks makes nothing claimable, so no waiter needs waking (as in memory).
@@ -809,15 +555,15 @@ class SQLiteBackend:
 
     async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
         async with self._connection(f"counting the tasks of workflow {workflow_id!r}") as conn:
-            rows = await conn.execute_fetchall(_WORKFLOW_COUNTS, (workflow_id,))
+            rows = await conn.execute_fetchall(queries.WORKFLOW_COUNTS, (workflow_id,))
         return {TaskStatus(status): count for status, count in rows}
 
     async def next_due(self, queues: Sequence[str]) -> datetime | None:
         params = {"queues": json.dumps(list(dict.fromkeys(queues)))}
         async with self._connection("finding the next due task") as conn:
-            ((due,),) = await conn.execute_fetchall(_NEXT_DUE, params)
+            ((due,),) = await conn.execute_fetchall(queries.NEXT_DUE, params)
         self._keep_wal_small()  # asked when a worker is idle: a gap in which to shrink the WAL
-        return None if due is None else _time(due)
+        return None if due is None else utc_time(due)
 
     async def compact(self) -> Compaction:
         """Give free pages back to the file system and empty the WAL (see `maintenance`). The first
@@ -847,10 +593,7 @@ class SQLiteBackend:
 
     async def describe(self) -> dict[str, str]:
         async with self._connection("describing the database") as conn:
-            ((version, journal_mode, page_size, free_pages),) = await conn.execute_fetchall(
-                "SELECT user_version, journal_mode, page_size, freelist_count FROM pragma_user_version(),"
-                " pragma_journal_mode(), pragma_page_size(), pragma_freelist_count()"
-            )
+            ((version, journal_mode, page_size, free_pages),) = await conn.execute_fetchall(queries.DESCRIBE)
         durability = (
             "every commit survives an application crash, an OS crash and a power cut (synchronous=full)"
             if self._synchronous == "full"
@@ -899,9 +642,6 @@ class _OpenFiles:
 
 
 _open_files = _OpenFiles()
-
-
-_JSON_CHECK = "SELECT json_valid('[]')"
 
 
 def _in_transaction(
@@ -962,7 +702,7 @@ async def _check_json(conn: aiosqlite.Connection) -> None:
     """Lists of ids and queues are bound as one JSON array each; SQLite before 3.38 could be built without
     its JSON functions."""
     try:
-        await conn.execute(_JSON_CHECK)
+        await conn.execute(queries.JSON_CHECK)
     except sqlite3.OperationalError as exc:
         raise BackendError(
             f"sitq-sqlite needs SQLite's JSON functions, but this Python's SQLite {sqlite3.sqlite_version} "
@@ -1002,37 +742,15 @@ def _url_seconds(value: str | float) -> float:
         ) from None
 
 
-def _time(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def _task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
-    return (
-        task.id,
-        task.name,
-        task.serializer,
-        task.enqueued_at.timestamp(),
-        task.eta.timestamp(),
-        *_option_columns(task.options),
-        unmet,
-        json.dumps(task.depends_on) if task.depends_on else None,
-        task.workflow_id,
-    )
-
-
 def _store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tuple[object, ...]]) -> None:
-    """Insert the tasks' rows (from `_task_row`), then their payloads beside them.
+    """Insert the tasks' rows (from `rows.task_row`), then their payloads beside them.
 
     The rows get the seqs SQLite would give them (one past the largest, in order), numbered here so that
     the payloads need no lookup by id: the caller's write lock keeps the largest from moving meanwhile.
     """
-    ((last,),) = db.execute(_LAST_SEQ).fetchall()
-    db.executemany(_INSERT, [(seq, *row) for seq, row in enumerate(rows, last + 1)])
-    db.executemany(_INSERT_PAYLOAD, [(seq, task.payload) for seq, task in enumerate(tasks, last + 1)])
-
-
-def _parents(stored: str | None) -> tuple[str, ...]:
-    return () if stored is None else tuple(json.loads(stored))
+    ((last,),) = db.execute(queries.LAST_SEQ).fetchall()
+    db.executemany(queries.INSERT, [(seq, *row) for seq, row in enumerate(rows, last + 1)])
+    db.executemany(queries.INSERT_PAYLOAD, [(seq, task.payload) for seq, task in enumerate(tasks, last + 1)])
 
 
 def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:
@@ -1041,10 +759,12 @@ def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> Non
     parent_ids = list(dict.fromkeys(parent for task in tasks for parent in task.depends_on))
     stored: dict[str, tuple[int, str, float | None]] = {
         task_id: (seq, status, finished_at)
-        for task_id, seq, status, finished_at in db.execute(_PARENTS, {"parents": json.dumps(parent_ids)})
+        for task_id, seq, status, finished_at in db.execute(
+            queries.PARENTS, {"parents": json.dumps(parent_ids)}
+        )
     }
     rows = [
-        _task_row(
+        task_row(
             task,
             unmet=sum(
                 parent not in stored or stored[parent][1] != TaskStatus.SUCCESS
@@ -1060,7 +780,7 @@ def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> Non
             raise TaskNotFoundError(missing)
         known.add(task.id)
     db.executemany(
-        _DEPEND, [(parent, task.id) for task in tasks for parent in dict.fromkeys(task.depends_on)]
+        queries.DEPEND, [(parent, task.id) for task in tasks for parent in dict.fromkeys(task.depends_on)]
     )
     # A parent that already ended without success cancels the task at once, and what depends on it in
     # the batch: task by task, through its first such parent, as the memory backend does.
@@ -1091,7 +811,7 @@ def _cancel_dependents(
     Returns the cancelled tasks' seqs and ids.
     """
     children: dict[int, list[tuple[int, str]]] = {}
-    for parent_seq, child_seq, child_id in db.execute(_DEPENDENTS, (seq,)):
+    for parent_seq, child_seq, child_id in db.execute(queries.DEPENDENTS, (seq,)):
         children.setdefault(parent_seq, []).append((child_seq, child_id))
     if not children:
         return []
@@ -1110,61 +830,10 @@ def _cancel_dependents(
             continue
         cancelled[child_seq] = (child_id, _PARENT_ENDED.format(parent_id, parent_status))
         walk.append((child_id, TaskStatus.CANCELLED.value, iter(children.get(child_seq, ()))))
-    db.executemany(_CANCEL_DEPENDENT, [(at, error, child_seq) for child_seq, (_, error) in cancelled.items()])
+    db.executemany(
+        queries.CANCEL_DEPENDENT, [(at, error, child_seq) for child_seq, (_, error) in cancelled.items()]
+    )
     return [(child_seq, child_id) for child_seq, (child_id, _) in cancelled.items()]
-
-
-_DEFAULT_RETRY = RetryPolicy()
-
-
-@functools.lru_cache(maxsize=256)
-def _option_columns(options: TaskOptions) -> tuple[object, ...]:
-    """The option columns of a row; cached, since the tasks of one function usually share one options
-    object. The default retry policy is stored as NULL, which keeps most rows shorter."""
-    return (
-        options.queue,
-        options.priority,
-        options.max_attempts,
-        None if options.retry == _DEFAULT_RETRY else _retry_json(options.retry),
-        options.timeout,
-        options.description,
-    )
-
-
-def _retry_json(retry: RetryPolicy) -> str:
-    policy = {
-        "backoff": retry.backoff,
-        "factor": retry.factor,
-        "max_backoff": retry.max_backoff,
-        "jitter": retry.jitter,
-        "retry_on": list(retry.retry_on),
-    }
-    return json.dumps(policy, separators=(",", ":"))
-
-
-@functools.lru_cache(maxsize=256)
-def _retry_policy(stored: str | None) -> RetryPolicy:
-    """A RetryPolicy from its JSON; NULL (a task stored before version 2) is the default policy."""
-    return RetryPolicy() if stored is None else RetryPolicy(**json.loads(stored))
-
-
-@functools.lru_cache(maxsize=256)
-def _options(
-    queue: str,
-    priority: int,
-    max_attempts: int,
-    retry: str | None,
-    timeout: float | None,
-    description: str | None,
-) -> TaskOptions:
-    return TaskOptions(
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        retry=_retry_policy(retry),
-        timeout=timeout,
-        description=description,
-    )
 
 
 def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str]:
@@ -1172,11 +841,11 @@ def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str
     or with `end`, also ended (failed, or cancelled as requested). Return the ids of those ended."""
     lost = {"now": now, "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING, "end": end}
     # The history insert doubles as the check: the common case, nothing lost, is one index probe.
-    if not db.execute(_LOST_HISTORY, lost).fetchall():
+    if not db.execute(queries.LOST_HISTORY, lost).fetchall():
         return []
     ended = []
-    recovered = sorted(db.execute(_RECOVER_LOST, lost).fetchall())
-    db.execute(_FORGET_RESULTS, (json.dumps([row[0] for row in recovered]),))
+    recovered = sorted(db.execute(queries.RECOVER_LOST, lost).fetchall())
+    db.execute(queries.FORGET_RESULTS, (json.dumps([row[0] for row in recovered]),))
     # In enqueue order, as the memory backend ends them.
     for seq, task_id, status, finished_at in recovered:
         if status != TaskStatus.PENDING:
@@ -1185,111 +854,25 @@ def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str
     return ended
 
 
-def _outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[dict[str, object]]:
-    """The parameters for recording these outcomes; of two outcomes of one attempt only the first counts,
-    as when they are sent one by one."""
-    first: dict[tuple[str, str], TaskOutcome] = {}
-    for outcome in outcomes:
-        first.setdefault((outcome.task_id, outcome.worker_id), outcome)
-    return [_outcome_params(outcome) for outcome in first.values()]
-
-
 def _record_outcomes(db: sqlite3.Connection, rows: Sequence[dict[str, object]]) -> None:
     """Apply ended attempts, inside the caller's transaction: history rows, task rows, dependents."""
     if not rows:
         return
-    db.executemany(_COMPLETE_HISTORY, rows)
+    db.executemany(queries.COMPLETE_HISTORY, rows)
     ended: list[tuple[int, str, str, object]] = []
     left: list[tuple[int, object, object]] = []
     for row in rows:
-        for seq, status in db.execute(_COMPLETE, row).fetchall():
+        for seq, status in db.execute(queries.COMPLETE, row).fetchall():
             left.append((seq, row["result"], row["traceback"]))
             if status == TaskStatus.SUCCESS:
-                db.execute(_MET, (seq,))
+                db.execute(queries.MET, (seq,))
             elif status in _ENDED_WITHOUT_SUCCESS:
                 ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
     # What each attempt left replaces what an earlier attempt of its task left, even when it is nothing.
-    db.executemany(_SET_RESULT, [kept for kept in left if kept[1] is not None or kept[2] is not None])
+    db.executemany(queries.SET_RESULT, [kept for kept in left if kept[1] is not None or kept[2] is not None])
     if nothing := [seq for seq, result, traceback in left if result is None and traceback is None]:
-        db.execute(_FORGET_RESULTS, (json.dumps(nothing),))
+        db.execute(queries.FORGET_RESULTS, (json.dumps(nothing),))
     # Only pending tasks are cancelled, and only running ones completed: cancelling after every outcome is
     # applied ends the same tasks, with the same errors, as cancelling after each.
     for seq, task_id, status, finished_at in ended:
         _cancel_dependents(db, seq, task_id, status, finished_at)
-
-
-def _outcome_params(outcome: TaskOutcome) -> dict[str, object]:
-    retrying = outcome.status is TaskStatus.PENDING
-    finished_at = outcome.finished_at.timestamp()
-    return {
-        "task_id": outcome.task_id,
-        "worker_id": outcome.worker_id,
-        "status": outcome.status.value,
-        "outcome": outcome.outcome.value,
-        "finished_at": finished_at,
-        "finished_at_or_null": None if retrying else finished_at,
-        "retry_at": outcome.retry_at.timestamp() if retrying and outcome.retry_at else None,
-        "result": outcome.result,
-        "error": outcome.error,
-        "traceback": outcome.traceback,
-    }
-
-
-def _record(row: Any) -> TaskRecord:
-    """A TaskRecord from a row of _GET's (or _LIST's) columns."""
-    (
-        task_id,
-        name,
-        status,
-        serializer,
-        enqueued_at,
-        eta,
-        attempts,
-        started_at,
-        finished_at,
-        worker_id,
-        result,
-        error,
-        traceback,
-        cancel_requested,
-        depends_on,
-        workflow_id,
-        *options,
-    ) = row
-    return TaskRecord(
-        id=task_id,
-        name=name,
-        status=TaskStatus(status),
-        serializer=serializer,
-        enqueued_at=_time(enqueued_at),
-        eta=_time(eta),
-        attempts=attempts,
-        started_at=None if started_at is None else _time(started_at),
-        finished_at=None if finished_at is None else _time(finished_at),
-        worker_id=worker_id,
-        result=result,
-        error=error,
-        traceback=traceback,
-        options=_options(*options),
-        cancel_requested=bool(cancel_requested),
-        depends_on=_parents(depends_on),
-        workflow_id=workflow_id,
-    )
-
-
-def _reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> ReservedTask:
-    _, task_id, name, payload, serializer, attempts, enqueued_at, eta, *options, depends_on = row
-    return ReservedTask(
-        id=task_id,
-        name=name,
-        payload=payload,
-        serializer=serializer,
-        attempt=attempts,
-        worker_id=worker_id,
-        enqueued_at=_time(enqueued_at),
-        eta=_time(eta),
-        started_at=now,
-        lease_expires_at=expires,
-        options=_options(*options),
-        depends_on=_parents(depends_on),
-    )

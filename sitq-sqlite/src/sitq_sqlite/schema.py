@@ -23,7 +23,7 @@ APPLICATION_ID = 0x73697471
 MIGRATIONS: list[tuple[str, ...]] = [
     # 1: one row per task. Times are REAL unix seconds (UTC). The two partial indexes are all that claiming
     # and next_due read, so their cost does not grow with the number of finished tasks; their WHERE clauses
-    # must match the queries in backend.py word for word, or SQLite will not use them.
+    # must match the queries in queries.py word for word, or SQLite will not use them.
     (
         """
         CREATE TABLE tasks (

@@ -12,30 +12,7 @@ import pytest
 
 from sitq.errors import BackendError
 from sitq.models import AttemptOutcome, NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
-from sitq_sqlite import SQLiteBackend, schema
-from sitq_sqlite import backend as backend_module
-from sitq_sqlite.backend import (  # the statements the indexes exist for
-    _CANCEL,
-    _CANCEL_DEPENDENT,
-    _CLAIM_TASK,
-    _COMPLETE,
-    _COMPLETE_HISTORY,
-    _DEPEND,
-    _DEPENDENTS,
-    _GET,
-    _HISTORY,
-    _LAST_SEQ,
-    _LOST_HISTORY,
-    _MET,
-    _NEXT_DUE,
-    _PARENTS,
-    _RECOVER_LOST,
-    _RELEASE,
-    _RELEASE_HISTORY,
-    _RENEW,
-    _WORKFLOW_COUNTS,
-    _claim_sql,
-)
+from sitq_sqlite import SQLiteBackend, queries, schema  # queries: the statements the indexes exist for
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -389,34 +366,34 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
     ("sql", "indexes"),
     [
         # The claim, for one queue (the common case) and for two, merged in claim order.
-        (_claim_sql(1), ["tasks_ready_by_priority (queue=?)"]),
-        (_claim_sql(2), ["tasks_ready_by_priority (queue=?)"]),
-        (_LOST_HISTORY, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
-        (_RECOVER_LOST, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
-        (_CLAIM_TASK, [BY_ID]),
-        (_RENEW, [BY_ID]),
-        (_RELEASE_HISTORY, [BY_ID]),
-        (_RELEASE, [BY_ID]),
-        (_CANCEL, [BY_ID]),
-        (_COMPLETE_HISTORY, [BY_ID]),
-        (_COMPLETE, [BY_ID]),
-        (_GET, [BY_ID]),
-        (_HISTORY, [BY_ID, "PRIMARY KEY (task_seq=?)"]),
+        (queries.claim_sql(1), ["tasks_ready_by_priority (queue=?)"]),
+        (queries.claim_sql(2), ["tasks_ready_by_priority (queue=?)"]),
+        (queries.LOST_HISTORY, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
+        (queries.RECOVER_LOST, ["tasks_in_progress_by_lease (lease_expires_at<?)"]),
+        (queries.CLAIM_TASK, [BY_ID]),
+        (queries.RENEW, [BY_ID]),
+        (queries.RELEASE_HISTORY, [BY_ID]),
+        (queries.RELEASE, [BY_ID]),
+        (queries.CANCEL, [BY_ID]),
+        (queries.COMPLETE_HISTORY, [BY_ID]),
+        (queries.COMPLETE, [BY_ID]),
+        (queries.GET, [BY_ID]),
+        (queries.HISTORY, [BY_ID, "PRIMARY KEY (task_seq=?)"]),
         (
-            _NEXT_DUE,
+            queries.NEXT_DUE,
             [
                 "tasks_ready_by_priority (queue=? AND priority<?)",
                 "tasks_ready_by_priority (queue=? AND priority=?)",
                 "tasks_in_progress_by_lease",
             ],
         ),
-        (_LAST_SEQ, ["tasks"]),  # the last entry of the rowid b-tree
-        (_WORKFLOW_COUNTS, ["tasks_by_workflow (workflow_id=?)"]),
-        (_PARENTS, [BY_ID]),
-        (_DEPEND, [BY_ID]),
-        (_MET, ["PRIMARY KEY (parent_seq=?)"]),
-        (_DEPENDENTS, ["PRIMARY KEY (parent_seq=?)", "INTEGER PRIMARY KEY (rowid=?)"]),
-        (_CANCEL_DEPENDENT, ["INTEGER PRIMARY KEY (rowid=?)"]),
+        (queries.LAST_SEQ, ["tasks"]),  # the last entry of the rowid b-tree
+        (queries.WORKFLOW_COUNTS, ["tasks_by_workflow (workflow_id=?)"]),
+        (queries.PARENTS, [BY_ID]),
+        (queries.DEPEND, [BY_ID]),
+        (queries.MET, ["PRIMARY KEY (parent_seq=?)"]),
+        (queries.DEPENDENTS, ["PRIMARY KEY (parent_seq=?)", "INTEGER PRIMARY KEY (rowid=?)"]),
+        (queries.CANCEL_DEPENDENT, ["INTEGER PRIMARY KEY (rowid=?)"]),
     ],
 )
 async def test_queries_search_indexes_and_never_scan_the_table(
@@ -433,14 +410,14 @@ async def test_queries_search_indexes_and_never_scan_the_table(
         assert any(step.startswith("SEARCH") and step.endswith(index) for step in plan), plan
     # Each queue's index walk is already in claim order, so the claim stops after `limit` rows.
     assert "USE TEMP B-TREE FOR ORDER BY" not in plan
-    assert sql != _claim_sql(2) or "MERGE (UNION ALL)" in plan
+    assert sql != queries.claim_sql(2) or "MERGE (UNION ALL)" in plan
 
 
 async def test_a_sqlite_without_json_functions_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # SQLite cannot drop a built-in function, so ask for one that no SQLite has.
-    monkeypatch.setattr(backend_module, "_JSON_CHECK", "SELECT json_missing('[]')")
+    monkeypatch.setattr(queries, "JSON_CHECK", "SELECT json_missing('[]')")
     backend = SQLiteBackend(tmp_path / "tasks.db")
 
     with pytest.raises(BackendError, match=r"needs SQLite's JSON functions.*json_missing"):

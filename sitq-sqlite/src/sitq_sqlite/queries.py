@@ -1,0 +1,291 @@
+"""The SQLite backend's SQL: every statement it runs, by name, grouped by operation.
+
+Only text lives here; `backend` runs the statements (and owns transactions and connection handling) and
+`rows` maps their rows to sitq's models. Parameters are bound, never formatted in: the only values
+written into the text are fixed fragments of this module and, in `claim_sql`, placeholder numbers.
+Fragments that only build statements keep a leading underscore.
+"""
+
+from __future__ import annotations
+
+import functools
+
+# The literal status values in these WHERE clauses must match the partial indexes in schema.py.
+# A task's payload, result and traceback live beside its row (see schema version 4), so that the
+# statements that move a task along rewrite its small row only.
+
+# Enqueueing. A batch's rows are numbered in the write that stores them (see backend._store).
+LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
+INSERT = (
+    "INSERT INTO tasks (seq, id, name, status, serializer, enqueued_at, eta, queue, priority,"
+    " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) VALUES (?, ?)"
+
+# What an attempt left (a result, a traceback), beside its task's row: set, and forgotten.
+SET_RESULT = (
+    "INSERT INTO results (task_seq, result, traceback) VALUES (?, ?, ?)"
+    " ON CONFLICT (task_seq) DO UPDATE SET result = excluded.result, traceback = excluded.traceback"
+)
+FORGET_RESULTS = "DELETE FROM results WHERE task_seq IN (SELECT value FROM json_each(?))"
+# The option columns, in the order `rows.task_options` takes them.
+_OPTIONS = "queue, priority, max_attempts, retry, timeout, description"
+
+# Dependencies: the parents a batch names, as stored before it; its edges, by seq; a success meeting one
+# of each child's unmet parents.
+PARENTS = "SELECT id, seq, status, finished_at FROM tasks WHERE id IN (SELECT value FROM json_each(:parents))"
+DEPEND = (
+    "INSERT INTO dependencies (parent_seq, task_seq)"
+    " SELECT parent.seq, child.seq FROM tasks AS parent, tasks AS child WHERE parent.id = ? AND child.id = ?"
+)
+MET = (
+    "UPDATE tasks SET unmet = unmet - 1"
+    " WHERE seq IN (SELECT task_seq FROM dependencies WHERE parent_seq = ?) AND status = 'pending'"
+)
+# The pending tasks that depend on a task, directly or through other pending tasks, as edges; each task
+# is reached once (UNION), so the cost follows the size of that subgraph, not the number of paths.
+DEPENDENTS = """
+WITH RECURSIVE reached (seq) AS (
+    VALUES (?)
+    UNION
+    SELECT dependencies.task_seq FROM reached
+    JOIN dependencies ON dependencies.parent_seq = reached.seq
+    JOIN tasks ON tasks.seq = dependencies.task_seq
+    WHERE tasks.status = 'pending'
+)
+SELECT dependencies.parent_seq, tasks.seq, tasks.id FROM reached
+JOIN dependencies ON dependencies.parent_seq = reached.seq
+JOIN tasks ON tasks.seq = dependencies.task_seq
+WHERE tasks.status = 'pending'
+"""
+CANCEL_DEPENDENT = (
+    "UPDATE tasks SET status = 'cancelled', finished_at = ?, error = ? WHERE seq = ? AND status = 'pending'"
+)
+
+# Recovering lost leases: those that ran out before :now, whose workers are presumed dead. The history
+# row is written first, from the row as it still is; it doubles as the check, so the common case (nothing
+# lost) costs one index probe. A claim (:end = 0) takes back only the tasks that go pending again;
+# recover_lost (:end = 1) all of them.
+_EXPIRED = (
+    "status = 'in_progress' AND lease_expires_at < :now"
+    " AND (:end OR (NOT cancel_requested AND attempts < max_attempts))"
+)
+# A history row: `ended` numbers the task's attempts in the order they end.
+_ADD_ATTEMPT = """
+INSERT INTO attempts (task_seq, ended, attempt, worker_id, started_at, finished_at, outcome, error)
+SELECT seq, coalesce((SELECT max(ended) FROM attempts WHERE task_seq = tasks.seq), 0) + 1,
+"""
+LOST_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, lease_expires_at, 'lost',
+    :lost || worker_id || ' stopped renewing its lease'
+FROM tasks WHERE {_EXPIRED}
+RETURNING task_seq
+"""
+RECOVER_LOST = f"""
+UPDATE tasks SET
+    status = CASE
+        WHEN cancel_requested THEN 'cancelled' WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending'
+    END,
+    finished_at = CASE
+        WHEN cancel_requested OR attempts >= max_attempts THEN lease_expires_at ELSE finished_at
+    END,
+    error = CASE WHEN cancel_requested THEN :cancelled ELSE
+        :lost || worker_id || ' stopped renewing its lease'
+        || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END
+    END,
+    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
+WHERE {_EXPIRED}
+RETURNING seq, id, status, finished_at
+"""
+
+# Claiming: the columns a claim sets, and those it returns for `rows.reserved`.
+_RESERVE = (
+    "UPDATE tasks SET status = 'in_progress', attempts = attempts + 1, worker_id = :worker_id,"
+    " started_at = :now, lease_expires_at = :expires"
+)
+_RESERVED_COLUMNS = (
+    "RETURNING seq, id, name, (SELECT payload FROM payloads WHERE task_seq = tasks.seq), serializer,"
+    f" attempts, enqueued_at, eta, {_OPTIONS}, depends_on"
+)
+# Claims one task by id, if it is ready.
+CLAIM_TASK = f"{_RESERVE} WHERE id = :task_id AND status = 'pending' AND unmet = 0 {_RESERVED_COLUMNS}"
+# One arm per queue, each walking tasks_ready_by_priority in claim order; SQLite merges the arms and
+# stops after `limit` rows, so a claim reads about `limit` rows however many tasks the file holds (plus
+# the higher-priority tasks not yet due that it steps over). A compound SELECT has at most 500 arms.
+# INDEXED BY: left to itself, the planner prefers tasks_ready_by_eta's range on eta, then sorts every due
+# task of the queue to find the first `limit`.
+MERGED_QUEUES = 100
+_CLAIM_ARM = (
+    "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
+    " WHERE status = 'pending' AND unmet = 0 AND queue = :q{} AND eta <= :now"
+)
+_CLAIM_MANY_QUEUES = (
+    "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
+    " WHERE status = 'pending' AND unmet = 0"
+    " AND queue IN (SELECT value FROM json_each(:queues)) AND eta <= :now"
+)
+
+
+@functools.lru_cache(maxsize=32)
+def claim_sql(queues: int) -> str:
+    """The claim for this many distinct queues (none: claim nothing, after recovering lost leases)."""
+    if queues <= MERGED_QUEUES:
+        candidates = " UNION ALL ".join(_CLAIM_ARM.format(index) for index in range(queues))
+    else:
+        candidates = _CLAIM_MANY_QUEUES
+    return f"""
+{_RESERVE}
+WHERE seq IN (SELECT seq FROM ({candidates} ORDER BY priority DESC, eta, seq LIMIT :limit))
+{_RESERVED_COLUMNS}
+"""
+
+
+# Renewing leases: extends those the worker still holds; returns whether each was asked to cancel.
+RENEW = """
+UPDATE tasks SET lease_expires_at = :expires
+WHERE id IN (SELECT value FROM json_each(:task_ids)) AND status = 'in_progress' AND worker_id = :worker_id
+RETURNING id, cancel_requested
+"""
+
+# Releasing tasks a worker holds without running them: pending again, the attempt not counted.
+_HELD = (
+    "FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids))"
+    " AND status = 'in_progress' AND worker_id = :worker_id"
+)
+RELEASE_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, :now, 'released', NULL {_HELD}
+"""
+# A task asked to cancel ends cancelled instead, its attempt counted.
+RELEASE = f"""
+UPDATE tasks SET
+    status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
+    eta = CASE WHEN cancel_requested THEN eta ELSE :now END,
+    attempts = CASE WHEN cancel_requested THEN attempts ELSE attempts - 1 END,
+    finished_at = CASE WHEN cancel_requested THEN :now ELSE finished_at END,
+    error = CASE WHEN cancel_requested THEN :cancelled ELSE error END,
+    worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
+WHERE seq IN (SELECT seq {_HELD})
+RETURNING seq, id, status
+"""
+
+# Cancelling: a pending task ends at once, a running one is asked to stop (see `RENEW`).
+CANCEL = """
+UPDATE tasks SET
+    status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END,
+    finished_at = CASE status WHEN 'pending' THEN :now ELSE finished_at END,
+    cancel_requested = CASE status WHEN 'in_progress' THEN 1 ELSE cancel_requested END
+WHERE id = :task_id AND status IN ('pending', 'in_progress')
+RETURNING seq, status
+"""
+# A task's status, when a change found nothing to do.
+STATUS = "SELECT status FROM tasks WHERE id = ?"
+
+# Recording an ended attempt (see rows.outcome_params): its history row, then its task's row.
+COMPLETE_HISTORY = f"""{_ADD_ATTEMPT}
+    attempts, worker_id, started_at, :finished_at, :outcome, :error
+FROM tasks WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
+"""
+COMPLETE = """
+UPDATE tasks SET status = :status, eta = coalesce(:retry_at, eta), finished_at = :finished_at_or_null,
+    error = :error, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
+WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
+RETURNING seq, status
+"""
+
+# Reading: the columns of `rows.record`; a task's attempts in the order they ended.
+_RECORD_COLUMNS = (
+    "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
+    f" result, error, traceback, cancel_requested, depends_on, workflow_id, {_OPTIONS}"
+    " FROM tasks LEFT JOIN results ON results.task_seq = tasks.seq"
+)
+GET = f"{_RECORD_COLUMNS} WHERE id = ?"
+HISTORY = """
+SELECT attempts.attempt, attempts.worker_id, attempts.started_at, attempts.finished_at, attempts.outcome,
+    attempts.error
+FROM tasks JOIN attempts ON attempts.task_seq = tasks.seq WHERE tasks.id = ? ORDER BY attempts.ended
+"""
+
+# Inspection and administration. Listing walks the rowid (enqueue order) from the cursor on.
+CURSOR = "SELECT seq FROM tasks WHERE id = ?"
+LIST = (
+    f"{_RECORD_COLUMNS} WHERE seq > :after"
+    " AND status IN (SELECT value FROM json_each(:statuses))"
+    " AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))"
+    " ORDER BY seq LIMIT :limit"
+)
+# In the order each pair first appears in enqueue order, as the memory backend's dict has them.
+STATS = "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status ORDER BY min(seq)"
+# Attempts count from zero again; a parent's status did not change, so `unmet` is counted afresh from the
+# parents as they are now (a parent no longer stored was finished and purged: it counts as met, as in
+# the memory backend). A task that was cancelled by a cascade missed the decrements of parents
+# succeeding meanwhile, hence the recount.
+REQUEUE = """
+UPDATE tasks SET status = 'pending', eta = :now, attempts = 0, started_at = NULL, finished_at = NULL,
+    error = NULL,
+    unmet = (
+        SELECT count(DISTINCT parents.value) FROM json_each(coalesce(tasks.depends_on, '[]')) AS parents
+        WHERE EXISTS (SELECT 1 FROM tasks AS parent WHERE parent.id = parents.value
+            AND parent.status != 'success')
+    )
+WHERE id = :task_id AND status IN ('failed', 'timeout', 'cancelled')
+RETURNING seq
+"""
+# Finished before the cutoff, and no pending task depends on it (one primary-key probe per candidate).
+PURGE = """
+DELETE FROM tasks WHERE finished_at < :before
+    AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+    AND NOT EXISTS (
+        SELECT 1 FROM dependencies JOIN tasks AS child ON child.seq = dependencies.task_seq
+        WHERE dependencies.parent_seq = tasks.seq AND child.status = 'pending'
+    )
+RETURNING seq
+"""
+# Then what the purged tasks kept beside their rows, and their edges.
+PURGE_SIDE_TABLES = tuple(
+    f"DELETE FROM {table} WHERE task_seq IN (SELECT value FROM json_each(?))"
+    for table in ("attempts", "payloads", "results")
+)
+PURGE_DEPENDENCIES = (
+    "DELETE FROM dependencies WHERE parent_seq IN (SELECT value FROM json_each(:seqs))"
+    " OR task_seq IN (SELECT value FROM json_each(:seqs))"
+)
+
+# How many of a workflow's tasks are in each status.
+WORKFLOW_COUNTS = "SELECT status, count(*) FROM tasks WHERE workflow_id = ? GROUP BY status"
+
+# Waiting: per queue, the earliest ready eta and the earliest lease expiry. tasks_ready_by_priority holds
+# each priority's tasks in eta order, so `levels` steps from one priority in use to the next (one index
+# probe each), and the earliest eta of each is its first entry. Running tasks are few: their index is read
+# whole.
+NEXT_DUE = """
+WITH RECURSIVE levels (queue, priority) AS (
+    SELECT queues.value, (
+        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = queues.value
+    ) FROM json_each(:queues) AS queues
+    UNION ALL
+    SELECT levels.queue, (
+        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
+            AND priority < levels.priority
+    ) FROM levels WHERE levels.priority IS NOT NULL
+)
+SELECT min(due) FROM (
+    SELECT (
+        SELECT min(eta) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
+            AND priority = levels.priority
+    ) AS due FROM levels WHERE levels.priority IS NOT NULL
+    UNION ALL
+    SELECT (
+        SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress' AND queue = queues.value
+    ) FROM json_each(:queues) AS queues
+)
+"""
+
+# Opening: lists of ids and queues are bound as one JSON array each, so SQLite must have its JSON
+# functions (before 3.38 it could be built without them).
+JSON_CHECK = "SELECT json_valid('[]')"
+# Describing the database: its schema version, journal mode and sizes.
+DESCRIBE = (
+    "SELECT user_version, journal_mode, page_size, freelist_count FROM pragma_user_version(),"
+    " pragma_journal_mode(), pragma_page_size(), pragma_freelist_count()"
+)

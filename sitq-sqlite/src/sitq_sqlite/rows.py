@@ -1,0 +1,204 @@
+"""Rows of the SQLite backend's statements (see `queries`) to sitq's models, and models to rows.
+
+Times are stored as seconds since the epoch (UTC); options as columns, the retry policy as JSON; a
+task's parents as a JSON list of ids.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sitq.models import (
+    AttemptOutcome,
+    AttemptRecord,
+    NewTask,
+    ReservedTask,
+    RetryPolicy,
+    TaskOptions,
+    TaskOutcome,
+    TaskRecord,
+    TaskStatus,
+)
+
+
+def utc_time(seconds: float) -> datetime:
+    """A stored time: seconds since the epoch, as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
+    """The parameters of `queries.INSERT` for a new task, but its seq (numbered when it is stored)."""
+    return (
+        task.id,
+        task.name,
+        task.serializer,
+        task.enqueued_at.timestamp(),
+        task.eta.timestamp(),
+        *option_columns(task.options),
+        unmet,
+        json.dumps(task.depends_on) if task.depends_on else None,
+        task.workflow_id,
+    )
+
+
+def parents(stored: str | None) -> tuple[str, ...]:
+    """A task's parents from its `depends_on` column."""
+    return () if stored is None else tuple(json.loads(stored))
+
+
+_DEFAULT_RETRY = RetryPolicy()
+
+
+@functools.lru_cache(maxsize=256)
+def option_columns(options: TaskOptions) -> tuple[object, ...]:
+    """The option columns of a row; cached, since the tasks of one function usually share one options
+    object. The default retry policy is stored as NULL, which keeps most rows shorter."""
+    return (
+        options.queue,
+        options.priority,
+        options.max_attempts,
+        None if options.retry == _DEFAULT_RETRY else _retry_json(options.retry),
+        options.timeout,
+        options.description,
+    )
+
+
+def _retry_json(retry: RetryPolicy) -> str:
+    policy = {
+        "backoff": retry.backoff,
+        "factor": retry.factor,
+        "max_backoff": retry.max_backoff,
+        "jitter": retry.jitter,
+        "retry_on": list(retry.retry_on),
+    }
+    return json.dumps(policy, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=256)
+def _retry_policy(stored: str | None) -> RetryPolicy:
+    """A RetryPolicy from its JSON; NULL (a task stored before version 2) is the default policy."""
+    return RetryPolicy() if stored is None else RetryPolicy(**json.loads(stored))
+
+
+@functools.lru_cache(maxsize=256)
+def task_options(
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    retry: str | None,
+    timeout: float | None,
+    description: str | None,
+) -> TaskOptions:
+    return TaskOptions(
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        retry=_retry_policy(retry),
+        timeout=timeout,
+        description=description,
+    )
+
+
+def outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[dict[str, object]]:
+    """The parameters for recording these outcomes; of two outcomes of one attempt only the first counts,
+    as when they are sent one by one."""
+    first: dict[tuple[str, str], TaskOutcome] = {}
+    for outcome in outcomes:
+        first.setdefault((outcome.task_id, outcome.worker_id), outcome)
+    return [outcome_params(outcome) for outcome in first.values()]
+
+
+def outcome_params(outcome: TaskOutcome) -> dict[str, object]:
+    """The parameters of `queries.COMPLETE_HISTORY` and `queries.COMPLETE` (and of the results kept)."""
+    retrying = outcome.status is TaskStatus.PENDING
+    finished_at = outcome.finished_at.timestamp()
+    return {
+        "task_id": outcome.task_id,
+        "worker_id": outcome.worker_id,
+        "status": outcome.status.value,
+        "outcome": outcome.outcome.value,
+        "finished_at": finished_at,
+        "finished_at_or_null": None if retrying else finished_at,
+        "retry_at": outcome.retry_at.timestamp() if retrying and outcome.retry_at else None,
+        "result": outcome.result,
+        "error": outcome.error,
+        "traceback": outcome.traceback,
+    }
+
+
+def record(row: Any) -> TaskRecord:
+    """A TaskRecord from a row of `queries.GET`'s (or `queries.LIST`'s) columns."""
+    (
+        task_id,
+        name,
+        status,
+        serializer,
+        enqueued_at,
+        eta,
+        attempts,
+        started_at,
+        finished_at,
+        worker_id,
+        result,
+        error,
+        traceback,
+        cancel_requested,
+        depends_on,
+        workflow_id,
+        *options,
+    ) = row
+    return TaskRecord(
+        id=task_id,
+        name=name,
+        status=TaskStatus(status),
+        serializer=serializer,
+        enqueued_at=utc_time(enqueued_at),
+        eta=utc_time(eta),
+        attempts=attempts,
+        started_at=None if started_at is None else utc_time(started_at),
+        finished_at=None if finished_at is None else utc_time(finished_at),
+        worker_id=worker_id,
+        result=result,
+        error=error,
+        traceback=traceback,
+        options=task_options(*options),
+        cancel_requested=bool(cancel_requested),
+        depends_on=parents(depends_on),
+        workflow_id=workflow_id,
+    )
+
+
+def reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> ReservedTask:
+    """A ReservedTask from a row of a claim's columns (`queries.CLAIM_TASK`, `queries.claim_sql`)."""
+    _, task_id, name, payload, serializer, attempts, enqueued_at, eta, *options, depends_on = row
+    return ReservedTask(
+        id=task_id,
+        name=name,
+        payload=payload,
+        serializer=serializer,
+        attempt=attempts,
+        worker_id=worker_id,
+        enqueued_at=utc_time(enqueued_at),
+        eta=utc_time(eta),
+        started_at=now,
+        lease_expires_at=expires,
+        options=task_options(*options),
+        depends_on=parents(depends_on),
+    )
+
+
+def attempt_record(row: Any) -> AttemptRecord:
+    """An AttemptRecord from a row of `queries.HISTORY`'s columns."""
+    attempt, worker_id, started_at, finished_at, outcome, error = row
+    return AttemptRecord(
+        attempt=attempt,
+        worker_id=worker_id,
+        started_at=utc_time(started_at),
+        finished_at=utc_time(finished_at),
+        outcome=AttemptOutcome(outcome),
+        error=error,
+    )
