@@ -217,7 +217,7 @@ class SQLiteBackend:
             await schema.configure_new_file(conn)
             await self._use_wal(conn)
             await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
-            await conn._execute(maintenance.configure, conn._conn)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
+            await _on_thread(conn, maintenance.configure)
             await _check_json(conn)
             await schema.prepare(conn, repr(self._path))
         except sqlite3.Error as exc:
@@ -314,8 +314,7 @@ class SQLiteBackend:
         commit or rollback before aiosqlite's thread takes anything else.
         """
         async with self._connection(doing) as conn:
-            # Private, but aiosqlite offers no public way to run several statements in one thread hop.
-            result: _T = await conn._execute(_in_transaction, conn._conn, body, self._busy_timeout)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
+            result: _T = await _on_thread(conn, _in_transaction, body, self._busy_timeout)
         self._keep_wal_small()
         return result
 
@@ -329,7 +328,7 @@ class SQLiteBackend:
     async def _checkpoint(self) -> None:
         try:
             async with self._connection("checkpointing the WAL") as conn:
-                await conn._execute(maintenance.checkpoint, conn._conn, self._busy_timeout)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
+                await _on_thread(conn, maintenance.checkpoint, self._busy_timeout)
         except BackendError as exc:
             self._wal.failed(exc)
         else:
@@ -570,7 +569,7 @@ class SQLiteBackend:
         compaction of a file created before schema version 4 rewrites it whole (VACUUM)."""
         async with self._connection("compacting the database") as conn:
             before = maintenance.disk_bytes(self._path)
-            await conn._execute(maintenance.compact, conn._conn, self._busy_timeout)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
+            await _on_thread(conn, maintenance.compact, self._busy_timeout)
             return Compaction(bytes_before=before, bytes_after=maintenance.disk_bytes(self._path))
 
     # Change notification
@@ -642,6 +641,17 @@ class _OpenFiles:
 
 
 _open_files = _OpenFiles()
+
+
+async def _on_thread(conn: aiosqlite.Connection, function: Callable[..., _T], *args: Any) -> _T:
+    """Call `function` with the connection's `sqlite3.Connection` on aiosqlite's thread, in one hop:
+    several statements, a whole transaction, with no event-loop round trip between them.
+
+    The one place sitq-sqlite uses aiosqlite's private `_execute` and `_conn` (hence the pinned range
+    in pyproject.toml): aiosqlite offers no public way to do this.
+    """
+    result: _T = await conn._execute(function, conn._conn, *args)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
+    return result
 
 
 def _in_transaction(
