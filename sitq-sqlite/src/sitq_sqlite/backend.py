@@ -31,13 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sitq.backend import SharedConnection
 from sitq.changes import ChangeSignal, Subscription
-from sitq.errors import (
-    BackendError,
-    ConfigurationError,
-    TaskCancelledError,
-    TaskNotFoundError,
-    WorkerLostError,
-)
+from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
 from sitq.models import (
     AttemptRecord,
     Compaction,
@@ -46,6 +40,14 @@ from sitq.models import (
     TaskOutcome,
     TaskRecord,
     TaskStatus,
+)
+from sitq.semantics import (
+    CANCELLED_WHILE_RUNNING,
+    ENDED_WITHOUT_SUCCESS,
+    LOST_AFTER_WORKER,
+    LOST_BEFORE_WORKER,
+    NO_ATTEMPTS_LEFT,
+    dependents_to_cancel,
 )
 from sitq_sqlite import faults, files, maintenance, queries, schema
 from sitq_sqlite.rows import attempt_record, outcome_rows, record, reserved, task_row, utc_time
@@ -70,12 +72,6 @@ _REQUIRED_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 # Waiting for another connection's write lock: see _begin_immediate.
 _FIRST_BUSY_DELAY = 0.00005
 _MAX_BUSY_DELAY = 0.005
-
-# Stored errors, worded as the memory backend words them; bound into the statements of `queries`.
-_CANCELLED_WHILE_RUNNING = f"{TaskCancelledError.__name__}: cancelled on request while running"
-_PARENT_ENDED = f"{TaskCancelledError.__name__}: parent task {{}} ended {{}}"
-_LOST = f"{WorkerLostError.__name__}: worker "
-_ENDED_WITHOUT_SUCCESS = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
 
 
 class SQLiteBackend:
@@ -440,7 +436,7 @@ class SQLiteBackend:
             "now": now.timestamp(),
             "task_ids": json.dumps(ids),
             "worker_id": worker_id,
-            "cancelled": _CANCELLED_WHILE_RUNNING,
+            "cancelled": CANCELLED_WHILE_RUNNING,
         }
 
         def release(db: sqlite3.Connection) -> int:
@@ -449,7 +445,7 @@ class SQLiteBackend:
                 rows = db.execute(queries.RELEASE, params).fetchall()
                 cancelled = [row for row in rows if row[2] == TaskStatus.CANCELLED]
                 db.execute(queries.FORGET_RESULTS, (json.dumps([seq for seq, _, _ in cancelled]),))
-                # In the order they were given, as the memory backend ends them.
+                # In the order they were given: the order of the cascades is part of the stored errors.
                 order = {task_id: index for index, task_id in enumerate(ids)}
                 for seq, task_id, status in sorted(cancelled, key=lambda row: order[row[1]]):
                     _cancel_dependents(db, seq, task_id, status, params["now"])
@@ -765,7 +761,7 @@ def _store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tupl
 
 def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:
     """Store a batch that names parents, in the caller's transaction; raise `TaskNotFoundError` (which
-    rolls it back) for a parent neither stored nor earlier in the batch, as the memory backend does."""
+    rolls it back) for a parent neither stored nor earlier in the batch (`Backend.enqueue`)."""
     parent_ids = list(dict.fromkeys(parent for task in tasks for parent in task.depends_on))
     stored: dict[str, tuple[int, str, float | None]] = {
         task_id: (seq, status, finished_at)
@@ -793,13 +789,13 @@ def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> Non
         queries.DEPEND, [(parent, task.id) for task in tasks for parent in dict.fromkeys(task.depends_on)]
     )
     # A parent that already ended without success cancels the task at once, and what depends on it in
-    # the batch: task by task, through its first such parent, as the memory backend does.
+    # the batch: task by task, through its first such parent, as `sitq.backend.Backend.enqueue` says.
     for task in tasks:
         ended = next(
             (
                 parent
                 for parent in task.depends_on
-                if parent in stored and stored[parent][1] in _ENDED_WITHOUT_SUCCESS
+                if parent in stored and stored[parent][1] in ENDED_WITHOUT_SUCCESS
             ),
             None,
         )
@@ -814,12 +810,9 @@ def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> Non
 def _cancel_dependents(
     db: sqlite3.Connection, seq: int, task_id: str, status: str, at: object
 ) -> list[tuple[int, str]]:
-    """Cancel the pending tasks that depend on a task that ended without success, and theirs in turn.
-
-    Each error names the task's parent that ended, the first one that a depth-first walk in enqueue
-    order reaches (the memory backend's order), so the walk is done here on the subgraph SQLite returns.
-    Returns the cancelled tasks' seqs and ids.
-    """
+    """Cancel the pending tasks that depend on a task that ended without success, and theirs in turn,
+    in the order and with the errors of `sitq.semantics.dependents_to_cancel`, on the subgraph one
+    recursive query returns. Returns the cancelled tasks' seqs and ids."""
     children: dict[int, list[tuple[int, str]]] = {}
     for parent_seq, child_seq, child_id in db.execute(queries.DEPENDENTS, (seq,)):
         children.setdefault(parent_seq, []).append((child_seq, child_id))
@@ -827,36 +820,32 @@ def _cancel_dependents(
         return []
     for edges in children.values():
         edges.sort()
-    cancelled: dict[int, tuple[str, str]] = {}
-    walk = [(task_id, str(status), iter(children.get(seq, ())))]
-    while walk:
-        parent_id, parent_status, remaining = walk[-1]
-        child = next(remaining, None)
-        if child is None:
-            walk.pop()
-            continue
-        child_seq, child_id = child
-        if child_seq in cancelled:
-            continue
-        cancelled[child_seq] = (child_id, _PARENT_ENDED.format(parent_id, parent_status))
-        walk.append((child_id, TaskStatus.CANCELLED.value, iter(children.get(child_seq, ()))))
+    cancelled = dependents_to_cancel(seq, task_id, status, lambda node: children.get(node, ()))
     db.executemany(
-        queries.CANCEL_DEPENDENT, [(at, error, child_seq) for child_seq, (_, error) in cancelled.items()]
+        queries.CANCEL_DEPENDENT, [(at, error, child_seq) for child_seq, error in cancelled.items()]
     )
-    return [(child_seq, child_id) for child_seq, (child_id, _) in cancelled.items()]
+    ids = {child_seq: child_id for edges in children.values() for child_seq, child_id in edges}
+    return [(child_seq, ids[child_seq]) for child_seq in cancelled]
 
 
 def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str]:
     """Take back the tasks whose leases expired before `now`, in the caller's transaction: pending again,
     or with `end`, also ended (failed, or cancelled as requested). Return the ids of those ended."""
-    lost = {"now": now, "lost": _LOST, "cancelled": _CANCELLED_WHILE_RUNNING, "end": end}
+    lost = {
+        "now": now,
+        "lost": LOST_BEFORE_WORKER,
+        "lost_after": LOST_AFTER_WORKER,
+        "no_attempts": NO_ATTEMPTS_LEFT,
+        "cancelled": CANCELLED_WHILE_RUNNING,
+        "end": end,
+    }
     # The history insert doubles as the check: the common case, nothing lost, is one index probe.
     if not db.execute(queries.LOST_HISTORY, lost).fetchall():
         return []
     ended = []
     recovered = sorted(db.execute(queries.RECOVER_LOST, lost).fetchall())
     db.execute(queries.FORGET_RESULTS, (json.dumps([row[0] for row in recovered]),))
-    # In enqueue order, as the memory backend ends them.
+    # In enqueue order: the order of the cascades is part of the stored errors.
     for seq, task_id, status, finished_at in recovered:
         if status != TaskStatus.PENDING:
             ended.append(task_id)
@@ -876,7 +865,7 @@ def _record_outcomes(db: sqlite3.Connection, rows: Sequence[dict[str, object]]) 
             left.append((seq, row["result"], row["traceback"]))
             if status == TaskStatus.SUCCESS:
                 db.execute(queries.MET, (seq,))
-            elif status in _ENDED_WITHOUT_SUCCESS:
+            elif status in ENDED_WITHOUT_SUCCESS:
                 ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
     # What each attempt left replaces what an earlier attempt of its task left, even when it is nothing.
     db.executemany(queries.SET_RESULT, [kept for kept in left if kept[1] is not None or kept[2] is not None])

@@ -29,7 +29,7 @@ SET_RESULT = (
     " ON CONFLICT (task_seq) DO UPDATE SET result = excluded.result, traceback = excluded.traceback"
 )
 FORGET_RESULTS = "DELETE FROM results WHERE task_seq IN (SELECT value FROM json_each(?))"
-# The option columns, in the order `rows.task_options` takes them.
+# The option columns, in the order `sitq.semantics.task_options` takes them.
 _OPTIONS = "queue, priority, max_attempts, retry, timeout, description"
 
 # Dependencies: the parents a batch names, as stored before it; its edges, by seq; a success meeting one
@@ -78,7 +78,7 @@ SELECT seq, coalesce((SELECT max(ended) FROM attempts WHERE task_seq = tasks.seq
 """
 LOST_HISTORY = f"""{_ADD_ATTEMPT}
     attempts, worker_id, started_at, lease_expires_at, 'lost',
-    :lost || worker_id || ' stopped renewing its lease'
+    :lost || worker_id || :lost_after
 FROM tasks WHERE {_EXPIRED}
 RETURNING task_seq
 """
@@ -91,8 +91,8 @@ UPDATE tasks SET
         WHEN cancel_requested OR attempts >= max_attempts THEN lease_expires_at ELSE finished_at
     END,
     error = CASE WHEN cancel_requested THEN :cancelled ELSE
-        :lost || worker_id || ' stopped renewing its lease'
-        || CASE WHEN attempts >= max_attempts THEN ', and no attempts are left' ELSE '' END
+        :lost || worker_id || :lost_after
+        || CASE WHEN attempts >= max_attempts THEN :no_attempts ELSE '' END
     END,
     worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
 WHERE {_EXPIRED}
@@ -214,11 +214,11 @@ LIST = (
     " AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))"
     " ORDER BY seq LIMIT :limit"
 )
-# In the order each pair first appears in enqueue order, as the memory backend's dict has them.
+# In the order each pair first appears in enqueue order (`Backend.stats`).
 STATS = "SELECT queue, status, count(*) FROM tasks GROUP BY queue, status ORDER BY min(seq)"
 # Attempts count from zero again; a parent's status did not change, so `unmet` is counted afresh from the
-# parents as they are now (a parent no longer stored was finished and purged: it counts as met, as in
-# the memory backend). A task that was cancelled by a cascade missed the decrements of parents
+# parents as they are now (a parent no longer stored was finished and purged: it counts as met, as
+# `Backend.requeue` says). A task that was cancelled by a cascade missed the decrements of parents
 # succeeding meanwhile, hence the recount.
 REQUEUE = """
 UPDATE tasks SET status = 'pending', eta = :now, attempts = 0, started_at = NULL, finished_at = NULL,

@@ -6,7 +6,6 @@ task's parents as a JSON list of ids.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,12 +16,11 @@ from sitq.models import (
     AttemptRecord,
     NewTask,
     ReservedTask,
-    RetryPolicy,
-    TaskOptions,
     TaskOutcome,
     TaskRecord,
     TaskStatus,
 )
+from sitq.semantics import first_outcomes, option_fields, task_options
 
 
 def utc_time(seconds: float) -> datetime:
@@ -38,7 +36,7 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         task.serializer,
         task.enqueued_at.timestamp(),
         task.eta.timestamp(),
-        *option_columns(task.options),
+        *option_fields(task.options),
         unmet,
         json.dumps(task.depends_on) if task.depends_on else None,
         task.workflow_id,
@@ -50,66 +48,9 @@ def parents(stored: str | None) -> tuple[str, ...]:
     return () if stored is None else tuple(json.loads(stored))
 
 
-_DEFAULT_RETRY = RetryPolicy()
-
-
-@functools.lru_cache(maxsize=256)
-def option_columns(options: TaskOptions) -> tuple[object, ...]:
-    """The option columns of a row; cached, since the tasks of one function usually share one options
-    object. The default retry policy is stored as NULL, which keeps most rows shorter."""
-    return (
-        options.queue,
-        options.priority,
-        options.max_attempts,
-        None if options.retry == _DEFAULT_RETRY else _retry_json(options.retry),
-        options.timeout,
-        options.description,
-    )
-
-
-def _retry_json(retry: RetryPolicy) -> str:
-    policy = {
-        "backoff": retry.backoff,
-        "factor": retry.factor,
-        "max_backoff": retry.max_backoff,
-        "jitter": retry.jitter,
-        "retry_on": list(retry.retry_on),
-    }
-    return json.dumps(policy, separators=(",", ":"))
-
-
-@functools.lru_cache(maxsize=256)
-def _retry_policy(stored: str | None) -> RetryPolicy:
-    """A RetryPolicy from its JSON; NULL (a task stored before version 2) is the default policy."""
-    return RetryPolicy() if stored is None else RetryPolicy(**json.loads(stored))
-
-
-@functools.lru_cache(maxsize=256)
-def task_options(
-    queue: str,
-    priority: int,
-    max_attempts: int,
-    retry: str | None,
-    timeout: float | None,
-    description: str | None,
-) -> TaskOptions:
-    return TaskOptions(
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        retry=_retry_policy(retry),
-        timeout=timeout,
-        description=description,
-    )
-
-
 def outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[dict[str, object]]:
-    """The parameters for recording these outcomes; of two outcomes of one attempt only the first counts,
-    as when they are sent one by one."""
-    first: dict[tuple[str, str], TaskOutcome] = {}
-    for outcome in outcomes:
-        first.setdefault((outcome.task_id, outcome.worker_id), outcome)
-    return [outcome_params(outcome) for outcome in first.values()]
+    """The parameters for recording these outcomes (`sitq.semantics.first_outcomes` of them)."""
+    return [outcome_params(outcome) for outcome in first_outcomes(outcomes)]
 
 
 def outcome_params(outcome: TaskOutcome) -> dict[str, object]:

@@ -344,6 +344,8 @@ QUERY_PARAMS = {
     "task_id": "a",
     "task_ids": '["a", "b"]',
     "lost": "lost",
+    "lost_after": "after",
+    "no_attempts": "none left",
     "end": 1,
     "q0": "default",
     "q1": "other",

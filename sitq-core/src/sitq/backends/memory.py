@@ -15,13 +15,7 @@ from urllib.parse import urlsplit
 
 from sitq.backend import SharedConnection
 from sitq.changes import ChangeSignal, Subscription
-from sitq.errors import (
-    BackendError,
-    ConfigurationError,
-    TaskCancelledError,
-    TaskNotFoundError,
-    WorkerLostError,
-)
+from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
@@ -31,6 +25,13 @@ from sitq.models import (
     TaskOutcome,
     TaskRecord,
     TaskStatus,
+)
+from sitq.semantics import (
+    CANCELLED_WHILE_RUNNING,
+    ENDED_WITHOUT_SUCCESS,
+    dependents_to_cancel,
+    first_outcomes,
+    lost_error,
 )
 
 
@@ -158,15 +159,21 @@ class MemoryBackend:
 
     def _cascade(self, ended: _Row, now: datetime) -> None:
         """Cancel the pending dependents of a task that ended without success, and theirs in turn."""
-        for row in self._rows().values():
-            if row.record.status is TaskStatus.PENDING and ended.task.id in row.record.depends_on:
-                error = (
-                    f"{TaskCancelledError.__name__}: parent task {ended.task.id} ended {ended.record.status}"
-                )
-                row.record = dataclasses.replace(
-                    row.record, status=TaskStatus.CANCELLED, finished_at=now, error=error
-                )
-                self._cascade(row, now)
+        rows = self._rows()
+
+        def children(parent: str) -> list[tuple[str, str]]:
+            return [
+                (task_id, task_id)
+                for task_id, row in rows.items()
+                if row.record.status is TaskStatus.PENDING and parent in row.record.depends_on
+            ]
+
+        for task_id, error in dependents_to_cancel(
+            ended.task.id, ended.task.id, ended.record.status, children
+        ).items():
+            rows[task_id].record = dataclasses.replace(
+                rows[task_id].record, status=TaskStatus.CANCELLED, finished_at=now, error=error
+            )
 
     async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
         return self._recover_lost(now, end=True)
@@ -183,15 +190,20 @@ class MemoryBackend:
             exhausted = row.record.attempts >= row.record.options.max_attempts
             if (cancelled or exhausted) and not end:
                 continue
-            lost = f"{WorkerLostError.__name__}: worker {row.record.worker_id} stopped renewing its lease"
+            worker = row.record.worker_id
+            assert worker is not None
+            lost = lost_error(worker, attempts_left=True)
             _end_attempt(row, AttemptOutcome.LOST, expiry, lost)
             if cancelled:
                 self._cancel_requested_task(row, expiry)
                 ended.append(row.record)
             elif exhausted:
-                error = f"{lost}, and no attempts are left"
                 row.record = dataclasses.replace(
-                    row.record, status=TaskStatus.FAILED, finished_at=expiry, error=error, traceback=None
+                    row.record,
+                    status=TaskStatus.FAILED,
+                    finished_at=expiry,
+                    error=lost_error(worker, attempts_left=False),
+                    traceback=None,
                 )
                 self._cascade(row, expiry)
                 ended.append(row.record)
@@ -231,7 +243,7 @@ class MemoryBackend:
             row.record,
             status=TaskStatus.CANCELLED,
             finished_at=now,
-            error=f"{TaskCancelledError.__name__}: cancelled on request while running",
+            error=CANCELLED_WHILE_RUNNING,
             traceback=None,
         )
         self._cascade(row, now)
@@ -250,7 +262,7 @@ class MemoryBackend:
 
     async def complete(self, outcomes: Sequence[TaskOutcome]) -> None:
         rows = self._rows()
-        for outcome in outcomes:
+        for outcome in first_outcomes(outcomes):
             row = rows.get(outcome.task_id)
             if row is None or not _held_by(row, outcome.worker_id):
                 continue
@@ -304,7 +316,7 @@ class MemoryBackend:
         row = self._rows().get(task_id)
         if row is None:
             return None
-        if row.record.status in _REQUEUEABLE:
+        if row.record.status in ENDED_WITHOUT_SUCCESS:
             row.record = dataclasses.replace(
                 row.record,
                 status=TaskStatus.PENDING,
@@ -380,11 +392,8 @@ async def _nothing() -> None:
     """Opening or closing memory takes no work."""
 
 
-_REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
-
-
 def _ended_without_success(row: _Row) -> bool:
-    return row.record.status.is_finished and row.record.status is not TaskStatus.SUCCESS
+    return row.record.status in ENDED_WITHOUT_SUCCESS
 
 
 def _held_by(row: _Row, worker_id: str) -> bool:

@@ -1,0 +1,140 @@
+"""The queue's semantics that every backend applies the same way, written once.
+
+A backend stores and claims; what a stored error says, which dependents a failure cancels and in which
+order, how options travel to and from storage, and which of two outcomes of one attempt counts, are the
+queue's rules. Backends call these helpers (a SQL backend binds their text as parameters), so the
+rules cannot drift between backends and a backend author learns them here, not from another backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, TypeVar
+
+from sitq.errors import TaskCancelledError, WorkerLostError
+from sitq.models import RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
+
+_Node = TypeVar("_Node")
+
+CANCELLED_WHILE_RUNNING: Final = f"{TaskCancelledError.__name__}: cancelled on request while running"
+"""The error of a running task whose cancellation was requested, whatever stopped it (its worker
+cancelled it, let it go at shutdown, or died)."""
+
+LOST_BEFORE_WORKER: Final = f"{WorkerLostError.__name__}: worker "
+LOST_AFTER_WORKER: Final = " stopped renewing its lease"
+NO_ATTEMPTS_LEFT: Final = ", and no attempts are left"
+"""The parts of `lost_error`, for a SQL backend that builds the text in a statement."""
+
+
+def lost_error(worker_id: str, *, attempts_left: bool) -> str:
+    """The error of an attempt whose worker stopped renewing its lease (presumed dead); a task with no
+    attempts left fails with it."""
+    return f"{LOST_BEFORE_WORKER}{worker_id}{LOST_AFTER_WORKER}{'' if attempts_left else NO_ATTEMPTS_LEFT}"
+
+
+def parent_ended_error(parent_id: str, parent_status: TaskStatus | str) -> str:
+    """The error of a pending task cancelled because its parent ended without success."""
+    return f"{TaskCancelledError.__name__}: parent task {parent_id} ended {TaskStatus(parent_status)}"
+
+
+ENDED_WITHOUT_SUCCESS: Final = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
+"""The statuses that cancel a task's pending dependents, and that `requeue` makes pending again."""
+
+
+def dependents_to_cancel(
+    ended: _Node,
+    ended_id: str,
+    ended_status: TaskStatus | str,
+    children: Callable[[_Node], Iterable[tuple[_Node, str]]],
+) -> dict[_Node, str]:
+    """The pending tasks to cancel when the task `ended` ends without success, each with its error.
+
+    `children(node)` gives the pending tasks that depend on `node`, as (node, id) in enqueue order; a
+    node is whatever the backend addresses a task by (an id, a row number). The cascade is depth-first
+    in enqueue order, and each error names the parent through which the walk first reached the task, so
+    every backend words every cancellation the same. Returns them in the order they were reached.
+    """
+    cancelled: dict[_Node, str] = {}
+    walk = [(ended_id, TaskStatus(ended_status), iter(children(ended)))]
+    while walk:
+        parent_id, parent_status, remaining = walk[-1]
+        child = next(remaining, None)
+        if child is None:
+            walk.pop()
+            continue
+        node, child_id = child
+        if node in cancelled:
+            continue
+        cancelled[node] = parent_ended_error(parent_id, parent_status)
+        walk.append((child_id, TaskStatus.CANCELLED, iter(children(node))))
+    return cancelled
+
+
+def first_outcomes(outcomes: Sequence[TaskOutcome]) -> list[TaskOutcome]:
+    """The outcomes a batch records: of two for one attempt (one task, one worker) only the first counts,
+    exactly as when they are sent one by one (the second finds the task no longer held)."""
+    first: dict[tuple[str, str], TaskOutcome] = {}
+    for outcome in outcomes:
+        first.setdefault((outcome.task_id, outcome.worker_id), outcome)
+    return list(first.values())
+
+
+_DEFAULT_RETRY = RetryPolicy()
+
+
+@functools.lru_cache(maxsize=256)
+def retry_to_json(retry: RetryPolicy) -> str | None:
+    """A retry policy as compact JSON; None for the default policy, which keeps most rows shorter."""
+    if retry == _DEFAULT_RETRY:
+        return None
+    policy = {
+        "backoff": retry.backoff,
+        "factor": retry.factor,
+        "max_backoff": retry.max_backoff,
+        "jitter": retry.jitter,
+        "retry_on": list(retry.retry_on),
+    }
+    return json.dumps(policy, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=256)
+def retry_from_json(stored: str | None) -> RetryPolicy:
+    """The retry policy `retry_to_json` stored (None: the default policy)."""
+    return _DEFAULT_RETRY if stored is None else RetryPolicy(**json.loads(stored))
+
+
+@functools.lru_cache(maxsize=256)
+def task_options(
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    retry: str | None,
+    timeout: float | None,
+    description: str | None,
+) -> TaskOptions:
+    """Options from their stored fields (the retry policy as `retry_to_json` stored it); cached, since
+    the tasks of one function usually share one options object."""
+    return TaskOptions(
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        retry=retry_from_json(retry),
+        timeout=timeout,
+        description=description,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def option_fields(options: TaskOptions) -> tuple[str, int, int, str | None, float | None, str | None]:
+    """The fields `task_options` takes back, in its order: queue, priority, max_attempts, retry (JSON or
+    None), timeout, description. A backend stores these as columns it can index (queue, priority)."""
+    return (
+        options.queue,
+        options.priority,
+        options.max_attempts,
+        retry_to_json(options.retry),
+        options.timeout,
+        options.description,
+    )
