@@ -47,7 +47,7 @@ from sitq.models import (
     TaskStatus,
 )
 from sitq.plugins import lazy_exports
-from sitq.queue import TaskQueue
+from sitq.queue import QueueInTransaction, TaskQueue
 from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.sync import SyncTaskQueue
 from sitq.tasks import TaskContext, current_task, task
@@ -72,6 +72,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PickleSerializer",
     "PluginNotFoundError",
+    "QueueInTransaction",
     "ReservedTask",
     "Result",
     "Retry",

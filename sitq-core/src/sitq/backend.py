@@ -13,6 +13,7 @@ replaces the error that caused it.
 from __future__ import annotations
 
 import asyncio
+import enum
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ __all__ = [
     "AttemptOutcome",
     "AttemptRecord",
     "Backend",
+    "Capability",
     "ChangeSignal",
     "Compaction",
     "NewTask",
@@ -50,6 +52,21 @@ __all__ = [
 ]
 
 
+class Capability(enum.StrEnum):
+    """What a backend can do beyond the protocol's common ground, declared in `Backend.capabilities`.
+
+    `sitq.testing`'s suites read them: the tests of a capability a backend lacks skip, naming it."""
+
+    SHARED_STORE = "shared-store"
+    """Other processes (on other hosts too, for a server) that open the same URL share its tasks, and
+    the store survives the process that wrote them: the reliability suite's real worker processes need
+    it. The memory backend lacks it."""
+
+    TRANSACTIONAL_ENQUEUE = "transactional-enqueue"
+    """`enqueue_in_transaction` writes through the application's own driver connection, inside its open
+    transaction (`TaskQueue.using`)."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Persistent storage of tasks and their results."""
@@ -58,6 +75,8 @@ class Backend(Protocol):
     """The plugin name users ask for, such as ``"sqlite"``."""
     url_schemes: ClassVar[tuple[str, ...]]
     """The URL schemes `from_url` accepts, such as ``("sqlite",)``."""
+    capabilities: ClassVar[frozenset[Capability]]
+    """What this backend can do beyond the common ground (see `Capability`)."""
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -84,6 +103,15 @@ class Backend(Protocol):
         nothing is stored and `TaskNotFoundError` names it. A task whose parent already ended without
         success is stored cancelled, like the dependents of a parent that ends so later.
         """
+        ...
+
+    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
+        """Store new tasks as `enqueue` does, but through `connection`, the application's own open
+        connection to this same store (of the driver the backend documents), inside the transaction it
+        has open: the tasks exist if and only if that transaction commits. Nothing is committed or rolled
+        back here. A backend without `Capability.TRANSACTIONAL_ENQUEUE` raises `ConfigurationError`
+        saying so; one given a connection it cannot use (another driver, another store) raises
+        `ConfigurationError` naming what it takes."""
         ...
 
     async def claim(

@@ -115,14 +115,7 @@ class TaskQueue:
         takes its own ``eta`` argument receives it through ``Task(function, kwargs={"eta": ...})``.
         A `Task` may be passed instead of a function, alone.
         """
-        if isinstance(function, Task):
-            if args or kwargs:
-                raise ValidationError("pass a Task alone: its args, kwargs and eta go inside the Task")
-            task = function
-        else:
-            eta = kwargs.pop("eta", None)
-            task = Task(function, args, kwargs, eta)
-        new_task = self._prepare(task)
+        new_task = self._prepare(_one_task(function, args, kwargs))
         await self._ready()
         await self._enqueuer.submit(new_task)  # concurrent callers share a write
         await self._stored([new_task])
@@ -130,29 +123,28 @@ class TaskQueue:
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
         """Store many tasks in one atomic write: all of them are durable, or none is."""
-        if isinstance(tasks, Task) or not isinstance(tasks, Iterable):
-            raise ValidationError(f"enqueue_many takes a list of sitq.Task, not {tasks!r:.200}")
-        tasks = list(tasks)
-        if not all(isinstance(task, Task) for task in tasks):
-            raise ValidationError(
-                "enqueue_many takes a list of sitq.Task, such as [Task(f, [1]), Task(f, [2])]; "
-                f"got {tasks!r:.200}"
-            )
-        new_tasks = [self._prepare(task) for task in tasks]
+        new_tasks = [self._prepare(task) for task in _many_tasks(tasks)]
         await self._store(new_tasks)
         return [new_task.id for new_task in new_tasks]
 
     async def submit(self, workflow: Workflow) -> WorkflowRun:
         """Store every task of a workflow in one atomic write: all of them are durable, or none is."""
-        if not isinstance(workflow, Workflow):
-            raise ValidationError(f"submit takes a sitq.Workflow, not {workflow!r:.200}")
-        workflow_id = secrets.token_hex(16)
-        new_tasks: list[NewTask] = []
-        for task, parents in workflow.steps:
-            depends_on = tuple(new_tasks[parent].id for parent in parents)
-            new_tasks.append(self._prepare(task, depends_on, workflow_id))
+        run, new_tasks = self._prepare_workflow(workflow)
         await self._store(new_tasks)
-        return WorkflowRun(workflow_id, workflow.name, tuple(new_task.id for new_task in new_tasks), workflow)
+        return run
+
+    def using(self, connection: object) -> QueueInTransaction:
+        """This queue, enqueueing through `connection`: the application's own open connection to the same
+        store, of the driver its backend documents (a `sqlite3.Connection` to the same file for SQLite,
+        an asyncpg connection for PostgreSQL). The tasks are written inside the transaction the
+        connection has open, so they exist if and only if that transaction commits::
+
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("INSERT INTO orders ...")
+                await queue.using(conn).enqueue(send_receipt, order_id)
+
+        Raises `ConfigurationError` for a backend without `Capability.TRANSACTIONAL_ENQUEUE`."""
+        return QueueInTransaction(self, connection)
 
     async def _store(self, new_tasks: list[NewTask]) -> None:
         """One atomic write for a batch."""
@@ -160,13 +152,14 @@ class TaskQueue:
         await self.backend.enqueue(new_tasks)
         await self._stored(new_tasks)
 
-    async def _stored(self, new_tasks: list[NewTask]) -> None:
-        """After the write: one `sitq_task_enqueued` per task, and in eager mode, the runs."""
+    async def _stored(self, new_tasks: list[NewTask], *, committed: bool = True) -> None:
+        """After the write: one `sitq_task_enqueued` per task, and in eager mode, the runs (of committed
+        tasks: one written in an application's transaction is not there to run until it commits)."""
         for new_task in new_tasks:
             await self.plugins.task_enqueued(
                 task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
             )
-        if self.eager:
+        if self.eager and committed:
             await self._run_now([new_task.id for new_task in new_tasks])
 
     async def _run_now(self, task_ids: Sequence[str]) -> None:
@@ -200,6 +193,18 @@ class TaskQueue:
         if not counts:
             raise WorkflowNotFoundError(workflow_id)
         return WorkflowStatus(workflow_id, counts)
+
+    def _prepare_workflow(self, workflow: Workflow) -> tuple[WorkflowRun, list[NewTask]]:
+        """The run a workflow will be, and its tasks as they will be stored, naming their parents' ids."""
+        if not isinstance(workflow, Workflow):
+            raise ValidationError(f"submit takes a sitq.Workflow, not {workflow!r:.200}")
+        workflow_id = secrets.token_hex(16)
+        new_tasks: list[NewTask] = []
+        for task, parents in workflow.steps:
+            depends_on = tuple(new_tasks[parent].id for parent in parents)
+            new_tasks.append(self._prepare(task, depends_on, workflow_id))
+        run = WorkflowRun(workflow_id, workflow.name, tuple(new_task.id for new_task in new_tasks), workflow)
+        return run, new_tasks
 
     def _prepare(self, task: Task, parents: Sequence[str] = (), workflow_id: str | None = None) -> NewTask:
         """The task as it will be stored, once its call is known to fit its function and its limits.
@@ -378,3 +383,58 @@ def _statuses(status: TaskStatus | str | Iterable[TaskStatus | str] | None) -> t
         raise ValidationError(
             f"status must be one of {', '.join(TaskStatus)}, or a list of them, not {status!r:.200}"
         ) from None
+
+
+class QueueInTransaction:
+    """A `TaskQueue` enqueueing through an application's connection, in its transaction (`TaskQueue.using`).
+
+    The tasks are not committed here: they exist once the application commits, and vanish if it rolls
+    back. In eager mode they are not run inline, since until the commit there is nothing to run."""
+
+    def __init__(self, queue: TaskQueue, connection: object) -> None:
+        self.queue = queue
+        self.connection = connection
+
+    async def enqueue(self, function: Callable[..., Any] | Task, /, *args: Any, **kwargs: Any) -> str:
+        """`TaskQueue.enqueue`, in the connection's transaction."""
+        [task_id] = await self._store([self.queue._prepare(_one_task(function, args, kwargs))])
+        return task_id
+
+    async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
+        """`TaskQueue.enqueue_many`, in the connection's transaction."""
+        return await self._store([self.queue._prepare(task) for task in _many_tasks(tasks)])
+
+    async def submit(self, workflow: Workflow) -> WorkflowRun:
+        """`TaskQueue.submit`, in the connection's transaction."""
+        run, new_tasks = self.queue._prepare_workflow(workflow)
+        await self._store(new_tasks)
+        return run
+
+    async def _store(self, new_tasks: list[NewTask]) -> list[str]:
+        await self.queue._ready()
+        await self.queue.backend.enqueue_in_transaction(self.connection, new_tasks)
+        await self.queue._stored(new_tasks, committed=False)
+        return [new_task.id for new_task in new_tasks]
+
+
+def _one_task(function: Callable[..., Any] | Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:
+    """The `Task` of an `enqueue` call: the one given alone, or the call, with ``eta=`` taken out."""
+    if isinstance(function, Task):
+        if args or kwargs:
+            raise ValidationError("pass a Task alone: its args, kwargs and eta go inside the Task")
+        return function
+    eta = kwargs.pop("eta", None)
+    return Task(function, args, kwargs, eta)
+
+
+def _many_tasks(tasks: Iterable[Task]) -> list[Task]:
+    """The tasks of an `enqueue_many` call, refused unless each is a `Task`."""
+    if isinstance(tasks, Task) or not isinstance(tasks, Iterable):
+        raise ValidationError(f"enqueue_many takes a list of sitq.Task, not {tasks!r:.200}")
+    tasks = list(tasks)
+    if not all(isinstance(task, Task) for task in tasks):
+        raise ValidationError(
+            "enqueue_many takes a list of sitq.Task, such as [Task(f, [1]), Task(f, [2])]; "
+            f"got {tasks!r:.200}"
+        )
+    return tasks

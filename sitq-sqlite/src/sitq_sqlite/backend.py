@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from sitq.backend import SharedConnection
+from sitq.backend import Capability, SharedConnection
 from sitq.changes import ChangeSignal, Subscription
 from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
 from sitq.models import (
@@ -86,6 +86,9 @@ class SQLiteBackend:
 
     name: ClassVar[str] = "sqlite"
     url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.SHARED_STORE, Capability.TRANSACTIONAL_ENQUEUE}
+    )
 
     def __init__(
         self,
@@ -345,6 +348,25 @@ class SQLiteBackend:
             await self._atomically(doing, lambda db: _store(db, tasks, rows))
         if tasks:
             self._notify()
+
+    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
+        """Store the tasks through the application's own `sqlite3.Connection` to this backend's file, in
+        the transaction it has open (one is begun if none is, as `sqlite3` begins one for a write; the
+        application commits it). A savepoint keeps a refused batch from leaving rows in that transaction.
+        """
+        if not isinstance(connection, sqlite3.Connection):
+            raise ConfigurationError(
+                "the SQLite backend enqueues in a transaction through the application's own "
+                f"sqlite3.Connection to {self._path!r}, not through {type(connection).__name__}"
+            )
+        async with self._connection("checking the application's connection"):
+            pass  # connected, in this loop: the schema is in place
+        try:
+            _store_in_savepoint(connection, self._path, tasks)
+        except sqlite3.Error as exc:
+            doing = f"storing {len(tasks)} new task(s) in the application's transaction"
+            raise self._fault(doing, exc) from exc
+        self._notify()
 
     async def claim(
         self,
@@ -757,6 +779,27 @@ def _store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tupl
     ((last,),) = db.execute(queries.LAST_SEQ).fetchall()
     db.executemany(queries.INSERT, [(seq, *row) for seq, row in enumerate(rows, last + 1)])
     db.executemany(queries.INSERT_PAYLOAD, [(seq, task.payload) for seq, task in enumerate(tasks, last + 1)])
+
+
+def _store_in_savepoint(connection: sqlite3.Connection, path: str, tasks: Sequence[NewTask]) -> None:
+    """Store a batch through the application's connection to `path`, in its transaction (begun if none
+    is), inside a savepoint that undoes the batch alone when it is refused."""
+    ((_, _, file),) = connection.execute("PRAGMA main.database_list").fetchall()
+    if not file or os.path.realpath(file) != os.path.realpath(path):
+        raise ConfigurationError(
+            f"the application's connection is to {file or 'an in-memory database'!r}, not to the "
+            f"queue's file {path!r}: open it with sqlite3.connect({path!r})"
+        )
+    if not connection.in_transaction:
+        connection.execute("BEGIN")
+    connection.execute("SAVEPOINT sitq_enqueue")
+    try:
+        _store_with_parents(connection, tasks)
+    except BaseException:
+        connection.execute("ROLLBACK TO sitq_enqueue")
+        raise
+    finally:
+        connection.execute("RELEASE sitq_enqueue")
 
 
 def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Self
 from urllib.parse import urlsplit
 
-from sitq.backend import SharedConnection
+from sitq.backend import Capability, SharedConnection
 from sitq.changes import ChangeSignal, Subscription
 from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
 from sitq.models import (
@@ -57,6 +57,7 @@ class MemoryBackend:
 
     name: ClassVar[str] = "memory"
     url_schemes: ClassVar[tuple[str, ...]] = ("memory",)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, store_name: str | None = None) -> None:
         self._store_name = store_name
@@ -118,6 +119,12 @@ class MemoryBackend:
             if ended:
                 self._cascade(ended[0], ended[0].record.finished_at or task.enqueued_at)
         self._store.changes.notify()
+
+    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
+        raise ConfigurationError(
+            "the memory backend has no transactions of an application's to join: enqueue with "
+            "queue.enqueue, or use a backend with transactional enqueue (SQLite, PostgreSQL)"
+        )
 
     async def claim(
         self,
