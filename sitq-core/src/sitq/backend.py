@@ -1,9 +1,13 @@
 """The `Backend` protocol: the one boundary every storage meets, and the helper that shares one backend.
 
 Backends store opaque payload bytes plus plain fields; they never serialize and never run user code.
-Claiming is atomic and lease-based, and "now" is always passed in, so tests control the clock.
-Every method is required: a backend that cannot do something must say so, never quietly do nothing.
-This module re-exports every type a backend author needs; `sitq.testing.BackendConformance` checks them.
+Claiming is atomic and lease-based, and "now" is always passed in, so tests control the clock (hosts that
+share one store must keep their clocks in step, as NTP does: leases are judged by the callers' clocks).
+Every method is required: what a backend cannot do, it declares through `capabilities` and refuses with
+`ConfigurationError`, never quietly doing nothing. The queue's rules that every backend applies the same
+way (the wording of stored errors, the cancellation cascade, which outcome of an attempt counts, how
+options are stored) are in `sitq.semantics`, for backends to call. This module re-exports every type a
+backend author needs; `sitq.testing.BackendConformance` checks them.
 Driver errors surface as `sitq.BackendError`, raised `from` the driver's exception: a full disk, storage
 this process may not write and a lock held too long as its subclasses `StorageFullError`,
 `StorageReadOnlyError` and `StorageBusyError`, named in plain words with the fix. A failed rollback never
