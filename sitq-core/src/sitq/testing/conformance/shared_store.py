@@ -22,25 +22,32 @@ from sitq.testing.conformance.support import (
 from sitq.worker import Worker
 
 ENQUEUE_ELSEWHERE = """
-import asyncio, sys
+import asyncio, functools, importlib, sys
 from sitq import TaskQueue
 
+module, qualname, url = sys.argv[1:]
+backend_class = functools.reduce(getattr, qualname.split("."), importlib.import_module(module))
+
 async def main():
-    async with TaskQueue(sys.argv[1]) as queue:
+    async with TaskQueue(backend_class.from_url(url)) as queue:
         print(await queue.enqueue(pow, 2, 10))
 
 asyncio.run(main())
 """
-"""A producer process: it enqueues one task through the URL alone and prints the task's id."""
+"""A producer process: it enqueues one task to the store of a URL and prints the task's id. It builds the
+backend from its class rather than through the plugin registry, so a backend being written need not be
+installed with its entry point for the suite to run."""
 
 
-async def enqueue_in_another_process(url: str) -> str:
+async def enqueue_in_another_process(backend_class: type[Backend], url: str) -> str:
     """Run `ENQUEUE_ELSEWHERE` in a new interpreter that imports what this one does; return the task id."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         ENQUEUE_ELSEWHERE,
+        backend_class.__module__,
+        backend_class.__qualname__,
         url,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -80,7 +87,7 @@ class SharedStoreConformance(ConformanceFixtures):
         self, backend: Backend, backend_url: str
     ) -> None:
         async with TaskQueue(backend) as queue:
-            task_id = await enqueue_in_another_process(backend_url)
+            task_id = await enqueue_in_another_process(type(backend), backend_url)
             assert await queue.get_status(task_id) == TaskStatus.PENDING
             async with Worker(queue):
                 result = await queue.get_result(task_id, timeout=20)
