@@ -9,6 +9,9 @@ A backend or serializer author subclasses a suite and provides its fixture:
         def backend(self, tmp_path):
             return MyBackend(tmp_path / "tasks.db")   # new, unconnected, on an empty store
 
+Its concerns are classes of their own in `sitq.testing.conformance` (`StorageConformance`,
+`ClaimConformance`...), and the tests of a capability the backend does not declare skip, saying so.
+
 An application's tests use the fixtures of `sitq.testing.pytest_plugin` (``sitq_queue``, ``sitq_worker``,
 ``sitq_eager``...), which pytest loads by itself once sitq-core is installed.
 
@@ -22,17 +25,17 @@ import pytest
 from sitq.plugins import lazy_imports
 
 # The suites are installed library code, so ask pytest to explain their failing asserts as in tests.
-pytest.register_assert_rewrite("sitq.testing.backend", "sitq.testing.serializer")
+pytest.register_assert_rewrite("sitq.testing.conformance", "sitq.testing.serializer")
 
 if TYPE_CHECKING:
-    from sitq.testing.backend import BackendConformance as BackendConformance
+    from sitq.testing.conformance import BackendConformance as BackendConformance
     from sitq.testing.serializer import SerializerConformance as SerializerConformance
 
 # Imported on first use: pytest loads the fixtures in `sitq.testing.pytest_plugin` at every start, and the
 # suites need pytest-asyncio, which a project using only the fixtures may not have.
 __getattr__ = lazy_imports(
     __name__,
-    {"BackendConformance": "sitq.testing.backend", "SerializerConformance": "sitq.testing.serializer"},
+    {"BackendConformance": "sitq.testing.conformance", "SerializerConformance": "sitq.testing.serializer"},
 )
 
 __all__ = ["BackendConformance", "SerializerConformance"]
