@@ -8,27 +8,20 @@ URL as ``--pg-url``.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-URL_VARIABLE = "SITQ_BENCH_POSTGRES_URL"
 
 SETTINGS = (
     "SELECT current_setting('synchronous_commit') AS synchronous_commit,"
     " current_setting('fsync') AS fsync, current_setting('server_version') AS server_version"
 )
 """What every peer reads on its own connection: the durability of its commits, and the server."""
-
-
-def server_url() -> str:
-    return os.environ.get(URL_VARIABLE, DEFAULT_URL)
 
 
 def with_database(url: str, name: str) -> str:
@@ -57,10 +50,16 @@ def fresh_database(url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def durability(row: Any) -> dict[str, str]:
-    """The `SETTINGS` row, by name, as the report prints it."""
-    synchronous_commit, fsync, version = row
-    return {"synchronous_commit": str(synchronous_commit), "fsync": str(fsync), "server": str(version)}
+def durability(row: Any, distribution: str) -> dict[str, str]:
+    """The `SETTINGS` row, by name, as the report prints it, with the version of the peer's
+    `distribution` installed."""
+    synchronous_commit, fsync, server = row
+    return {
+        "version": f"{distribution} {metadata.version(distribution)}",
+        "synchronous_commit": str(synchronous_commit),
+        "fsync": str(fsync),
+        "server": str(server),
+    }
 
 
 def fetch_row(url: str, query: str) -> Any:

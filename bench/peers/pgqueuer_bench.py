@@ -230,7 +230,7 @@ async def worker_main(args: argparse.Namespace) -> None:
 async def durability(args: argparse.Namespace) -> dict[str, str]:
     conn = await connect(args)
     try:
-        return pglib.durability(await conn.fetchrow(pglib.SETTINGS))
+        return pglib.durability(await conn.fetchrow(pglib.SETTINGS), "pgqueuer")
     finally:
         await conn.close()
 

@@ -201,7 +201,7 @@ async def durability(args: argparse.Namespace) -> dict[str, str]:
     tasks = tasks_module(args)
     async with tasks.app.open_async():
         row = await tasks.app.connector.execute_query_one_async(pglib.SETTINGS)
-    return pglib.durability(row.values())
+    return pglib.durability(row.values(), "procrastinate")
 
 
 def main() -> None:

@@ -244,7 +244,7 @@ async def durability(args: argparse.Namespace) -> dict[str, str]:
         describe = getattr(queue.backend, "describe", None)
         info = await describe() if describe is not None else {}
     if args.pg_url:
-        found = pglib.durability(pglib.fetch_row(args.pg_url, pglib.SETTINGS))
+        found = pglib.durability(pglib.fetch_row(args.pg_url, pglib.SETTINGS), "sitq-postgres")
         return found | {key: str(info[key]) for key in ("synchronous_commit", "fsync") if key in info}
     if not info:
         return {"journal_mode": "wal", "synchronous": args.synchronous.upper()}
