@@ -1,5 +1,9 @@
 """Turn the measurements of bench/run.py into the report: medians, ratios to sitq, the issue's targets
 checked, a Markdown table and a PNG plot. ``write(results, out_dir)`` returns the Markdown.
+
+The SQLite section (sitq against Huey and GigQ) and the PostgreSQL section (sitq against PgQueuer and
+Procrastinate) share the table, the ratios and the plot; a `Section` holds what differs: the title, the
+durability settings and the targets of their issue.
 """
 
 from __future__ import annotations
@@ -10,12 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PEER_ORDER = ("sitq", "sitq-normal", "huey", "gigq")
-COLORS = {"sitq": "#1f77b4", "sitq-normal": "#9ecae1", "huey": "#ff7f0e", "gigq": "#2ca02c"}
+PEER_ORDER = ("sitq", "sitq-normal", "huey", "gigq", "pgqueuer", "procrastinate")
+COLORS = {
+    "sitq": "#1f77b4",
+    "sitq-normal": "#9ecae1",
+    "huey": "#ff7f0e",
+    "gigq": "#2ca02c",
+    "pgqueuer": "#9467bd",
+    "procrastinate": "#8c564b",
+}
 X = "\N{MULTIPLICATION SIGN}"
 MINUS = "\N{MINUS SIGN}"
 SYNC_ONLY = "\N{DAGGER}"
 RATE, MS, CPU, MIB = "tasks/s", "ms", "% of a core", "MiB"
+CPU_TASK, PER_TASK = "µs per task", "per task"
 
 
 @dataclass(frozen=True)
@@ -32,7 +44,8 @@ class Row:
     higher_is_better: bool | None = True
     """None: a count, with no ratio to sitq."""
     peer_measure: str | None = None
-    """The measure that stands in for Huey and GigQ (their sync no-op in the async row)."""
+    """The measure that stands in for a peer that cannot do `measure` (Huey's and GigQ's sync no-op in
+    the async row)."""
     worst: bool = False
     """Show the worst repetition instead of the median (a duplicate in any run is one too many)."""
 
@@ -51,6 +64,33 @@ PRODUCERS = Row(ENQUEUE, "100 concurrent producers", "enqueue", "enqueue-concurr
 DRAIN_ASYNC = Row(DRAIN1, "no-op async task", "drain", "drain-async", peer_measure="drain-sync")
 DRAIN_SYNC = Row(DRAIN1, "no-op sync task", "drain", "drain-sync")
 DRAIN_4 = Row(DRAIN4, "recording task", "drain4", "drain-4")
+
+
+def usage_rows(row: Row) -> tuple[Row, Row]:
+    """The worker processes' CPU time and context switches per task, under a drain's rate."""
+    cpu = Row(
+        row.group,
+        "worker CPU",
+        row.workload,
+        row.measure,
+        "cpu_us_per_task",
+        CPU_TASK,
+        False,
+        row.peer_measure,
+    )
+    switches = Row(
+        row.group,
+        "context switches",
+        row.workload,
+        row.measure,
+        "ctx_per_task",
+        PER_TASK,
+        False,
+        row.peer_measure,
+    )
+    return cpu, switches
+
+
 DUPLICATES = Row(
     DRAIN4, f"duplicates (runs {MINUS} N), worst run", "drain4", "drain-4", "duplicates", "", None, worst=True
 )
@@ -72,8 +112,11 @@ ROWS = (
     ENQUEUE_MANY,
     PRODUCERS,
     DRAIN_ASYNC,
+    *usage_rows(DRAIN_ASYNC),
     DRAIN_SYNC,
+    *usage_rows(DRAIN_SYNC),
     DRAIN_4,
+    *usage_rows(DRAIN_4),
     DUPLICATES,
     MISSING,
     CROSS_P50,
@@ -115,6 +158,7 @@ class Figures:
         self.labels: dict[str, str] = results["labels"]
         self.not_available: dict[str, dict[str, str]] = results["not_available"]
         self.workloads = set(self.config["workloads"])
+        self.section = SECTIONS[results.get("backend", "sqlite")]
         self.errors: list[str] = []
         self._runs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for m in results["measurements"]:
@@ -128,7 +172,13 @@ class Figures:
         return template.format(**self.config)
 
     def measure_for(self, row: Row, peer: str) -> str:
-        return row.peer_measure if row.peer_measure and not peer.startswith("sitq") else row.measure
+        if row.peer_measure and row.measure in self.not_available.get(peer, {}):
+            return row.peer_measure
+        return row.measure
+
+    def stands_in(self, row: Row, peer: str) -> bool:
+        """Whether the peer's figure in `row` is that of its `peer_measure`."""
+        return self.measure_for(row, peer) != row.measure
 
     def value(self, row: Row, peer: str) -> float | None:
         runs = self._runs.get((row.workload, self.measure_for(row, peer), peer), [])
@@ -161,6 +211,8 @@ def number(value: float, unit: str) -> str:
         return f"{value:.2f}%"
     if unit == MIB:
         return f"{value:.1f}"
+    if unit in (CPU_TASK, PER_TASK):
+        return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
     return f"{value:,.0f}"
 
 
@@ -194,7 +246,7 @@ def cell(figures: Figures, row: Row, peer: str, notes: Notes) -> str:
         reason = figures.reason(row, peer)
         return f"n/a {notes.mark(reason)}" if reason else "—"
     shown = number(value, row.unit)
-    if row.peer_measure and not peer.startswith("sitq"):
+    if figures.stands_in(row, peer):
         shown += " " + SYNC_ONLY
     advantage = sitq_advantage(row, figures.value(row, "sitq"), value) if peer != "sitq" else None
     if advantage is not None:
@@ -206,16 +258,15 @@ def results_table(figures: Figures, notes: Notes) -> list[str]:
     peers = figures.peers
     durability = figures.results["durability"]
     header = ["Workload", "Metric"]
-    header += [
-        f"{figures.labels[p]}<br>{durability[p]['journal_mode'].upper()}, {durability[p]['synchronous']}"
-        for p in peers
-    ]
+    header += [f"{figures.labels[p]}<br>{figures.section.setting(durability[p])}" for p in peers]
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * len(peers)]
     previous = ""
     for row in ROWS:
         if row.workload not in figures.workloads:
             continue
         sitq_only = row.workload == "plugins"
+        if row.unit in (CPU_TASK, PER_TASK) and all(figures.value(row, peer) is None for peer in peers):
+            continue  # runs from before these were counted
         cells = ["" if sitq_only and peer != "sitq" else cell(figures, row, peer, notes) for peer in peers]
         group = figures.text(row.group)
         label = figures.text(row.label) + (f", {row.unit}" if row.unit else "")
@@ -240,63 +291,111 @@ class Target:
     """None: not measured in this run."""
 
 
-def targets(figures: Figures) -> list[Target]:
-    """The issue's targets, for sitq at its defaults, computed from the table's figures."""
-    found: list[Target] = []
+class Checks:
+    """The targets of a section as they are checked: each compares sitq's figure (at its defaults) with a
+    bound or with a peer's."""
 
-    def sitq(row: Row) -> float | None:
-        return figures.value(row, "sitq")
+    def __init__(self, figures: Figures) -> None:
+        self.figures = figures
+        self.found: list[Target] = []
+
+    def sitq(self, row: Row) -> float | None:
+        return self.figures.value(row, "sitq")
+
+    def versus(self, row: Row, peer: str) -> float | None:
+        """sitq's advantage over `peer` in `row` (above 1: sitq is ahead)."""
+        if peer not in self.figures.peers:
+            return None
+        return sitq_advantage(row, self.sitq(row), self.figures.value(row, peer))
 
     def check(
-        text: str, value: float | None, ok: Callable[[float], bool], shown: Callable[[float], str]
+        self, text: str, value: float | None, ok: Callable[[float], bool], shown: Callable[[float], str]
     ) -> None:
-        found.append(
+        self.found.append(
             Target(text, "not measured", None) if value is None else Target(text, shown(value), ok(value))
         )
 
-    def versus(row: Row, peer: str) -> float | None:
-        return sitq_advantage(row, sitq(row), figures.value(row, peer)) if peer in figures.peers else None
+    def at_least(self, text: str, row: Row, peer: str, factor: float) -> None:
+        self.check(text, self.versus(row, peer), lambda x: x >= factor, times)
 
-    def per_second(x: float) -> str:
-        return f"{x:,.0f}/s"
+    def workers_scale(self) -> None:
+        four, one = self.sitq(DRAIN_4), self.sitq(DRAIN_ASYNC)
+        self.check(
+            "4 workers drain ≥ 1 worker (async)",
+            four / one if four and one else None,
+            lambda x: x >= 1,
+            times,
+        )
 
-    def ms(x: float) -> str:
-        return f"{x:.3g} ms"
+    def no_duplicates(self) -> None:
+        duplicates, missing = self.sitq(DUPLICATES), self.sitq(MISSING) or 0
+        self.check(
+            "4 workers: no task runs twice, none is lost",
+            None if duplicates is None else abs(duplicates) + abs(missing),
+            lambda x: x == 0,
+            lambda _: f"{duplicates:.0f} duplicates, {missing:.0f} missing",
+        )
 
-    def ratio(x: float) -> str:
-        return f"{x:.2f}{X}"
 
-    check(f"Drain, 1 worker, async: ≥ 10{X} Huey", versus(DRAIN_ASYNC, "huey"), lambda x: x >= 10, times)
-    check(f"Drain, 1 worker, async: ≥ 30{X} GigQ", versus(DRAIN_ASYNC, "gigq"), lambda x: x >= 30, times)
-    check("Drain, 1 worker, async: ≥ 5,000 tasks/s", sitq(DRAIN_ASYNC), lambda x: x >= 5000, per_second)
-    check(f"Enqueue one at a time: ≥ Huey (1{X})", versus(ENQUEUE_ONE, "huey"), lambda x: x >= 1, times)
-    check(f"Enqueue, 100 producers: ≥ 10{X} Huey", versus(PRODUCERS, "huey"), lambda x: x >= 10, times)
-    check("enqueue_many: ≥ 50,000 tasks/s", sitq(ENQUEUE_MANY), lambda x: x >= 50_000, per_second)
-    check("Latency, another process: p50 < 5 ms", sitq(CROSS_P50), lambda x: x < 5, ms)
-    check("Latency, another process: p99 < 25 ms", sitq(CROSS_P99), lambda x: x < 25, ms)
-    check("Idle worker: < 2% of a core", sitq(IDLE_CPU), lambda x: x < 2, lambda x: f"{x:.2f}%")
-    check("Latency, same process: p50 < 1 ms", sitq(SAME_P50), lambda x: x < 1, ms)
-    four, one = sitq(DRAIN_4), sitq(DRAIN_ASYNC)
-    check("4 workers drain ≥ 1 worker (async)", four / one if four and one else None, lambda x: x >= 1, times)
-    duplicates, missing = sitq(DUPLICATES), sitq(MISSING) or 0
-    check(
-        "4 workers: no task runs twice, none is lost",
-        None if duplicates is None else abs(duplicates) + abs(missing),
-        lambda x: x == 0,
-        lambda _: f"{duplicates:.0f} duplicates, {missing:.0f} missing",
+def per_second(x: float) -> str:
+    return f"{x:,.0f}/s"
+
+
+def ms(x: float) -> str:
+    return f"{x:.3g} ms"
+
+
+def ratio(x: float) -> str:
+    return f"{x:.2f}{X}"
+
+
+def sqlite_targets(figures: Figures) -> list[Target]:
+    """The targets of issue 4, for sitq at its defaults, computed from the table's figures."""
+    c = Checks(figures)
+    c.at_least(f"Drain, 1 worker, async: ≥ 10{X} Huey", DRAIN_ASYNC, "huey", 10)
+    c.at_least(f"Drain, 1 worker, async: ≥ 30{X} GigQ", DRAIN_ASYNC, "gigq", 30)
+    c.check("Drain, 1 worker, async: ≥ 5,000 tasks/s", c.sitq(DRAIN_ASYNC), lambda x: x >= 5000, per_second)
+    c.at_least(f"Enqueue one at a time: ≥ Huey (1{X})", ENQUEUE_ONE, "huey", 1)
+    c.at_least(f"Enqueue, 100 producers: ≥ 10{X} Huey", PRODUCERS, "huey", 10)
+    c.check("enqueue_many: ≥ 50,000 tasks/s", c.sitq(ENQUEUE_MANY), lambda x: x >= 50_000, per_second)
+    c.check("Latency, another process: p50 < 5 ms", c.sitq(CROSS_P50), lambda x: x < 5, ms)
+    c.check("Latency, another process: p99 < 25 ms", c.sitq(CROSS_P99), lambda x: x < 25, ms)
+    c.check("Idle worker: < 2% of a core", c.sitq(IDLE_CPU), lambda x: x < 2, lambda x: f"{x:.2f}%")
+    c.check("Latency, same process: p50 < 1 ms", c.sitq(SAME_P50), lambda x: x < 1, ms)
+    c.workers_scale()
+    c.no_duplicates()
+    c.check(
+        "Backlog: within 15% of the empty table",
+        figures.derived(BACKLOG_RATIO, "sitq"),
+        lambda x: x >= 0.85,
+        ratio,
     )
-    backlog = figures.derived(BACKLOG_RATIO, "sitq")
-    check("Backlog: within 15% of the empty table", backlog, lambda x: x >= 0.85, ratio)
-    memory = figures.derived(MEMORY_RATIO, "sitq")
-    check(
+    c.check(
         figures.text("Memory, {memory_tasks:,} queued: within 20% of 1,000"),
-        memory,
+        figures.derived(MEMORY_RATIO, "sitq"),
         lambda x: x <= 1.2,
         ratio,
     )
-    plugins = figures.derived(PLUGINS_RATIO, "sitq")
-    check("Plugins that do nothing: within 5% of none", plugins, lambda x: x >= 0.95, ratio)
-    return found
+    c.check(
+        "Plugins that do nothing: within 5% of none",
+        figures.derived(PLUGINS_RATIO, "sitq"),
+        lambda x: x >= 0.95,
+        ratio,
+    )
+    return c.found
+
+
+def postgres_targets(figures: Figures) -> list[Target]:
+    """The targets of issue 10 in the PostgreSQL table, for sitq at its defaults: sitq ÷ peer for rates,
+    peer ÷ sitq for latency, so that each holds at its factor or above."""
+    c = Checks(figures)
+    c.at_least(f"Drain, 1 worker process, async: ≥ PgQueuer (1{X})", DRAIN_ASYNC, "pgqueuer", 1)
+    c.at_least(f"Drain, 1 worker process, async: ≥ 10{X} Procrastinate", DRAIN_ASYNC, "procrastinate", 10)
+    c.at_least(f"Latency, another process: p50 ≤ PgQueuer's (1{X})", CROSS_P50, "pgqueuer", 1)
+    c.at_least(f"enqueue_many: ≥ PgQueuer (1{X})", ENQUEUE_MANY, "pgqueuer", 1)
+    c.workers_scale()
+    c.no_duplicates()
+    return c.found
 
 
 def targets_table(found: list[Target]) -> list[str]:
@@ -336,39 +435,116 @@ def floor_table(figures: Figures) -> list[str]:
 
 def machine_lines(figures: Figures) -> list[str]:
     m, c, floor = figures.results["machine"], figures.config, figures.floor()
-    fsync = f"{floor['fsync_ms']:.2f} ms" if floor else "not measured"
+    if figures.section.name == "postgres":
+        servers = {d.get("server", "?") for d in figures.results["durability"].values()}
+        store = f"- Python {m['python']}, PostgreSQL {', '.join(sorted(servers))} on this machine"
+    else:
+        fsync = f"{floor['fsync_ms']:.2f} ms" if floor else "not measured"
+        store = (
+            f"- Python {m['python']}, SQLite {m['sqlite']}; one fsync of 4 KiB: {fsync} "
+            f"(files in {m['tmpdir']})"
+        )
     return [
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}",
-        f"- Python {m['python']}, SQLite {m['sqlite']}; one fsync of 4 KiB: {fsync} (files in {m['tmpdir']})",
+        store,
         f"- sitq at commit {m['sitq_commit']}; run on {m['date']}, in {c['minutes']} minutes",
-        f"- {c['tasks']:,} tasks per throughput figure; medians of {c['repeat']} repetitions (memory: one); "
-        f"{c['samples']} latency samples (GigQ: 10)",
+        f"- {c['tasks']:,} tasks per throughput figure; medians of {c['repeat']} repetitions"
+        + (" (memory: one)" if "memory" in figures.workloads else "")
+        + f"; {c['samples']} latency samples"
+        + (" (GigQ: 10)" if "gigq" in figures.peers else ""),
     ]
 
 
 def durability_lines(figures: Figures) -> list[str]:
-    survives = {
+    keys = figures.section.durability_keys
+    lines = [
+        "| | " + " | ".join(keys) + " | a committed write survives |",
+        "|---|" + "---|" * (len(keys) + 1),
+    ]
+    for peer in figures.peers:
+        d = figures.results["durability"][peer]
+        shown = " | ".join(
+            d.get(key, "?").upper() if key == "journal_mode" else d.get(key, "?") for key in keys
+        )
+        lines.append(f"| {figures.labels[peer]} | {shown} | {figures.section.survives(d)} |")
+    return lines
+
+
+# The two sections
+
+
+def sqlite_survives(d: dict[str, str]) -> str:
+    return {
         "FULL": "an application crash, an OS crash, a power cut",
         "NORMAL": "an application crash; an OS crash or a power cut may lose the last commits",
         "OFF": "an application crash",
-    }
-    lines = ["| | journal_mode | synchronous | a committed write survives |", "|---|---|---|---|"]
-    for peer in figures.peers:
-        d = figures.results["durability"][peer]
-        survived = survives.get(d["synchronous"], "?")
-        lines.append(
-            f"| {figures.labels[peer]} | {d['journal_mode'].upper()} | {d['synchronous']} | {survived} |"
+    }.get(d["synchronous"], "?")
+
+
+def postgres_survives(d: dict[str, str]) -> str:
+    if d.get("fsync") != "on":
+        return "an application crash; a server crash or a power cut may corrupt the database"
+    if d.get("synchronous_commit") == "off":
+        return (
+            "an application crash; a server crash, an OS crash or a power cut may lose the last commits "
+            "(up to three times wal_writer_delay), never corrupt the database"
         )
-    return lines
+    return "an application crash, a server crash, an OS crash, a power cut"
+
+
+@dataclass(frozen=True)
+class Section:
+    """What the SQLite and the PostgreSQL sections of the report do not share."""
+
+    name: str
+    title: str
+    durability_keys: tuple[str, ...]
+    setting: Callable[[dict[str, str]], str]
+    """A peer's durability in a few words, for a column header."""
+    legend: Callable[[dict[str, str]], str]
+    """The same in the plot's legend."""
+    survives: Callable[[dict[str, str]], str]
+    issue: int
+    targets: Callable[[Figures], list[Target]]
+    stand_in_note: str
+
+
+SECTIONS = {
+    "sqlite": Section(
+        "sqlite",
+        "sitq against Huey and GigQ",
+        ("journal_mode", "synchronous"),
+        lambda d: f"{d['journal_mode'].upper()}, {d['synchronous']}",
+        lambda d: f"WAL, synchronous={d['synchronous']}",
+        sqlite_survives,
+        4,
+        sqlite_targets,
+        "Huey and GigQ have no async tasks: their sync no-op, measured once, stands in both rows.",
+    ),
+    "postgres": Section(
+        "postgres",
+        "sitq against PgQueuer and Procrastinate, on PostgreSQL",
+        ("version", "synchronous_commit", "fsync"),
+        lambda d: f"synchronous_commit={d['synchronous_commit']}, fsync={d['fsync']}",
+        lambda d: f"synchronous_commit={d['synchronous_commit']}, fsync={d['fsync']}",
+        postgres_survives,
+        10,
+        postgres_targets,
+        "",
+    ),
+}
 
 
 def markdown(figures: Figures, image: str | None) -> str:
     notes = Notes()
     table = results_table(figures, notes)
-    found = targets(figures)
+    section = figures.section
+    found = section.targets(figures)
     held, measured = sum(1 for t in found if t.ok), sum(1 for t in found if t.ok is not None)
+    sitq_setting = section.setting(figures.results["durability"]["sitq"]) if "sitq" in figures.peers else "—"
+    stand_in = any(figures.stands_in(row, peer) for row in ROWS for peer in figures.peers)
     parts = [
-        "# sitq against Huey and GigQ",
+        f"# {section.title}",
         "",
         "Made by `python3 bench/run.py`; bench/README.md says what each figure measures.",
         "",
@@ -382,17 +558,16 @@ def markdown(figures: Figures, image: str | None) -> str:
         "",
         "## Results",
         "",
-        f"Medians. **sitq N{X}** after a figure: sitq's figure (its defaults: WAL, FULL) is N times as "
+        f"Medians. **sitq N{X}** after a figure: sitq's figure (its defaults: {sitq_setting}) is N times as "
         f"good as that one: for rates sitq ÷ it, for latency, CPU and memory it ÷ sitq. Under 1{X}, sitq "
         "is behind. — : not measured for that column.",
         "",
         *table,
         "",
-        f"{SYNC_ONLY} Huey and GigQ have no async tasks: their sync no-op, measured once, stands in both "
-        "rows.  ",
+        *([f"{SYNC_ONLY} {section.stand_in_note}  "] if stand_in else []),
         *(f"[{i}] {text}  " for i, text in enumerate(notes.texts, 1)),
         "",
-        "## Targets of issue 4",
+        f"## Targets of issue {section.issue}",
         "",
         f"{held} of the {measured} targets measured hold.",
         "",
@@ -409,7 +584,7 @@ def markdown(figures: Figures, image: str | None) -> str:
             "",
         ]
     if image:
-        parts += [f"![sitq against Huey and GigQ]({image})", ""]
+        parts += [f"![{section.title}]({image})", ""]
     if figures.errors:
         parts += ["## Failed measurements", "", *(f"- {error}" for error in figures.errors), ""]
     return "\n".join(parts)
@@ -435,16 +610,24 @@ def plot(figures: Figures, path: Path) -> None:
     )
     for ax, title, unit, log in panels:
         rows = [r for r in ROWS if r.unit == unit and r.workload in figures.workloads - {"plugins"}]
+        if not rows:
+            ax.axis("off")  # a workload this section does not run (memory, on PostgreSQL)
+            continue
         _bars(ax, figures, rows, log)
         ax.set_title(title, fontsize=11)
     durability = figures.results["durability"]
     handles = [Patch(color=COLORS[p]) for p in figures.peers]
-    names = [f"{figures.labels[p]}: WAL, synchronous={durability[p]['synchronous']}" for p in figures.peers]
+    names = [f"{figures.labels[p]}: {figures.section.legend(durability[p])}" for p in figures.peers]
     panels[0][0].legend(handles, names, loc="upper right", fontsize=10)
     m, c = figures.results["machine"], figures.config
+    if figures.section.name == "postgres":
+        servers = ", ".join(sorted({d.get("server", "?") for d in durability.values()}))
+        heading, store = "sitq, PgQueuer and Procrastinate on PostgreSQL", f"PostgreSQL {servers}"
+    else:
+        heading, store = "sitq, Huey and GigQ on SQLite", f"SQLite {m['sqlite']}"
     fig.suptitle(
-        f"sitq, Huey and GigQ on SQLite: medians of {c['repeat']} runs, {c['tasks']:,} tasks. "
-        f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, SQLite {m['sqlite']}, {m['date']}",
+        f"{heading}: medians of {c['repeat']} runs, {c['tasks']:,} tasks. "
+        f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, {store}, {m['date']}",
         fontsize=11,
     )
     fig.savefig(path, dpi=110)

@@ -1,12 +1,15 @@
 """Run sitq and its peers through the same workloads, alternating, and write the report.
 
-    python3 bench/run.py [--tasks N] [--repeat R] [--only W,..] [--skip W,..] [--peers huey,gigq] [--out DIR]
+    python3 bench/run.py [--backend sqlite|postgres] [--tasks N] [--repeat R] [--only W,..] [--skip W,..]
+                         [--peers P,..] [--out DIR] [--postgres-url URL]
 
 Builds (or reuses) a throwaway virtual environment in bench/.venv with the pinned peers and this
 repository's sitq, re-runs itself inside it, then runs every measurement in fresh processes on a fresh
 database in a temporary directory, for R repetitions, in the order sitq, sitq (normal), huey, gigq,
 sitq, ... Writes results.json, results.md and results.png into --out and prints the Markdown.
-See bench/README.md.
+``--backend postgres`` runs the PostgreSQL section instead: sitq-postgres beside PgQueuer and
+Procrastinate, each measure in a fresh database on the server of --postgres-url, into
+bench/results/postgres. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import sys
 import tempfile
 import time
 import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +38,13 @@ ROOT = BENCH.parent
 PEERS_DIR = BENCH / "peers"
 VENV = BENCH / ".venv"
 REQUIREMENTS = BENCH / "requirements.txt"
-SITQ_FOLDERS = ("sitq-core", "sitq-sqlite", "sitq-cloudpickle")
+SITQ_FOLDERS = tuple(
+    folder
+    for folder in ("sitq-core", "sitq-sqlite", "sitq-postgres", "sitq-cloudpickle")
+    if (ROOT / folder / "pyproject.toml").exists()
+)
+"""sitq's distributions in this repository, installed into the environment (sitq-postgres once it is
+there: without it, the PostgreSQL section measures the peers alone)."""
 MEASURE_TIMEOUT = 3600
 
 
@@ -50,6 +61,37 @@ PEERS = {
     "sitq-normal": Peer("sitq-normal", "sitq (normal)", "sitq_bench.py", ("--synchronous", "normal")),
     "huey": Peer("huey", "huey", "huey_bench.py"),
     "gigq": Peer("gigq", "gigq", "gigq_bench.py"),
+    "pgqueuer": Peer("pgqueuer", "pgqueuer", "pgqueuer_bench.py"),
+    "procrastinate": Peer("procrastinate", "procrastinate", "procrastinate_bench.py"),
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One section of the benchmark: a store, sitq's columns on it, its peers and its workloads."""
+
+    name: str
+    sitq: tuple[str, ...]
+    peers: tuple[str, ...]
+    workloads: tuple[str, ...]
+    out: Path
+
+
+BACKENDS = {
+    "sqlite": Backend(
+        "sqlite",
+        ("sitq", "sitq-normal"),
+        ("huey", "gigq"),
+        ("enqueue", "drain", "drain4", "latency", "backlog", "plugins", "memory", "floor"),
+        BENCH / "results",
+    ),
+    "postgres": Backend(
+        "postgres",
+        ("sitq",),
+        ("pgqueuer", "procrastinate"),
+        ("enqueue", "drain", "drain4", "latency"),
+        BENCH / "results" / "postgres",
+    ),
 }
 
 
@@ -79,14 +121,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--backend", choices=tuple(BACKENDS), default="sqlite", help="the section to run (sqlite)"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("SITQ_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="the PostgreSQL server (any database on it; each measure creates and drops its own); "
+        "default $SITQ_BENCH_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test",
+    )
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks per throughput measure (10,000)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; the report shows medians (3)")
     parser.add_argument(
         "--only", default="", help=f"comma-separated workloads among {', '.join(WORKLOAD_NAMES)}"
     )
     parser.add_argument("--skip", default="", help="comma-separated workloads to leave out, e.g. memory")
-    parser.add_argument("--peers", default="huey,gigq", help="comma-separated peers (huey,gigq; '' for none)")
-    parser.add_argument("--out", type=Path, default=BENCH / "results", help="where the report goes")
+    parser.add_argument(
+        "--peers",
+        default=None,
+        help="comma-separated peers: huey,gigq for sqlite, pgqueuer,procrastinate for postgres "
+        "(the default: all of the section's); '' for none",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where the report goes (bench/results; postgres: bench/results/postgres)"
+    )
     parser.add_argument("--samples", type=int, default=200, help="latency samples (GigQ: at most 10)")
     parser.add_argument("--batch", type=int, default=1_000, help="tasks per enqueue_many call (1,000)")
     parser.add_argument("--backlog", type=int, default=200_000, help="future tasks in the backlog (200,000)")
@@ -97,17 +155,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report-only", action="store_true", help="redo the report from --out/results.json")
     parser.add_argument("--reinstall", action="store_true", help="rebuild the throwaway environment")
     args = parser.parse_args(argv)
+    backend = BACKENDS[args.backend]
     for option in ("only", "skip"):
         names = [name for name in getattr(args, option).split(",") if name]
-        unknown = set(names) - set(WORKLOAD_NAMES)
+        unknown = set(names) - set(backend.workloads)
         if unknown:
             parser.error(
-                f"--{option}: unknown workload(s) {', '.join(sorted(unknown))}; use {WORKLOAD_NAMES}"
+                f"--{option}: unknown workload(s) {', '.join(sorted(unknown))} for --backend "
+                f"{backend.name}; use {', '.join(backend.workloads)}"
             )
         setattr(args, option, names)
-    args.peers = [name for name in args.peers.split(",") if name]
-    if set(args.peers) - {"huey", "gigq"}:
-        parser.error("--peers: choose among huey, gigq")
+    chosen = ",".join(backend.peers) if args.peers is None else args.peers
+    args.peers = [name for name in chosen.split(",") if name]
+    if set(args.peers) - set(backend.peers):
+        parser.error(f"--peers: for --backend {backend.name}, choose among {', '.join(backend.peers)}")
+    args.out = args.out or backend.out
     return args
 
 
@@ -189,6 +251,7 @@ def machine() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "sitq_distributions": list(SITQ_FOLDERS),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "sitq_commit": version,
         "tmpdir": tempfile.gettempdir(),
@@ -213,21 +276,36 @@ def run_script(script: Path, *args: str, timeout: float = MEASURE_TIMEOUT) -> di
     return json.loads(lines[-1])
 
 
-def measure(peer: Peer, name: str, args: argparse.Namespace) -> dict[str, Any]:
+@contextmanager
+def fresh_store(args: argparse.Namespace) -> Iterator[tuple[str, ...]]:
+    """A fresh temporary directory, and on PostgreSQL a fresh database (dropped afterwards): the
+    options that point a peer script at them."""
     with tempfile.TemporaryDirectory(prefix="sitq-bench-") as directory:
+        if args.backend != "postgres":
+            yield ("--dir", directory)
+            return
+        import pglib
+
+        with pglib.fresh_database(args.postgres_url) as url:
+            yield ("--dir", directory, "--pg-url", url)
+
+
+def measure(peer: Peer, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    with fresh_store(args) as where:
         return run_script(
             PEERS_DIR / peer.script,
             name,
-            *("--dir", directory, "--tasks", str(args.tasks), "--samples", str(args.samples)),
+            *where,
+            *("--tasks", str(args.tasks), "--samples", str(args.samples)),
             *("--batch", str(args.batch), "--backlog", str(args.backlog), "--due", str(args.due)),
             *("--memory-tasks", str(args.memory_tasks)),
             *peer.args,
         )
 
 
-def describe(peer: Peer) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="sitq-bench-") as directory:
-        return run_script(PEERS_DIR / peer.script, "describe", "--dir", directory, *peer.args, timeout=120)
+def describe(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
+    with fresh_store(args) as where:
+        return run_script(PEERS_DIR / peer.script, "describe", *where, *peer.args, timeout=120)
 
 
 def short(metrics: dict[str, Any]) -> str:
@@ -236,6 +314,7 @@ def short(metrics: dict[str, Any]) -> str:
     shown = []
     for key, unit in (
         ("rate", "tasks/s"),
+        ("cpu_us_per_task", "µs CPU/task"),
         ("p50_ms", "ms p50"),
         ("p99_ms", "ms p99"),
         ("cpu_percent", "% CPU"),
@@ -249,14 +328,30 @@ def short(metrics: dict[str, Any]) -> str:
     return ", ".join(shown)
 
 
+def columns(args: argparse.Namespace) -> list[str]:
+    """sitq's columns of the section, then the chosen peers. On PostgreSQL sitq takes part once its
+    distribution is in the repository."""
+    sitq = BACKENDS[args.backend].sitq
+    if args.backend == "postgres" and "sitq-postgres" not in SITQ_FOLDERS:
+        sitq = ()
+    return [*sitq, *args.peers]
+
+
 def plan(
     args: argparse.Namespace, not_available: dict[str, dict[str, str]]
 ) -> list[tuple[Workload, int, str, str]]:
     """(workload, repetition, peer key, measure) in run order: peers alternate within each repetition."""
     steps = []
-    chosen = [w for w in WORKLOADS if (not args.only or w.name in args.only) and w.name not in args.skip]
+    section = BACKENDS[args.backend].workloads
+    chosen = [
+        w
+        for w in WORKLOADS
+        if w.name in section and (not args.only or w.name in args.only) and w.name not in args.skip
+    ]
+    taking_part = columns(args)
     for workload in chosen:
         peers = [p for entry in workload.peers for p in (args.peers if entry == "*" else [entry])]
+        peers = [p for p in peers if p in taking_part or p == "floor"]
         for rep in range(1 if workload.repeat_once else args.repeat):
             for peer in peers:
                 for name in workload.measures:
@@ -270,8 +365,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     about = machine()
     durability: dict[str, dict[str, str]] = {}
     not_available: dict[str, dict[str, str]] = {}
-    for key in ("sitq", "sitq-normal", *args.peers):
-        described = describe(PEERS[key])
+    if args.backend == "postgres" and "sitq" not in columns(args):
+        print("note: no sitq-postgres/ in this repository: measuring the peers alone", flush=True)
+    for key in columns(args):
+        described = describe(PEERS[key], args)
         if "error" in described:
             sys.exit(f"{key} does not start in the throwaway environment: {described['error']}")
         durability[key] = described["durability"]
@@ -303,6 +400,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
     return {
+        "backend": args.backend,
         "machine": about,
         "config": {
             "tasks": args.tasks,
@@ -312,7 +410,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "backlog": args.backlog,
             "due": args.due,
             "memory_tasks": args.memory_tasks,
-            "peers": ["sitq", "sitq-normal", *args.peers],
+            "peers": columns(args),
             "workloads": sorted({step[0].name for step in steps}, key=WORKLOAD_NAMES.index),
             "minutes": round((time.monotonic() - began) / 60, 1),
         },
@@ -330,7 +428,7 @@ def main() -> None:
             print("note: git not found; the report will not name sitq's commit", file=sys.stderr)
         ensure_environment(args.reinstall)
         os.execv(venv_python(), [str(venv_python()), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.path.insert(0, str(BENCH))
+    sys.path[:0] = [str(BENCH), str(PEERS_DIR)]
     import report
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ ends by printing ``done {json}`` with its wall-clock times.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -18,7 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-tasks", type=int, default=1_000_000, help="queued tasks in memory-large")
     parser.add_argument("--memory-small", type=int, default=1_000, help="queued tasks in memory-small")
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full", help="sitq only")
+    parser.add_argument(
+        "--pg-url", help="a fresh PostgreSQL database for this measure (the PostgreSQL section only)"
+    )
     # Worker processes only.
     parser.add_argument("--db", type=Path)
     parser.add_argument("--mode", choices=("burst", "serve"), default="burst")
@@ -92,15 +96,33 @@ def emit(metrics: dict[str, Any], durability: dict[str, str] | None = None, **ex
 # Worker processes
 
 
+_usage_at_go: tuple[float, int] | None = None
+
+
+def process_usage() -> tuple[float, int]:
+    """This process's CPU seconds (user + system, all threads) and context switches (voluntary and
+    involuntary) so far."""
+    process = psutil.Process()
+    cpu, switches = process.cpu_times(), process.num_ctx_switches()
+    return cpu.user + cpu.system, switches.voluntary + switches.involuntary
+
+
 def wait_for_go() -> float:
-    """In a worker process: say ready, block until the driver says go, and return the start time."""
+    """In a worker process: say ready, block until the driver says go, and return the start time.
+    It also notes the process's CPU time and context switches, which `report_done` counts from."""
+    global _usage_at_go
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         sys.exit(0)  # the driver gave up on us
+    _usage_at_go = process_usage()
     return time.time()
 
 
 def report_done(**fields: Any) -> None:
+    """The worker's ``done`` line: its times, and the CPU and context switches it used since go."""
+    if _usage_at_go is not None:
+        cpu, switches = process_usage()
+        fields |= {"cpu_s": cpu - _usage_at_go[0], "ctx_switches": switches - _usage_at_go[1]}
     print("done " + json.dumps(fields), flush=True)
 
 
@@ -199,6 +221,73 @@ def run_to_completion(workers: Sequence[WorkerProcess], tasks: int) -> dict[str,
     return drain_metrics(reports, tasks)
 
 
+# The enqueue measures of the asyncio peers: the clock runs in the measuring process, around the calls.
+
+WARM_UP = 10
+"""Tasks every producer enqueues before the clock starts, for every peer."""
+
+
+async def enqueue_one_async(enqueue: Callable[[], Awaitable[object]], tasks: int) -> dict[str, Any]:
+    """One producer awaits one `enqueue()` after another, `tasks` times."""
+    for _ in range(WARM_UP):
+        await enqueue()
+    started = time.perf_counter()
+    for _ in range(tasks):
+        await enqueue()
+    return {"rate": tasks / (time.perf_counter() - started)}
+
+
+async def enqueue_batch_async(
+    enqueue_many: Callable[[int], Awaitable[object]], tasks: int, batch: int
+) -> dict[str, Any]:
+    """`enqueue_many(n)` stores n tasks in one call: `tasks` of them in calls of `batch`."""
+    await enqueue_many(WARM_UP)
+    started = time.perf_counter()
+    for size in chunks(tasks, batch):
+        await enqueue_many(size)
+    return {"rate": tasks / (time.perf_counter() - started), "batch": batch}
+
+
+async def producers_async(enqueue: Callable[[], Awaitable[object]], tasks: int) -> dict[str, Any]:
+    """`PRODUCERS` asyncio tasks sharing what `enqueue` uses, each awaiting one call after another;
+    they stop after `PRODUCERS_CAP_SECONDS` and the rate counts what they stored."""
+    stored = 0
+    deadline = time.perf_counter() + PRODUCERS_CAP_SECONDS
+
+    async def producer(count: int) -> None:
+        nonlocal stored
+        for _ in range(count):
+            if time.perf_counter() > deadline:
+                return
+            await enqueue()
+            stored += 1
+
+    await producer(WARM_UP)
+    stored = 0
+    started = time.perf_counter()
+    deadline = started + PRODUCERS_CAP_SECONDS
+    await asyncio.gather(*(producer(count) for count in split(tasks, PRODUCERS)))
+    return producers_metrics(stored, started, stored < tasks)
+
+
+async def sample_latency_async(
+    enqueue_stamp: Callable[[str, int], Awaitable[object]], path: Path, samples: int
+) -> dict[int, tuple[float, float]]:
+    """Enqueue one stamp task at a time (`enqueue_stamp(path, i)`), each after the last one started and
+    a pause; return the times each call was made and returned. A sample waits at most 30 s."""
+    enqueued: dict[int, tuple[float, float]] = {}
+    for i in range(samples):
+        await asyncio.sleep(gap())
+        called = time.time()
+        await enqueue_stamp(str(path), i)
+        enqueued[i] = (called, time.time())
+        deadline = time.monotonic() + 30
+        # The task writes the file in another process (or thread): there is no event to await.
+        while stamp_count(path) <= i and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    return enqueued
+
+
 def producers_metrics(stored: int, started: float, capped: bool) -> dict[str, Any]:
     """The rate of enqueue-concurrent; `started` is a `time.perf_counter()` reading."""
     seconds = time.perf_counter() - started
@@ -206,9 +295,15 @@ def producers_metrics(stored: int, started: float, capped: bool) -> dict[str, An
 
 
 def drain_metrics(reports: Sequence[dict[str, Any]], tasks: int) -> dict[str, Any]:
+    """The rate, and the worker processes' CPU time and context switches per task, summed over them
+    (the database server's own work, for PostgreSQL, is not in them)."""
     start = min(report["t0"] for report in reports)
     end = max(report["t1"] for report in reports)
-    return {"rate": tasks / (end - start), "seconds": end - start}
+    metrics = {"rate": tasks / (end - start), "seconds": end - start}
+    if all("cpu_s" in report for report in reports):
+        metrics["cpu_us_per_task"] = 1e6 * sum(report["cpu_s"] for report in reports) / tasks
+        metrics["ctx_per_task"] = sum(report["ctx_switches"] for report in reports) / tasks
+    return metrics
 
 
 # Side effects counted by the drain-4 measure, and timestamps written by the latency measures

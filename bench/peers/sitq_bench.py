@@ -1,6 +1,7 @@
 """sitq's side of the benchmark, at its defaults: `TaskQueue` and `Worker` on ``sqlite:///FILE``.
 
-``--synchronous normal`` measures the same on ``sqlite:///FILE?synchronous=normal``. See benchlib for
+``--synchronous normal`` measures the same on ``sqlite:///FILE?synchronous=normal``; ``--pg-url URL``
+measures the same on PostgreSQL, on ``URL?schema=sitq_bench`` (the PostgreSQL section). See benchlib for
 the protocol and bench/README.md for what each measure means.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import bench_tasks
 import benchlib
+import pglib
 
 from sitq import Task, TaskQueue, TaskStatus, Worker
 
@@ -53,12 +55,18 @@ class DoNothing:
         return None
 
 
-def url(db: Path, synchronous: str) -> str:
-    return f"sqlite:///{db}" + ("?synchronous=normal" if synchronous == "normal" else "")
+PG_SCHEMA = "sitq_bench"
+"""sitq's tables go into this schema of the measure's fresh database, as a user's ``?schema=`` would."""
+
+
+def url(args: argparse.Namespace) -> str:
+    if args.pg_url:
+        return pglib.with_query(args.pg_url, schema=PG_SCHEMA)
+    return f"sqlite:///{args.db}" + ("?synchronous=normal" if args.synchronous == "normal" else "")
 
 
 def new_queue(args: argparse.Namespace, *, plugin: bool = False) -> TaskQueue:
-    return TaskQueue(url(args.db, args.synchronous), plugins=[DoNothing()] if plugin else [])
+    return TaskQueue(url(args), plugins=[DoNothing()] if plugin else [])
 
 
 async def fill(args: argparse.Namespace, tasks: list[Task], *, plugin: bool = False) -> None:
@@ -85,6 +93,8 @@ def start_workers(
     args: argparse.Namespace, count: int, mode: str, *, plugin: bool = False
 ) -> list[benchlib.WorkerProcess]:
     extra = ["--plugin"] if plugin else []
+    if args.pg_url:
+        extra += ["--pg-url", args.pg_url]
     return benchlib.start_workers(
         SCRIPT,
         count,
@@ -98,43 +108,22 @@ def start_workers(
 
 async def enqueue_one(args: argparse.Namespace) -> dict[str, Any]:
     async with new_queue(args) as queue:
-        for _ in range(10):  # warm-up, as for every peer
-            await queue.enqueue(bench_tasks.noop_async)
-        started = time.perf_counter()
-        for _ in range(args.tasks):
-            await queue.enqueue(bench_tasks.noop_async)
-        return {"rate": args.tasks / (time.perf_counter() - started)}
+        return await benchlib.enqueue_one_async(lambda: queue.enqueue(bench_tasks.noop_async), args.tasks)
 
 
 async def enqueue_batch(args: argparse.Namespace) -> dict[str, Any]:
     async with new_queue(args) as queue:
-        await queue.enqueue_many([Task(bench_tasks.noop_async) for _ in range(10)])
-        started = time.perf_counter()
-        for size in benchlib.chunks(args.tasks, args.batch):
-            await queue.enqueue_many([Task(bench_tasks.noop_async) for _ in range(size)])
-        return {"rate": args.tasks / (time.perf_counter() - started), "batch": args.batch}
+
+        async def enqueue_many(size: int) -> object:
+            return await queue.enqueue_many([Task(bench_tasks.noop_async) for _ in range(size)])
+
+        return await benchlib.enqueue_batch_async(enqueue_many, args.tasks, args.batch)
 
 
 async def enqueue_concurrent(args: argparse.Namespace) -> dict[str, Any]:
-    """`PRODUCERS` asyncio tasks on one `TaskQueue`, each awaiting one `enqueue` after another."""
+    """`PRODUCERS` asyncio tasks on one `TaskQueue` (their calls share commits: group commit)."""
     async with new_queue(args) as queue:
-        stored = 0
-        deadline = time.perf_counter() + benchlib.PRODUCERS_CAP_SECONDS
-
-        async def producer(count: int) -> None:
-            nonlocal stored
-            for _ in range(count):
-                if time.perf_counter() > deadline:
-                    return
-                await queue.enqueue(bench_tasks.noop_async)
-                stored += 1
-
-        await producer(10)
-        stored = 0
-        started = time.perf_counter()
-        deadline = started + benchlib.PRODUCERS_CAP_SECONDS
-        await asyncio.gather(*(producer(count) for count in benchlib.split(args.tasks, benchlib.PRODUCERS)))
-        return benchlib.producers_metrics(stored, started, stored < args.tasks)
+        return await benchlib.producers_async(lambda: queue.enqueue(bench_tasks.noop_async), args.tasks)
 
 
 # Drains: a filled file, then worker processes in burst mode; the clock runs from go to their exit.
@@ -166,19 +155,9 @@ def backlog(args: argparse.Namespace, future: int) -> dict[str, Any]:
 
 
 async def sample_latency(queue: TaskQueue, path: Path, samples: int) -> dict[int, tuple[float, float]]:
-    """Enqueue one stamp task at a time, each after the last one started and a pause; return the times
-    each `enqueue` was called and returned. A sample waits at most 30 s."""
-    enqueued: dict[int, tuple[float, float]] = {}
-    for i in range(samples):
-        await asyncio.sleep(benchlib.gap())
-        called = time.time()
-        await queue.enqueue(bench_tasks.stamp_async, str(path), i)
-        enqueued[i] = (called, time.time())
-        deadline = time.monotonic() + 30
-        # The task writes the file in another process (or thread): there is no event to await.
-        while benchlib.stamp_count(path) <= i and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-    return enqueued
+    return await benchlib.sample_latency_async(
+        lambda where, i: queue.enqueue(bench_tasks.stamp_async, where, i), path, samples
+    )
 
 
 def latency_cross(args: argparse.Namespace) -> dict[str, Any]:
@@ -250,19 +229,25 @@ MEASURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 async def worker_main(args: argparse.Namespace) -> None:
     """A worker process: `Worker(url)` at its defaults; `run(burst=True)` drains, `run()` serves until
     SIGTERM."""
-    worker = Worker(url(args.db, args.synchronous), plugins=[DoNothing()] if args.plugin else [])
+    worker = Worker(url(args), plugins=[DoNothing()] if args.plugin else [])
     started = benchlib.wait_for_go()
     await worker.run(burst=args.mode == "burst")
     benchlib.report_done(t0=started, t1=time.time())
 
 
 async def durability(args: argparse.Namespace) -> dict[str, str]:
-    """The durability settings, as sitq's backend reports them when it has `describe()`."""
+    """The durability settings, as sitq's backend reports them when it has `describe()`.
+
+    On PostgreSQL: what the server gives a new session of the measure's database, overridden by what
+    sitq's backend reports of its own connections, if it reports it."""
     async with new_queue(args) as queue:
         describe = getattr(queue.backend, "describe", None)
-        if describe is None:
-            return {"journal_mode": "wal", "synchronous": args.synchronous.upper()}
-        info = await describe()
+        info = await describe() if describe is not None else {}
+    if args.pg_url:
+        found = pglib.durability(pglib.fetch_row(args.pg_url, pglib.SETTINGS), "sitq-postgres")
+        return found | {key: str(info[key]) for key in ("synchronous_commit", "fsync") if key in info}
+    if not info:
+        return {"journal_mode": "wal", "synchronous": args.synchronous.upper()}
     return {"journal_mode": str(info["journal_mode"]), "synchronous": str(info["synchronous"]).upper()}
 
 
