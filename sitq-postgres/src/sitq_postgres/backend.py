@@ -252,14 +252,7 @@ class PostgresBackend:
             pass  # connected, in this loop: the schema is in place
         doing = f"storing {len(tasks)} new task(s) in the application's transaction"
         try:
-            database, version = await connection.fetchrow(self._sql(queries.SAME_STORE))
-            if database != self._database or version != self._version:
-                raise ConfigurationError(
-                    f"the application's connection is to database {database!r}, schema {self._schema!r} at "
-                    f"version {version}; the queue's is {self._database!r} at version {self._version}: "
-                    "connect it to the queue's database"
-                )
-            await _in_transaction(connection, lambda same: self._store_with_parents(same, tasks))
+            await _in_transaction(connection, lambda same: self._store_in_application(same, tasks))
         except asyncpg.UndefinedTableError as exc:
             raise ConfigurationError(
                 f"the application's connection does not see sitq's schema {self._schema!r} ({exc}): "
@@ -268,6 +261,17 @@ class PostgresBackend:
         except faults.DRIVER_ERRORS as exc:
             raise faults.backend_error(doing, exc) from exc
         self._notify()
+
+    async def _store_in_application(self, connection: Any, tasks: Sequence[NewTask]) -> None:
+        """Check that the application's connection reaches this database and schema, then store."""
+        database, version = await connection.fetchrow(self._sql(queries.SAME_STORE))
+        if database != self._database or version != self._version:
+            raise ConfigurationError(
+                f"the application's connection is to database {database!r}, schema {self._schema!r} at "
+                f"version {version}; the queue's is {self._database!r} at version {self._version}: "
+                "connect it to the queue's database"
+            )
+        await self._store_with_parents(connection, tasks)
 
     async def _store_with_parents(self, connection: Any, tasks: Sequence[NewTask]) -> None:
         """Store a batch that may name parents, in the caller's transaction; raise `TaskNotFoundError`
