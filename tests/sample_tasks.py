@@ -74,3 +74,16 @@ async def raise_base_exception_async(kind: str) -> None:
     """Raises a BaseException by name, on the worker's event loop."""
     await asyncio.sleep(0)
     raise _ESCAPES[kind]("from the task")
+
+
+async def record_run(ledger: str, token: str) -> None:
+    """Appends "token pid" to the `ledger` file (one write, O_APPEND: lines from many processes never mix),
+    after a moment's work, so that several worker processes share a batch."""
+    import os
+
+    await asyncio.sleep(0.002)
+    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{token} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.core_only
     ("name", "distribution"),
     [
         ("SQLiteBackend", "sitq-sqlite"),
+        ("PostgresBackend", "sitq-postgres"),
         ("CloudpickleSerializer", "sitq-cloudpickle"),
         ("DillSerializer", "sitq-dill"),
     ],
@@ -34,6 +35,12 @@ def test_the_default_url_needs_the_sqlite_plugin(monkeypatch: pytest.MonkeyPatch
         TaskQueue()
     with pytest.raises(PluginNotFoundError, match="pip install sitq-dill"):
         TaskQueue("memory://", serializer="dill")
+
+
+@pytest.mark.parametrize("url", ["postgresql://localhost/app", "postgres://localhost/app"])
+def test_a_postgresql_url_says_what_to_install(url: str) -> None:
+    with pytest.raises(PluginNotFoundError, match="pip install sitq-postgres"):
+        TaskQueue(url)
 
 
 async def test_memory_and_pickle_work_without_any_plugin() -> None:

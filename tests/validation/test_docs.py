@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from postgres_server import require_server
 from programs import run_program
 
 from sitq import hookspecs
@@ -83,6 +84,8 @@ RUNNABLE = [block for block in BLOCKS if not block.not_runnable]
 def test_python_block_runs(block: Block, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if "sitq_tasklog" in block.code:
         request.getfixturevalue("require_tasklog_installed")
+    if "DATABASE_URL" in block.code:  # a PostgreSQL program, on the test server (skips without one)
+        request.getfixturevalue("monkeypatch").setenv("DATABASE_URL", require_server())
     script = tmp_path / "docs_block.py"
     script.write_text(block.code, encoding="utf-8")
     completed = run_program(script, tmp_path)

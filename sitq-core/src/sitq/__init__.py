@@ -1,7 +1,7 @@
 """sitq: an async-first task queue with pluggable backends and serializers.
 
-`SQLiteBackend`, `CloudpickleSerializer` and `DillSerializer` are provided by plugins and resolve on
-first access, with an install hint when their plugin is missing.
+`SQLiteBackend`, `PostgresBackend`, `CloudpickleSerializer` and `DillSerializer` are provided by plugins
+and resolve on first access, with an install hint when their plugin is missing.
 """
 
 import logging
@@ -57,6 +57,7 @@ from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 if TYPE_CHECKING:
     from sitq_cloudpickle import CloudpickleSerializer as CloudpickleSerializer
     from sitq_dill import DillSerializer as DillSerializer
+    from sitq_postgres import PostgresBackend as PostgresBackend
     from sitq_sqlite import SQLiteBackend as SQLiteBackend
 
 __all__ = [
@@ -110,6 +111,8 @@ __all__ = [
     "task",
 ]
 
-__getattr__ = lazy_exports(__name__, {"SQLiteBackend", "CloudpickleSerializer", "DillSerializer"})
+__getattr__ = lazy_exports(
+    __name__, {"SQLiteBackend", "PostgresBackend", "CloudpickleSerializer", "DillSerializer"}
+)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -34,11 +34,19 @@ DEFAULT_URL = "sqlite:///sitq.db"
 Kind = Literal["backend", "serializer"]
 
 # The plugins the sitq project publishes itself, so that a missing one comes with an install hint.
-KNOWN_DISTRIBUTIONS = {"sqlite": "sitq-sqlite", "cloudpickle": "sitq-cloudpickle", "dill": "sitq-dill"}
+KNOWN_DISTRIBUTIONS = {
+    "sqlite": "sitq-sqlite",
+    "postgres": "sitq-postgres",
+    "cloudpickle": "sitq-cloudpickle",
+    "dill": "sitq-dill",
+}
+# URL schemes of those plugins that differ from the plugin's name.
+KNOWN_SCHEMES = {"postgresql": "postgres"}
 
 # Names importable from sitq's own modules that a plugin provides: attribute -> (kind, plugin name).
 PLUGIN_EXPORTS: dict[str, tuple[Kind, str]] = {
     "SQLiteBackend": ("backend", "sqlite"),
+    "PostgresBackend": ("backend", "postgres"),
     "CloudpickleSerializer": ("serializer", "cloudpickle"),
     "DillSerializer": ("serializer", "dill"),
 }
@@ -243,8 +251,8 @@ class Plugins:
         for cls in self.backends.values():
             if scheme in cls.url_schemes:
                 return cls.from_url(url)
-        if scheme in KNOWN_DISTRIBUTIONS:
-            raise _missing("backend", scheme)
+        if (known := KNOWN_SCHEMES.get(scheme, scheme)) in KNOWN_DISTRIBUTIONS:
+            raise _missing("backend", known)
         schemes = sorted(s for cls in self.backends.values() for s in cls.url_schemes)
         raise ConfigurationError(
             f"no installed backend serves the URL {url!r}; URLs look like 'scheme://...' and the "

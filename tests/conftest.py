@@ -1,0 +1,3 @@
+"""Fixtures every test directory may use."""
+
+pytest_plugins = ["postgres_server"]
