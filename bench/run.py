@@ -38,13 +38,8 @@ ROOT = BENCH.parent
 PEERS_DIR = BENCH / "peers"
 VENV = BENCH / ".venv"
 REQUIREMENTS = BENCH / "requirements.txt"
-SITQ_FOLDERS = tuple(
-    folder
-    for folder in ("sitq-core", "sitq-sqlite", "sitq-postgres", "sitq-cloudpickle")
-    if (ROOT / folder / "pyproject.toml").exists()
-)
-"""sitq's distributions in this repository, installed into the environment (sitq-postgres once it is
-there: without it, the PostgreSQL section measures the peers alone)."""
+SITQ_FOLDERS = ("sitq-core", "sitq-sqlite", "sitq-postgres", "sitq-cloudpickle")
+"""sitq's distributions in this repository, installed into the environment."""
 MEASURE_TIMEOUT = 3600
 
 
@@ -329,12 +324,8 @@ def short(metrics: dict[str, Any]) -> str:
 
 
 def columns(args: argparse.Namespace) -> list[str]:
-    """sitq's columns of the section, then the chosen peers. On PostgreSQL sitq takes part once its
-    distribution is in the repository."""
-    sitq = BACKENDS[args.backend].sitq
-    if args.backend == "postgres" and "sitq-postgres" not in SITQ_FOLDERS:
-        sitq = ()
-    return [*sitq, *args.peers]
+    """sitq's columns of the section, then the chosen peers."""
+    return [*BACKENDS[args.backend].sitq, *args.peers]
 
 
 def plan(
@@ -365,8 +356,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     about = machine()
     durability: dict[str, dict[str, str]] = {}
     not_available: dict[str, dict[str, str]] = {}
-    if args.backend == "postgres" and "sitq" not in columns(args):
-        print("note: no sitq-postgres/ in this repository: measuring the peers alone", flush=True)
     for key in columns(args):
         described = describe(PEERS[key], args)
         if "error" in described:
