@@ -1,12 +1,12 @@
 """The PostgreSQL backend: one database shared by workers and producers on any number of hosts.
 
 Each backend object owns an asyncpg pool (`pool_size` connections at most) and, once someone waits for
-changes, one more connection that LISTENs (see `listener`). A change that is one statement (an enqueue
-without parents, a claim by id, a renewal) runs alone, atomic by itself; one that is several (a claim
-records outcomes and takes back lost leases first; an ended attempt may cancel the tasks depending on it)
-runs in one transaction, retried when PostgreSQL breaks a deadlock. No transaction stays open while a
-task runs: a claim commits before its tasks start, and each outcome is fenced by the worker that holds
-the task (`worker_id` in the WHERE clause), not by a lock.
+changes, joins the process's one connection that LISTENs on its schema's channel (see `listener`). A
+change that is one statement (an enqueue without parents, a claim by id, a renewal) runs alone, atomic by
+itself; one that is several (a claim records outcomes and takes back lost leases first; an ended attempt
+may cancel the tasks depending on it) runs in one transaction, retried when PostgreSQL breaks a deadlock.
+No transaction stays open while a task runs: a claim commits before its tasks start, and each outcome is
+fenced by the worker that holds the task (`worker_id` in the WHERE clause), not by a lock.
 
 The statements themselves are named in `queries`; `rows` maps their rows to sitq's models.
 """
@@ -29,15 +29,14 @@ from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
 from sitq.models import AttemptRecord, Compaction, NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
 from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
-    ENDED_WITHOUT_SUCCESS,
     LOST_AFTER_WORKER,
     LOST_BEFORE_WORKER,
     NO_ATTEMPTS_LEFT,
-    dependents_to_cancel,
 )
 from sitq_postgres import faults, queries, url
 from sitq_postgres import schema as sql_schema
-from sitq_postgres.listener import Listener, channel
+from sitq_postgres.dependencies import cancel_dependents, store_with_parents
+from sitq_postgres.listener import Listener, channel, listen, unlisten
 from sitq_postgres.rows import (
     OUTCOME_WIDTH,
     TASK_WIDTH,
@@ -98,7 +97,7 @@ class PostgresBackend:
         self._pool: asyncpg.Pool | None = None
         self._database = ""
         self._version = 0
-        self._listener = Listener(self._connect_one, self._channel, self._signal)
+        self._listener: Listener | None = None
 
     def __repr__(self) -> str:
         return (
@@ -112,8 +111,9 @@ class PostgresBackend:
         return self._schema
 
     @property
-    def listener(self) -> Listener:
-        """The LISTEN connection's keeper (started by the first `subscribe` while connected)."""
+    def listener(self) -> Listener | None:
+        """The process's LISTEN connection this object has joined (by its first `subscribe` while
+        connected), or None."""
         return self._listener
 
     @classmethod
@@ -175,8 +175,10 @@ class PostgresBackend:
 
     async def _close(self) -> None:
         pool, self._pool = self._pool, None
+        joined, self._listener = self._listener, None
         try:
-            await self._listener.stop()
+            if joined is not None:
+                await unlisten(self._dsn, joined, self._signal)
         finally:
             # A pool left in a loop that has since ended (see SharedConnection) cannot be awaited.
             if pool is not None:
@@ -224,7 +226,9 @@ class PostgresBackend:
     async def enqueue(self, tasks: Sequence[NewTask]) -> None:
         doing = f"storing {len(tasks)} new task(s)"
         if any(task.depends_on for task in tasks):
-            await self._atomically(doing, lambda connection: self._store_with_parents(connection, tasks))
+            await self._atomically(
+                doing, lambda connection: store_with_parents(connection, self._sql, self._channel, tasks)
+            )
         else:
             arrays = columns((task_row(task, unmet=0) for task in tasks), TASK_WIDTH)
             async with self._connection(doing) as connection:  # even an empty batch checks the connection
@@ -271,71 +275,7 @@ class PostgresBackend:
                 f"version {version}; the queue's is {self._database!r} at version {self._version}: "
                 "connect it to the queue's database"
             )
-        await self._store_with_parents(connection, tasks)
-
-    async def _store_with_parents(self, connection: Any, tasks: Sequence[NewTask]) -> None:
-        """Store a batch that may name parents, in the caller's transaction; raise `TaskNotFoundError`
-        (which rolls it back) for a parent neither stored nor earlier in the batch (`Backend.enqueue`)."""
-        parent_ids = list(dict.fromkeys(parent for task in tasks for parent in task.depends_on))
-        stored: dict[str, tuple[int, str, datetime | None]] = {}
-        if parent_ids:
-            for row in await connection.fetch(self._sql(queries.PARENTS), parent_ids):
-                stored[row["id"]] = (row["seq"], row["status"], row["finished_at"])
-        known = set(stored)
-        for task in tasks:
-            if missing := next((parent for parent in task.depends_on if parent not in known), None):
-                raise TaskNotFoundError(missing)
-            known.add(task.id)
-        rows = [
-            task_row(
-                task,
-                unmet=sum(
-                    parent not in stored or stored[parent][1] != TaskStatus.SUCCESS
-                    for parent in set(task.depends_on)
-                ),
-            )
-            for task in tasks
-        ]
-        if tasks:
-            await connection.execute(self._sql(queries.INSERT), *columns(rows, TASK_WIDTH))
-            await connection.execute(queries.NOTIFY, self._channel)
-        edges = [(parent, task.id) for task in tasks for parent in dict.fromkeys(task.depends_on)]
-        if edges:
-            await connection.execute(self._sql(queries.DEPEND), *columns(edges, 2))
-        # A parent that already ended without success cancels the task at once, and what depends on it in
-        # the batch: task by task, through its first such parent, as `sitq.backend.Backend.enqueue` says.
-        for task in tasks:
-            ended = next(
-                (p for p in task.depends_on if p in stored and stored[p][1] in ENDED_WITHOUT_SUCCESS), None
-            )
-            if ended is None:
-                continue
-            seq, status, finished_at = stored[ended]
-            at = task.enqueued_at if finished_at is None else finished_at
-            for cancelled_seq, cancelled_id in await self._cancel_dependents(
-                connection, seq, ended, status, at
-            ):
-                stored[cancelled_id] = (cancelled_seq, TaskStatus.CANCELLED, at)
-
-    async def _cancel_dependents(
-        self, connection: Any, seq: int, task_id: str, status: str, at: datetime
-    ) -> list[tuple[int, str]]:
-        """Cancel the pending tasks that depend on a task that ended without success, and theirs in turn,
-        in the order and with the errors of `sitq.semantics.dependents_to_cancel`, on the subgraph one
-        recursive query returns. Returns the cancelled tasks' seqs and ids."""
-        children: dict[int, list[tuple[int, str]]] = {}
-        for parent_seq, child_seq, child_id in await connection.fetch(self._sql(queries.DEPENDENTS), seq):
-            children.setdefault(parent_seq, []).append((child_seq, child_id))
-        if not children:
-            return []
-        for edges in children.values():
-            edges.sort()
-        cancelled = dependents_to_cancel(seq, task_id, status, lambda node: children.get(node, ()))
-        await connection.execute(
-            self._sql(queries.CANCEL_DEPENDENTS), at, list(cancelled), list(cancelled.values())
-        )
-        ids = {child_seq: child_id for edges in children.values() for child_seq, child_id in edges}
-        return [(child_seq, ids[child_seq]) for child_seq in cancelled]
+        await store_with_parents(connection, self._sql, self._channel, tasks)
 
     async def _recover_lost(self, connection: Any, now: datetime, *, end: bool) -> list[str]:
         """Take back the tasks whose leases expired before `now`, in the caller's transaction: pending
@@ -355,7 +295,7 @@ class PostgresBackend:
         for seq, task_id, status, finished_at in sorted(recovered):
             if status != TaskStatus.PENDING:
                 ended.append(task_id)
-                await self._cancel_dependents(connection, seq, task_id, status, finished_at)
+                await cancel_dependents(connection, self._sql, seq, task_id, status, finished_at)
         return ended
 
     async def _record_outcomes(self, connection: Any, outcomes: Sequence[TaskOutcome]) -> bool:
@@ -368,7 +308,7 @@ class PostgresBackend:
         # Only pending tasks are cancelled, and only running ones completed: cancelling after every outcome
         # is applied ends the same tasks, with the same errors, as cancelling after each.
         for seq, task_id, status, finished_at in ended:
-            await self._cancel_dependents(connection, seq, task_id, status, finished_at)
+            await cancel_dependents(connection, self._sql, seq, task_id, status, finished_at)
         await connection.execute(queries.NOTIFY, self._channel)
         return True
 
@@ -443,7 +383,7 @@ class PostgresBackend:
             order = {task_id: index for index, task_id in enumerate(ids)}
             for seq, task_id, status in sorted(rows, key=lambda row: order[row["id"]]):
                 if status == TaskStatus.CANCELLED:
-                    await self._cancel_dependents(connection, seq, task_id, status, now)
+                    await cancel_dependents(connection, self._sql, seq, task_id, status, now)
             if rows:
                 await connection.execute(queries.NOTIFY, self._channel)
             return bool(rows)
@@ -459,7 +399,7 @@ class PostgresBackend:
                 return (None if found is None else TaskStatus(found)), False
             seq, status = changed
             if status == TaskStatus.CANCELLED:
-                await self._cancel_dependents(connection, seq, task_id, status, now)
+                await cancel_dependents(connection, self._sql, seq, task_id, status, now)
                 await connection.execute(queries.NOTIFY, self._channel)
                 return TaskStatus.CANCELLED, True
             return TaskStatus(status), False
@@ -567,7 +507,7 @@ class PostgresBackend:
 
     def _ensure_listening(self) -> None:
         if self._listen and self._pool is not None:
-            self._listener.start()
+            self._listener = listen(self._dsn, self._channel, self._connect_one, self._signal)
 
     async def describe(self) -> dict[str, str]:
         async with self._connection("describing the database") as connection:

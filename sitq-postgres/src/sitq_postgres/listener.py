@@ -1,4 +1,4 @@
-"""Waking idle workers through PostgreSQL's LISTEN/NOTIFY: one listening connection per backend object.
+"""Waking idle workers through PostgreSQL's LISTEN/NOTIFY: one listening connection per process.
 
 Every enqueue and every recorded outcome sends a notification on the schema's channel, inside its own
 transaction, so that it arrives when that transaction commits. A notification only signals: it carries
@@ -6,7 +6,9 @@ nothing, and whoever wakes looks at the tables again; a lost one costs at most t
 (`Worker(poll_interval=...)`). The listening connection is a connection of its own, outside the pool,
 since it must stay open and idle; when the server closes it (a restart, `pg_terminate_backend`, a network
 fault) it is opened again, after a wait that doubles up to a few seconds, and everyone is woken once it is
-back, for what was committed while nobody listened.
+back, for what was committed while nobody listened. Every backend object of a process on the same
+database and schema (a queue and a worker built from one URL, say) shares that connection: `listen`
+joins it, `unlisten` leaves it, and the last to leave closes it.
 """
 
 from __future__ import annotations
@@ -36,14 +38,12 @@ def channel(schema: str) -> str:
 
 
 class Listener:
-    """Keeps one LISTEN connection open on `channel`, notifying `signal` of each notification."""
+    """Keeps one LISTEN connection open on `channel`, notifying every joined signal of each notification."""
 
-    def __init__(
-        self, connect: Callable[[], Awaitable[asyncpg.Connection]], channel: str, signal: ChangeSignal
-    ) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], channel: str) -> None:
         self._connect = connect
         self._channel = channel
-        self._signal = signal
+        self._signals: set[ChangeSignal] = set()
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
         self._reconnects = Backoff(f"listening on PostgreSQL channel {channel!r}", cap=_MAX_RECONNECT_DELAY)
@@ -88,7 +88,7 @@ class Listener:
             await connection.add_listener(self._channel, self._notified)
             self._connection = connection
             self._reconnects.succeeded()
-            self._signal.notify()  # what was committed while nobody listened
+            self._notified()  # what was committed while nobody listened
             while not lost.is_set() and not connection.is_closed():
                 try:
                     await asyncio.wait_for(lost.wait(), _HEALTH_CHECK)
@@ -99,4 +99,34 @@ class Listener:
             connection.terminate()
 
     def _notified(self, *_: object) -> None:
-        self._signal.notify()
+        for signal in list(self._signals):
+            signal.notify()
+
+
+_Key = tuple[str, str, asyncio.AbstractEventLoop]
+_listeners: dict[_Key, Listener] = {}
+
+
+def listen(
+    dsn: str, channel: str, connect: Callable[[], Awaitable[asyncpg.Connection]], signal: ChangeSignal
+) -> Listener:
+    """Have `signal` notified of `channel` on the database of `dsn`, through the process's listening
+    connection there in the running loop, started by the first to ask."""
+    loop = asyncio.get_running_loop()
+    for key in [key for key in _listeners if key[2].is_closed()]:
+        del _listeners[key]  # left behind by a loop that ended without closing its backends
+    listener = _listeners.setdefault((dsn, channel, loop), Listener(connect, channel))
+    listener._signals.add(signal)
+    listener.start()
+    return listener
+
+
+async def unlisten(dsn: str, listener: Listener, signal: ChangeSignal) -> None:
+    """Stop notifying `signal`; the last signal to leave closes the listening connection."""
+    listener._signals.discard(signal)
+    if listener._signals:
+        return
+    for key, found in list(_listeners.items()):
+        if found is listener and key[0] == dsn:
+            del _listeners[key]
+    await listener.stop()

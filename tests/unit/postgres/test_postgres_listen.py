@@ -23,7 +23,7 @@ def _new_task() -> NewTask:
 async def _listening(backend: PostgresBackend) -> int:
     """The server process id of the backend's listening connection, once it is open."""
     for _ in range(500):
-        connection = backend.listener.connection
+        connection = None if backend.listener is None else backend.listener.connection
         if connection is not None:
             return int(connection.get_server_pid())
         await asyncio.sleep(0.01)
@@ -44,6 +44,33 @@ async def test_an_enqueue_by_another_backend_wakes_a_subscriber(postgres_url: st
     finally:
         await producer.close()
         await waiter.close()
+
+
+async def test_backend_objects_of_one_process_share_one_listening_connection(postgres_url: str) -> None:
+    first, second = PostgresBackend.from_url(postgres_url), PostgresBackend.from_url(postgres_url)
+    producer = PostgresBackend.from_url(postgres_url)
+    for backend in (first, second, producer):
+        await backend.connect()
+    try:
+        with first.subscribe() as one, second.subscribe() as two:
+            pid = await _listening(first)
+            assert await _listening(second) == pid
+            listening = await execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid = ANY($1)",
+                [pid],
+            )
+            assert listening[0][0] == 1
+            while await one.wait(0.2) or await two.wait(0.05):  # the wake-ups of the listener's connect
+                pass
+            await producer.enqueue([_new_task()])
+            assert await one.wait(5) and await two.wait(5)
+        await first.close()  # the other still listens, on the same connection
+        assert await _listening(second) == pid
+    finally:
+        await producer.close()
+        await second.close()
+        await first.close()
+    assert second.listener is None
 
 
 async def test_the_listener_reconnects_after_the_server_drops_it(postgres_url: str) -> None:
@@ -81,7 +108,7 @@ async def test_without_listen_no_listening_connection_is_opened_and_workers_stil
             result = await asyncio.wait_for(consumer.get_result(task_id, timeout=5), 10)
             assert result is not None and (result.status, result.value) == (TaskStatus.SUCCESS, 5)
             assert isinstance(consumer.backend, PostgresBackend)
-            assert consumer.backend.listener.connection is None
+            assert consumer.backend.listener is None
         finally:
             await worker.stop()
             await running
