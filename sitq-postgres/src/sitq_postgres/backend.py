@@ -61,8 +61,8 @@ class PostgresBackend:
 
     `dsn` is a libpq URL or keyword string as asyncpg takes it; sitq's tables live in `schema`. `listen`
     wakes idle workers through LISTEN/NOTIFY; turn it off behind PgBouncer in transaction mode, and they
-    look every `poll_interval` instead. `pool_size` bounds this object's connections (one more listens),
-    and `connect_timeout` how long opening one may take.
+    look every `poll_interval` instead. `pool_size` bounds this object's connections (the process's
+    listening connection comes on top), and `connect_timeout` how long opening one may take.
     """
 
     name: ClassVar[str] = "postgres"
