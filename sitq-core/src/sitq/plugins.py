@@ -255,7 +255,7 @@ class Plugins:
             raise _missing("backend", known)
         schemes = sorted(s for cls in self.backends.values() for s in cls.url_schemes)
         raise ConfigurationError(
-            f"no installed backend serves the URL {url!r}; URLs look like 'scheme://...' and the "
+            f"no installed backend serves the URL {redacted(url)!r}; URLs look like 'scheme://...' and the "
             f"installed schemes are: {', '.join(schemes)}"
         )
 
@@ -433,6 +433,16 @@ def export(name: str) -> type[Any]:
     kind, plugin = PLUGIN_EXPORTS[name]
     registry = default_plugins()
     return registry.backend_class(plugin) if kind == "backend" else registry.serializer_class(plugin)
+
+
+def redacted(url: str) -> str:
+    """The URL with its password, if it has one, shown as ``***``: for messages and `sitq info`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    credentials, _, host = parts.netloc.rpartition("@")
+    user = credentials.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def lazy_exports(module: str, names: set[str]) -> Callable[[str], Any]:

@@ -13,7 +13,7 @@ from sitq.cli.inputs import import_function, parse_argument, parse_duration, par
 from sitq.cli.output import Output
 from sitq.errors import SerializationError
 from sitq.models import Task, TaskStatus, utcnow
-from sitq.plugins import default_plugins
+from sitq.plugins import default_plugins, redacted
 from sitq.queue import TaskQueue
 
 _REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
@@ -183,7 +183,7 @@ async def info(args: argparse.Namespace, output: Output) -> ExitCode:
     async with open_queue(url) as queue:
         facts = await queue.backend.describe()
         by_queue = await queue.stats()
-    backend = {"url": url, "url_from": source, "backend": queue.backend.name}
+    backend = {"url": redacted(url), "url_from": source, "backend": queue.backend.name}
     if output.json_mode:
         output.json(backend | {"details": facts, "queues": jsonable.stats(by_queue)})
         return ExitCode.OK
