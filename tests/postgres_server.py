@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -101,6 +102,18 @@ def fresh_schema() -> Iterator[str]:
         yield name
     finally:
         run(execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A URL of a database of the test's own on the test server, dropped after (skips without a server)."""
+    url = require_server()
+    name = f"sitq_test_{uuid.uuid4().hex[:16]}"
+    run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

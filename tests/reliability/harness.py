@@ -50,6 +50,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+import postgres_server
+
 from sitq import TaskInfo, TaskQueue, TaskStatus
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -82,7 +84,71 @@ def sqlite_backend(directory: Path) -> Iterator[BackendUnderTest]:
     yield BackendUnderTest("sqlite", f"sqlite:///{path}", integrity_problems)
 
 
-BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BackendUnderTest]]] = {"sqlite": sqlite_backend}
+# Each check names what would be wrong, and selects the ids of the tasks it is wrong for. `{s}` is the schema.
+_POSTGRES_CHECKS = {
+    "unknown status": "SELECT id FROM {s}.tasks WHERE status NOT IN"
+    " ('pending', 'in_progress', 'success', 'failed', 'cancelled', 'timeout')",
+    "in progress without a worker, a start, a lease or an attempt": "SELECT id FROM {s}.tasks"
+    " WHERE status = 'in_progress'"
+    " AND (worker_id IS NULL OR started_at IS NULL OR lease_expires_at IS NULL OR attempts < 1)",
+    "not in progress, yet held by a worker or asked to cancel": "SELECT id FROM {s}.tasks"
+    " WHERE status <> 'in_progress' AND (worker_id IS NOT NULL OR lease_expires_at IS NOT NULL"
+    " OR cancel_requested)",
+    "finished without finished_at, or unfinished with one": "SELECT id FROM {s}.tasks"
+    " WHERE (status IN ('success', 'failed', 'cancelled', 'timeout')) <> (finished_at IS NOT NULL)",
+    "more attempts than allowed, or pending with none left": "SELECT id FROM {s}.tasks"
+    " WHERE attempts > max_attempts OR (status = 'pending' AND attempts >= max_attempts)",
+    "pending with a wrong count of unmet parents": "SELECT id FROM {s}.tasks AS child"
+    " WHERE status = 'pending' AND unmet <> (SELECT count(*) FROM {s}.dependencies"
+    " JOIN {s}.tasks AS parent ON parent.seq = dependencies.parent_seq"
+    " WHERE dependencies.task_seq = child.seq AND parent.status <> 'success')",
+    "pending though a parent ended without success": "SELECT child.id FROM {s}.tasks AS child"
+    " JOIN {s}.dependencies ON dependencies.task_seq = child.seq"
+    " JOIN {s}.tasks AS parent ON parent.seq = dependencies.parent_seq"
+    " WHERE child.status = 'pending' AND parent.status IN ('failed', 'cancelled', 'timeout')",
+    "depending on a parent it does not name": "SELECT child.id FROM {s}.dependencies"
+    " JOIN {s}.tasks AS child ON child.seq = dependencies.task_seq"
+    " JOIN {s}.tasks AS parent ON parent.seq = dependencies.parent_seq"
+    " WHERE NOT coalesce(child.depends_on ? parent.id, false)",
+    # Every attempt that ended has a history row (a requeue counts attempts from zero again, the rows stay).
+    "an ended attempt missing from the history": "SELECT id FROM {s}.tasks"
+    " WHERE attempts - (status = 'in_progress')::int"
+    " > (SELECT count(*) FROM {s}.attempts WHERE attempts.task_seq = tasks.seq)",
+    # A late outcome of an attempt whose lease was taken over must be refused, not recorded a second time.
+    "an attempt that ended twice": "SELECT DISTINCT tasks.id FROM {s}.attempts"
+    " JOIN {s}.tasks ON tasks.seq = attempts.task_seq"
+    " GROUP BY tasks.id, attempts.attempt, attempts.worker_id, attempts.started_at HAVING count(*) > 1",
+}
+
+
+async def _postgres_problems(server: str, schema: str) -> list[str]:
+    found = []
+    for problem, query in _POSTGRES_CHECKS.items():
+        rows = await postgres_server.execute(query.replace("{s}", f'"{schema}"'), url=server)
+        if rows:
+            found.append(f"{len(rows)} task(s) {problem}: {', '.join(row[0] for row in rows[:5])}")
+    return found
+
+
+@contextlib.contextmanager
+def postgres_backend(directory: Path) -> Iterator[BackendUnderTest]:
+    """A fresh schema of the test server (skipping without one, see `postgres_server`); its integrity
+    check is what the backend's schema implies about a store at rest: leases only on running tasks,
+    finished times only on finished ones, dependency counters that match the edges, one history row per
+    ended attempt."""
+    server = postgres_server.require_server()
+    with postgres_server.fresh_schema() as schema:
+        yield BackendUnderTest(
+            "postgres",
+            postgres_server.with_options(server, schema=schema),
+            lambda: postgres_server.run(_postgres_problems(server, schema)),
+        )
+
+
+BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BackendUnderTest]]] = {
+    "postgres": postgres_backend,
+    "sqlite": sqlite_backend,
+}
 """Every backend the suite runs on, by name: a fresh, empty store in the given directory."""
 
 

@@ -1,4 +1,5 @@
-"""Hostile arguments to the public API, drawn by Hypothesis, on the memory backend and a real SQLite file.
+"""Hostile arguments to the public API, drawn by Hypothesis, on the memory backend, a real SQLite file and
+a schema of the PostgreSQL test server.
 
 Every call either succeeds or raises `ValidationError` (or `TaskNotFoundError` for an id no task has),
 never another exception; and whatever was stored can be listed and read back as it was given.
@@ -103,8 +104,11 @@ def takes_any(*args: Any, **kwargs: Any) -> Any:
     return [list(args), kwargs]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "postgres", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Backend | str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
     return MemoryBackend() if request.param == "memory" else f"sqlite:///{tmp_path / 'tasks.db'}"
 
 

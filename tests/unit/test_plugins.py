@@ -67,7 +67,9 @@ def test_unknown_names_and_schemes_list_what_is_available() -> None:
         PluginNotFoundError, match="called 'yaml'; available: cloudpickle, dill, json, pickle"
     ):
         plugins.serializer("yaml")
-    with pytest.raises(ConfigurationError, match="installed schemes are: memory, postgres, postgresql, sqlite"):
+    with pytest.raises(
+        ConfigurationError, match="installed schemes are: memory, postgres, postgresql, sqlite"
+    ):
         TaskQueue("redis://localhost")
 
 

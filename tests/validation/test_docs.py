@@ -4,6 +4,10 @@ hook is documented, and the docs site (mkdocs.yml) shows every page.
 A block that is not a whole program is preceded by ``<!-- not-runnable: reason -->`` and not run; there
 must stay few of those. A reason of the form ``excerpt of PATH`` also makes the block's lines be checked
 against that file, so the excerpt cannot drift from the code it quotes.
+
+A block that names the PostgreSQL test server by its literal URL,
+``"postgresql://postgres@127.0.0.1:5432/test"``, runs on the server the tests use (skipping without one,
+see `postgres_server`) in a fresh schema: the quoted URL becomes that server's, with ``?schema=``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from postgres_server import require_server
 from programs import run_program
 
 from sitq import hookspecs
@@ -28,6 +31,9 @@ PLUGINS_PAGE = ROOT / "docs" / "plugins.md"
 HOOKSPECS_PAGE = ROOT / "docs" / "reference" / "hookspecs.md"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 MAX_NOT_RUNNABLE = 4  # "fewer than a handful"
+POSTGRES_URL = '"postgresql://postgres@127.0.0.1:5432/test"'
+"""The PostgreSQL URL the docs' programs name, quoted as they write it: their tests run it on the test
+server, in a fresh database, so a program may create what it likes there."""
 
 MARKER = re.compile(r"^\s*<!--\s*not-runnable:\s*(?P<reason>.+?)\s*-->\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>\S*)\s*$")
@@ -84,10 +90,12 @@ RUNNABLE = [block for block in BLOCKS if not block.not_runnable]
 def test_python_block_runs(block: Block, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if "sitq_tasklog" in block.code:
         request.getfixturevalue("require_tasklog_installed")
-    if "DATABASE_URL" in block.code:  # a PostgreSQL program, on the test server (skips without one)
-        request.getfixturevalue("monkeypatch").setenv("DATABASE_URL", require_server())
+    code = block.code
+    if POSTGRES_URL in code:  # a PostgreSQL program: on the test server, in a database of its own
+        database = request.getfixturevalue("postgres_database")
+        code = code.replace(POSTGRES_URL, repr(database))
     script = tmp_path / "docs_block.py"
-    script.write_text(block.code, encoding="utf-8")
+    script.write_text(code, encoding="utf-8")
     completed = run_program(script, tmp_path)
     assert completed.returncode == 0, (
         f"Python block {block.number} of {block.page.relative_to(ROOT)} (line {block.line}) exited "

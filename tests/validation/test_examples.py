@@ -1,11 +1,13 @@
-"""Every program in examples/basic runs on its own, exits 0, and prints what its docstring promises."""
+"""Every program in examples/basic runs on its own, exits 0, and prints what its docstring promises; and
+does the same on a fresh PostgreSQL schema, its `SQLiteBackend(database)` replaced by that schema's URL
+(`programs.on_postgres`): outgrowing one machine is meant to change one URL and no other code."""
 
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from programs import run_program
+from programs import on_postgres, run_program
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "basic"
 
@@ -83,8 +85,13 @@ EXPECTED_OUTPUT = {
 }
 
 
-def run_example(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_program(EXAMPLES / name, cwd)
+def run_example(name: str, cwd: Path, postgres: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the example as it is or, given a URL, on that PostgreSQL schema instead of SQLite."""
+    if postgres is None:
+        return run_program(EXAMPLES / name, cwd)
+    script = cwd.parent / f"postgres_{name}"  # outside cwd, which the example must leave empty
+    script.write_text(on_postgres((EXAMPLES / name).read_text(), postgres))
+    return run_program(script, cwd, env={"SITQ_URL": postgres})
 
 
 def test_every_example_is_checked() -> None:
@@ -92,8 +99,10 @@ def test_every_example_is_checked() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_OUTPUT))
-def test_example_runs(name: str, tmp_path: Path) -> None:
-    completed = run_example(name, tmp_path)
+def test_example_runs(name: str, tmp_path: Path, postgres: str | None) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    completed = run_example(name, cwd, postgres)
     report = (
         f"{name} exited {completed.returncode}\n"
         f"--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
@@ -102,7 +111,7 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr, report
     for expected in EXPECTED_OUTPUT[name]:
         assert expected in completed.stdout, f"expected {expected!r} in the output of {report}"
-    assert list(tmp_path.iterdir()) == [], f"{name} left files in its working directory"
+    assert list(cwd.iterdir()) == [], f"{name} left files in its working directory"
 
 
 def test_eta_example_never_starts_a_task_early(tmp_path: Path) -> None:

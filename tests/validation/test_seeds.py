@@ -3,13 +3,17 @@
 Complete programs run verbatim in a subprocess. Fragments run with only what they leave undefined
 supplied before them (a task function, a worker to answer `get_result`), and with `await` where the
 async API needs it, as issue #2 settles for seed 000's `worker.process_task(task_id)`.
+
+Each program runs twice: on SQLite, as written, and on a fresh schema of the PostgreSQL test server, with
+its SQLite stores replaced by that schema's URL (`programs.on_postgres`), and $SITQ_URL naming it for a
+store left to the default: outgrowing one machine is meant to change one URL and no other code.
 """
 
 import textwrap
 from pathlib import Path
 
 import pytest
-from programs import run_program
+from programs import on_postgres, run_program
 
 # seed 001, "Simple Task Processing": the whole program.
 SEED_001_TUTORIAL = """
@@ -203,44 +207,53 @@ print(f"Sync: {result.value}")
 )
 
 
-def run(program: str, cwd: Path) -> str:
+def run(program: str, cwd: Path, postgres: str | None = None) -> str:
+    """Run `program` in `cwd`, on SQLite as written or, given a URL, on PostgreSQL; return its output."""
+    program = textwrap.dedent(program)
+    env = {}
+    if postgres is not None:
+        program, env = on_postgres(program, postgres), {"SITQ_URL": postgres}
     script = cwd / "seed_program.py"
-    script.write_text(textwrap.dedent(program))
-    completed = run_program(script, cwd)
+    script.write_text(program)
+    completed = run_program(script, cwd, env=env)
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr, completed.stderr
+    if postgres is not None:
+        assert not list(cwd.glob("*.db")), "the program kept a store on SQLite"
     return completed.stdout
 
 
-def test_seed_001_tutorial_runs_as_written(tmp_path: Path) -> None:
-    output = run(SEED_001_TUTORIAL, tmp_path)
+def test_seed_001_tutorial_runs_as_written(tmp_path: Path, postgres: str | None) -> None:
+    output = run(SEED_001_TUTORIAL, tmp_path, postgres)
     lines = output.splitlines()
     assert lines[0].startswith("Task ") and lines[0].endswith(" enqueued!")
     assert lines[1:] == ["Worker started, processing tasks...", "Hello from sitq!", "Done!"]
 
 
-def test_seed_001_try_it_yourself_variation_runs(tmp_path: Path) -> None:
+def test_seed_001_try_it_yourself_variation_runs(tmp_path: Path, postgres: str | None) -> None:
     program = SEED_001_TUTORIAL.replace(
         SEED_001_TUTORIAL[
             SEED_001_TUTORIAL.index("async def say_hello") : SEED_001_TUTORIAL.index("async def main")
         ],
         SEED_001_VARIATION.lstrip() + "\n",
     )
-    assert "Processing user data..." in run(program, tmp_path)
+    assert "Processing user data..." in run(program, tmp_path, postgres)
 
 
-def test_seed_002_basic_usage_runs_as_written(tmp_path: Path) -> None:
-    assert run(SEED_002_BASIC, tmp_path) == "Result: Hello, World!\n"
+def test_seed_002_basic_usage_runs_as_written(tmp_path: Path, postgres: str | None) -> None:
+    assert run(SEED_002_BASIC, tmp_path, postgres) == "Result: Hello, World!\n"
 
 
-def test_seed_002_sync_usage_runs_with_a_task_and_a_worker_supplied(tmp_path: Path) -> None:
-    output = run(SYNC_PREAMBLE + SEED_002_SYNC, tmp_path)
+def test_seed_002_sync_usage_runs_with_a_task_and_a_worker_supplied(
+    tmp_path: Path, postgres: str | None
+) -> None:
+    output = run(SYNC_PREAMBLE + SEED_002_SYNC, tmp_path, postgres)
     assert output.startswith("Result: Result(") and "status=<TaskStatus.SUCCESS: 'success'>" in output
     assert "value='Hello, World!'" in output
 
 
-def test_seed_000_fragments_run_in_order(tmp_path: Path) -> None:
-    output = run(SEED_000_FRAGMENTS, tmp_path)
+def test_seed_000_fragments_run_in_order(tmp_path: Path, postgres: str | None) -> None:
+    output = run(SEED_000_FRAGMENTS, tmp_path, postgres)
     assert output.splitlines() == [
         "Task succeeded: [[4, 5, 6]]",
         "Task not found",
