@@ -19,15 +19,10 @@ import json
 import logging
 import math
 import os
-import random
 import sqlite3
-import threading
-import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from sitq.backend import Capability, SharedConnection
 from sitq.changes import ChangeSignal, Subscription
@@ -43,14 +38,11 @@ from sitq.models import (
 )
 from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
-    ENDED_WITHOUT_SUCCESS,
-    LOST_AFTER_WORKER,
-    LOST_BEFORE_WORKER,
-    NO_ATTEMPTS_LEFT,
-    dependents_to_cancel,
 )
-from sitq_sqlite import faults, files, maintenance, queries, schema
+from sitq_sqlite import connection, faults, files, maintenance, queries, schema, transitions, watch
+from sitq_sqlite import url as sqlite_url
 from sitq_sqlite.rows import attempt_record, outcome_rows, record, reserved, task_row, utc_time
+from sitq_sqlite.url import BUSY_TIMEOUT, Synchronous
 from sitq_sqlite.watch import OtherCommits
 
 if TYPE_CHECKING:
@@ -58,20 +50,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Synchronous = Literal["full", "normal"]
 _T = TypeVar("_T")
 
-_URL_FORMS = (
-    "'sqlite:///relative/tasks.db' or 'sqlite:////absolute/tasks.db', optionally with"
-    " '?synchronous=normal' and/or '?busy_timeout=SECONDS'"
-)
-_URL_OPTIONS = ("synchronous", "busy_timeout")
-BUSY_TIMEOUT = 30.0
-"""Seconds a statement waits for another connection's write lock, unless told otherwise."""
 _REQUIRED_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
-# Waiting for another connection's write lock: see _begin_immediate.
-_FIRST_BUSY_DELAY = 0.00005
-_MAX_BUSY_DELAY = 0.005
 
 
 class SQLiteBackend:
@@ -129,36 +110,9 @@ class SQLiteBackend:
     @classmethod
     def from_url(cls, url: str) -> Self:
         """Build from a SQLAlchemy-style URL: the part after ``sqlite:///`` is the path, so four slashes
-        start an absolute one."""
-        parts = urlsplit(url)
-        path = unquote(parts.path.removeprefix("/"))
-        if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/") or not path:
-            raise ConfigurationError(f"a SQLite URL is {_URL_FORMS}, not {url!r}")
-        if parts.fragment:
-            raise ConfigurationError(f"a SQLite URL has no '#' part, but {url!r} does; use {_URL_FORMS}")
-        try:
-            options = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-        except ValueError as exc:
-            raise ConfigurationError(f"cannot read the query of {url!r} ({exc}); use {_URL_FORMS}") from exc
-        keys = [key for key, _ in options]
-        for key in keys:
-            if key not in _URL_OPTIONS:
-                raise ConfigurationError(
-                    f"unknown option {key!r} in {url!r}: the options are "
-                    f"{' and '.join(map(repr, _URL_OPTIONS))}; use {_URL_FORMS}"
-                )
-            if keys.count(key) > 1:
-                raise ConfigurationError(f"{url!r} gives {key!r} more than once; give it once")
-        given = dict(options)
-        synchronous: Synchronous
-        match given.get("synchronous", "full"):
-            case "full" | "normal" as value:
-                synchronous = value
-            case value:
-                raise ConfigurationError(f"synchronous must be 'full' or 'normal', not {value!r}, in {url!r}")
-        return cls(
-            path, synchronous=synchronous, busy_timeout=_url_seconds(given.get("busy_timeout", BUSY_TIMEOUT))
-        )
+        start an absolute one (see `sitq_sqlite.url`)."""
+        parsed = sqlite_url.parse(url)
+        return cls(parsed.path, synchronous=parsed.synchronous, busy_timeout=parsed.busy_timeout)
 
     # Opening and closing
 
@@ -184,7 +138,7 @@ class SQLiteBackend:
             opened = await asyncio.to_thread(self._open_file)
         except (sqlite3.Error, OSError) as exc:
             raise faults.cannot_open(self._path, exc) from exc
-        conn = _daemon_connection(opened)
+        conn = connection.daemon_connection(opened)
         await conn
         try:
             await self._prepare(conn)
@@ -196,7 +150,7 @@ class SQLiteBackend:
             await conn.close()
             raise
         self._conn = conn
-        _open_files.add(self._file, self._signal)
+        watch.open_files.add(self._file, self._signal)
         self._ensure_watching()
 
     def _open_file(self) -> sqlite3.Connection:
@@ -216,8 +170,8 @@ class SQLiteBackend:
             await schema.configure_new_file(conn)
             await self._use_wal(conn)
             await conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
-            await _on_thread(conn, maintenance.configure)
-            await _check_json(conn)
+            await connection.on_thread(conn, maintenance.configure)
+            await connection.check_json(conn)
             await schema.prepare(conn, repr(self._path))
         except sqlite3.Error as exc:
             if getattr(exc, "sqlite_errorname", None) == "SQLITE_NOTADB":
@@ -270,7 +224,7 @@ class SQLiteBackend:
             # Always reached: an unclosed connection keeps its thread (and its file) until the process ends.
             async with self._lock():
                 conn, self._conn = self._conn, None
-                _open_files.discard(self._file, self._signal)
+                watch.open_files.discard(self._file, self._signal)
                 if conn is not None:
                     try:
                         await conn.close()
@@ -313,7 +267,7 @@ class SQLiteBackend:
         commit or rollback before aiosqlite's thread takes anything else.
         """
         async with self._connection(doing) as conn:
-            result: _T = await _on_thread(conn, _in_transaction, body, self._busy_timeout)
+            result: _T = await connection.on_thread(conn, connection.in_transaction, body, self._busy_timeout)
         self._keep_wal_small()
         return result
 
@@ -327,25 +281,25 @@ class SQLiteBackend:
     async def _checkpoint(self) -> None:
         try:
             async with self._connection("checkpointing the WAL") as conn:
-                await _on_thread(conn, maintenance.checkpoint, self._busy_timeout)
+                await connection.on_thread(conn, maintenance.checkpoint, self._busy_timeout)
         except BackendError as exc:
             self._wal.failed(exc)
         else:
             self._wal.succeeded()
 
     def _notify(self) -> None:
-        _open_files.notify(self._file)
+        watch.open_files.notify(self._file)
 
     # The Backend protocol
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> None:
         doing = f"storing {len(tasks)} new task(s)"
         if any(task.depends_on for task in tasks):
-            await self._atomically(doing, functools.partial(_store_with_parents, tasks=tasks))
+            await self._atomically(doing, functools.partial(transitions.store_with_parents, tasks=tasks))
         else:
             rows = [task_row(task, unmet=0) for task in tasks]
             # Even an empty batch checks that the backend is connected.
-            await self._atomically(doing, lambda db: _store(db, tasks, rows))
+            await self._atomically(doing, lambda db: transitions.store(db, tasks, rows))
         if tasks:
             self._notify()
 
@@ -362,7 +316,7 @@ class SQLiteBackend:
         async with self._connection("checking the application's connection"):
             pass  # connected, in this loop: the schema is in place
         try:
-            _store_in_savepoint(connection, self._path, tasks)
+            transitions.store_in_savepoint(connection, self._path, tasks)
         except sqlite3.Error as exc:
             doing = f"storing {len(tasks)} new task(s) in the application's transaction"
             raise self._fault(doing, exc) from exc
@@ -420,8 +374,8 @@ class SQLiteBackend:
         transaction."""
 
         def claim(db: sqlite3.Connection) -> list[Any]:
-            _record_outcomes(db, outcomes)
-            _recover_lost(db, params["now"], end=False)
+            transitions.record_outcomes(db, outcomes)
+            transitions.recover_lost(db, params["now"], end=False)
             return [] if sql is None else db.execute(sql, params).fetchall()
 
         rows = await self._atomically(doing, claim)
@@ -431,7 +385,7 @@ class SQLiteBackend:
 
     async def recover_lost(self, *, now: datetime) -> list[TaskRecord]:
         def recover(db: sqlite3.Connection) -> list[Any]:
-            ended = _recover_lost(db, now.timestamp(), end=True)
+            ended = transitions.recover_lost(db, now.timestamp(), end=True)
             return [db.execute(queries.GET, (task_id,)).fetchone() for task_id in ended]
 
         rows = await self._atomically("recovering the tasks of dead workers", recover)
@@ -470,7 +424,7 @@ class SQLiteBackend:
                 # In the order they were given: the order of the cascades is part of the stored errors.
                 order = {task_id: index for index, task_id in enumerate(ids)}
                 for seq, task_id, status in sorted(cancelled, key=lambda row: order[row[1]]):
-                    _cancel_dependents(db, seq, task_id, status, params["now"])
+                    transitions.cancel_dependents(db, seq, task_id, status, params["now"])
             return released
 
         if await self._atomically(f"releasing {len(task_ids)} task(s)", release):
@@ -486,7 +440,7 @@ class SQLiteBackend:
                 return (TaskStatus(found[0][0]) if found else None), False
             [(seq, status)] = changed
             if status == TaskStatus.CANCELLED:
-                _cancel_dependents(db, seq, task_id, status, params["now"])
+                transitions.cancel_dependents(db, seq, task_id, status, params["now"])
                 return TaskStatus.CANCELLED, True
             return TaskStatus(status), False
 
@@ -501,7 +455,7 @@ class SQLiteBackend:
         if not rows:
             async with self._connection(doing):
                 return  # nothing to record, but using an unconnected backend is still an error
-        await self._atomically(doing, functools.partial(_record_outcomes, rows=rows))
+        await self._atomically(doing, functools.partial(transitions.record_outcomes, rows=rows))
         self._notify()
 
     async def history(self, task_id: str) -> list[AttemptRecord]:
@@ -587,7 +541,7 @@ class SQLiteBackend:
         compaction of a file created before schema version 4 rewrites it whole (VACUUM)."""
         async with self._connection("compacting the database") as conn:
             before = maintenance.disk_bytes(self._path)
-            await _on_thread(conn, maintenance.compact, self._busy_timeout)
+            await connection.on_thread(conn, maintenance.compact, self._busy_timeout)
             return Compaction(bytes_before=before, bytes_after=maintenance.disk_bytes(self._path))
 
     # Change notification
@@ -629,292 +583,3 @@ class SQLiteBackend:
             "busy_timeout": f"{self._busy_timeout:g}s",
             "sqlite_version": sqlite3.sqlite_version,
         }
-
-
-class _OpenFiles:
-    """The change signals of this process's open backends, by real path of their file, so that a commit
-    through one object wakes the waiters of every object on that file at once, without polling."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._signals: dict[str, weakref.WeakSet[ChangeSignal]] = {}
-
-    def add(self, file: str, signal: ChangeSignal) -> None:
-        with self._lock:
-            self._signals.setdefault(file, weakref.WeakSet()).add(signal)
-
-    def discard(self, file: str, signal: ChangeSignal) -> None:
-        with self._lock:
-            signals = self._signals.get(file)
-            if signals is not None:
-                signals.discard(signal)
-                if not signals:
-                    del self._signals[file]
-
-    def notify(self, file: str) -> None:
-        with self._lock:
-            signals = list(self._signals.get(file, ()))
-        for signal in signals:
-            signal.notify()
-
-
-_open_files = _OpenFiles()
-
-
-async def _on_thread(conn: aiosqlite.Connection, function: Callable[..., _T], *args: Any) -> _T:
-    """Call `function` with the connection's `sqlite3.Connection` on aiosqlite's thread, in one hop:
-    several statements, a whole transaction, with no event-loop round trip between them.
-
-    The one place sitq-sqlite uses aiosqlite's private `_execute` and `_conn` (hence the pinned range
-    in pyproject.toml): aiosqlite offers no public way to do this.
-    """
-    result: _T = await conn._execute(function, conn._conn, *args)  # type: ignore[no-untyped-call]  # aiosqlite leaves it untyped
-    return result
-
-
-def _in_transaction(
-    db: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T], busy_timeout: float
-) -> _T:
-    _begin_immediate(db, busy_timeout)
-    try:
-        result = body(db)
-        db.execute("COMMIT")
-    except BaseException as exc:
-        _roll_back(db, exc)
-        raise
-    return result
-
-
-def _roll_back(db: sqlite3.Connection, cause: BaseException) -> None:
-    """Roll back after `cause`, which stays the error raised: a ROLLBACK that fails too is only noted.
-
-    SQLite itself may have rolled the transaction back already: a COMMIT that finds the disk full, or
-    an I/O error, ends the transaction, and a ROLLBACK then would fail with "no transaction is active".
-    """
-    if not db.in_transaction:
-        return
-    try:
-        db.execute("ROLLBACK")
-    except sqlite3.Error as failed:
-        faults.rollback_failed(cause, failed)
-
-
-def _begin_immediate(db: sqlite3.Connection, busy_timeout: float) -> None:
-    """Take the write lock, retrying every fraction of a millisecond while another connection holds it.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10 ms and more between tries, while a sitq write holds the
-    lock for well under a millisecond: with several workers on one file, they would spend more time
-    asleep than writing. Here the waits start at 50 µs and double up to 5 ms (with jitter, so that
-    waiters do not retry in step), until `busy_timeout` seconds have passed.
-    """
-    db.execute("PRAGMA busy_timeout = 0")
-    try:
-        deadline = time.monotonic() + busy_timeout
-        delay = _FIRST_BUSY_DELAY
-        while True:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, _MAX_BUSY_DELAY)
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-
-
-async def _check_json(conn: aiosqlite.Connection) -> None:
-    """Lists of ids and queues are bound as one JSON array each; SQLite before 3.38 could be built without
-    its JSON functions."""
-    try:
-        await conn.execute(queries.JSON_CHECK)
-    except sqlite3.OperationalError as exc:
-        raise BackendError(
-            f"sitq-sqlite needs SQLite's JSON functions, but this Python's SQLite {sqlite3.sqlite_version} "
-            f"lacks them ({exc}); use a Python built with SQLite 3.38 or newer"
-        ) from exc
-
-
-def _daemon_connection(opened: sqlite3.Connection) -> aiosqlite.Connection:
-    """An aiosqlite connection on `opened` whose thread does not hold the interpreter open at exit.
-
-    aiosqlite's thread is not a daemon, so a backend its user never closed (a module-level queue in a web
-    app, say) would keep the interpreter from exiting. aiosqlite has no option for it, but a thread is a
-    daemon when the thread that creates it is one, and aiosqlite creates its thread with the connection
-    (0.20 to 0.22, the versions sitq-sqlite allows). Every write is committed before it returns, so
-    letting the thread die with the process loses nothing.
-    """
-    import aiosqlite  # here, not at the top: listing the installed backends must stay cheap
-
-    made: list[aiosqlite.Connection] = []
-    creator = threading.Thread(
-        target=lambda: made.append(aiosqlite.Connection(lambda: opened, iter_chunk_size=64)),
-        name="sitq-sqlite-connect",
-        daemon=True,
-    )
-    creator.start()
-    creator.join()  # at once: creating a connection only builds objects, its thread starts on `await`
-    return made[0]
-
-
-def _url_seconds(value: str | float) -> float:
-    """The ``busy_timeout`` of a URL: a number of seconds (the constructor checks its range)."""
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigurationError(
-            f"busy_timeout is a number of seconds, such as '?busy_timeout=5', not {value!r}"
-        ) from None
-
-
-def _store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tuple[object, ...]]) -> None:
-    """Insert the tasks' rows (from `rows.task_row`), then their payloads beside them.
-
-    The rows get the seqs SQLite would give them (one past the largest, in order), numbered here so that
-    the payloads need no lookup by id: the caller's write lock keeps the largest from moving meanwhile.
-    """
-    ((last,),) = db.execute(queries.LAST_SEQ).fetchall()
-    db.executemany(queries.INSERT, [(seq, *row) for seq, row in enumerate(rows, last + 1)])
-    db.executemany(queries.INSERT_PAYLOAD, [(seq, task.payload) for seq, task in enumerate(tasks, last + 1)])
-
-
-def _store_in_savepoint(connection: sqlite3.Connection, path: str, tasks: Sequence[NewTask]) -> None:
-    """Store a batch through the application's connection to `path`, in its transaction (begun if none
-    is), inside a savepoint that undoes the batch alone when it is refused."""
-    ((_, _, file),) = connection.execute("PRAGMA main.database_list").fetchall()
-    if not file or os.path.realpath(file) != os.path.realpath(path):
-        raise ConfigurationError(
-            f"the application's connection is to {file or 'an in-memory database'!r}, not to the "
-            f"queue's file {path!r}: open it with sqlite3.connect({path!r})"
-        )
-    if not connection.in_transaction:
-        connection.execute("BEGIN")
-    connection.execute("SAVEPOINT sitq_enqueue")
-    try:
-        _store_with_parents(connection, tasks)
-    except BaseException:
-        connection.execute("ROLLBACK TO sitq_enqueue")
-        raise
-    finally:
-        connection.execute("RELEASE sitq_enqueue")
-
-
-def _store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:
-    """Store a batch that names parents, in the caller's transaction; raise `TaskNotFoundError` (which
-    rolls it back) for a parent neither stored nor earlier in the batch (`Backend.enqueue`)."""
-    parent_ids = list(dict.fromkeys(parent for task in tasks for parent in task.depends_on))
-    stored: dict[str, tuple[int, str, float | None]] = {
-        task_id: (seq, status, finished_at)
-        for task_id, seq, status, finished_at in db.execute(
-            queries.PARENTS, {"parents": json.dumps(parent_ids)}
-        )
-    }
-    rows = [
-        task_row(
-            task,
-            unmet=sum(
-                parent not in stored or stored[parent][1] != TaskStatus.SUCCESS
-                for parent in set(task.depends_on)
-            ),
-        )
-        for task in tasks
-    ]
-    _store(db, tasks, rows)  # a duplicate id fails here, before any parent is looked at
-    known = set(stored)
-    for task in tasks:
-        if missing := next((parent for parent in task.depends_on if parent not in known), None):
-            raise TaskNotFoundError(missing)
-        known.add(task.id)
-    db.executemany(
-        queries.DEPEND, [(parent, task.id) for task in tasks for parent in dict.fromkeys(task.depends_on)]
-    )
-    # A parent that already ended without success cancels the task at once, and what depends on it in
-    # the batch: task by task, through its first such parent, as `sitq.backend.Backend.enqueue` says.
-    for task in tasks:
-        ended = next(
-            (
-                parent
-                for parent in task.depends_on
-                if parent in stored and stored[parent][1] in ENDED_WITHOUT_SUCCESS
-            ),
-            None,
-        )
-        if ended is None:
-            continue
-        seq, status, finished_at = stored[ended]
-        at = task.enqueued_at.timestamp() if finished_at is None else finished_at
-        for cancelled_seq, cancelled_id in _cancel_dependents(db, seq, ended, status, at):
-            stored[cancelled_id] = (cancelled_seq, TaskStatus.CANCELLED, at)
-
-
-def _cancel_dependents(
-    db: sqlite3.Connection, seq: int, task_id: str, status: str, at: object
-) -> list[tuple[int, str]]:
-    """Cancel the pending tasks that depend on a task that ended without success, and theirs in turn,
-    in the order and with the errors of `sitq.semantics.dependents_to_cancel`, on the subgraph one
-    recursive query returns. Returns the cancelled tasks' seqs and ids."""
-    children: dict[int, list[tuple[int, str]]] = {}
-    for parent_seq, child_seq, child_id in db.execute(queries.DEPENDENTS, (seq,)):
-        children.setdefault(parent_seq, []).append((child_seq, child_id))
-    if not children:
-        return []
-    for edges in children.values():
-        edges.sort()
-    cancelled = dependents_to_cancel(seq, task_id, status, lambda node: children.get(node, ()))
-    db.executemany(
-        queries.CANCEL_DEPENDENT, [(at, error, child_seq) for child_seq, error in cancelled.items()]
-    )
-    ids = {child_seq: child_id for edges in children.values() for child_seq, child_id in edges}
-    return [(child_seq, ids[child_seq]) for child_seq in cancelled]
-
-
-def _recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str]:
-    """Take back the tasks whose leases expired before `now`, in the caller's transaction: pending again,
-    or with `end`, also ended (failed, or cancelled as requested). Return the ids of those ended."""
-    lost = {
-        "now": now,
-        "lost": LOST_BEFORE_WORKER,
-        "lost_after": LOST_AFTER_WORKER,
-        "no_attempts": NO_ATTEMPTS_LEFT,
-        "cancelled": CANCELLED_WHILE_RUNNING,
-        "end": end,
-    }
-    # The history insert doubles as the check: the common case, nothing lost, is one index probe.
-    if not db.execute(queries.LOST_HISTORY, lost).fetchall():
-        return []
-    ended = []
-    recovered = sorted(db.execute(queries.RECOVER_LOST, lost).fetchall())
-    db.execute(queries.FORGET_RESULTS, (json.dumps([row[0] for row in recovered]),))
-    # In enqueue order: the order of the cascades is part of the stored errors.
-    for seq, task_id, status, finished_at in recovered:
-        if status != TaskStatus.PENDING:
-            ended.append(task_id)
-            _cancel_dependents(db, seq, task_id, status, finished_at)
-    return ended
-
-
-def _record_outcomes(db: sqlite3.Connection, rows: Sequence[dict[str, object]]) -> None:
-    """Apply ended attempts, inside the caller's transaction: history rows, task rows, dependents."""
-    if not rows:
-        return
-    db.executemany(queries.COMPLETE_HISTORY, rows)
-    ended: list[tuple[int, str, str, object]] = []
-    left: list[tuple[int, object, object]] = []
-    for row in rows:
-        for seq, status in db.execute(queries.COMPLETE, row).fetchall():
-            left.append((seq, row["result"], row["traceback"]))
-            if status == TaskStatus.SUCCESS:
-                db.execute(queries.MET, (seq,))
-            elif status in ENDED_WITHOUT_SUCCESS:
-                ended.append((seq, str(row["task_id"]), status, row["finished_at"]))
-    # What each attempt left replaces what an earlier attempt of its task left, even when it is nothing.
-    db.executemany(queries.SET_RESULT, [kept for kept in left if kept[1] is not None or kept[2] is not None])
-    if nothing := [seq for seq, result, traceback in left if result is None and traceback is None]:
-        db.execute(queries.FORGET_RESULTS, (json.dumps(nothing),))
-    # Only pending tasks are cancelled, and only running ones completed: cancelling after every outcome is
-    # applied ends the same tasks, with the same errors, as cancelling after each.
-    for seq, task_id, status, finished_at in ended:
-        _cancel_dependents(db, seq, task_id, status, finished_at)

@@ -8,11 +8,10 @@ migrate it, and a crash mid-upgrade leaves the old schema intact.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, NamedTuple
 
 from sitq.errors import BackendError
-from sitq_sqlite import faults
+from sitq_sqlite.connection import on_thread, roll_back
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -214,13 +213,7 @@ async def prepare(connection: aiosqlite.Connection, where: str) -> None:
             await connection.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
         await connection.execute("COMMIT")
     except BaseException as exc:
-        # Not when SQLite has rolled back already (a COMMIT that finds the disk full does): ROLLBACK
-        # would then fail with "no transaction is active" in place of the error that matters.
-        if connection.in_transaction:
-            try:
-                await connection.execute("ROLLBACK")
-            except sqlite3.Error as failed:
-                faults.rollback_failed(exc, failed)
+        await on_thread(connection, roll_back, exc)
         raise
 
 

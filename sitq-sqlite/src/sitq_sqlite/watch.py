@@ -3,7 +3,8 @@
 `PRAGMA data_version` on a connection of its own moves whenever any other connection commits; asked on
 the event loop's thread it costs a few microseconds and never waits for a lock. Where Linux offers
 inotify, it is asked when the kernel reports a write to the file or its WAL: a commit is a write and
-then a sync, so quick looks follow each write until the commit shows. Elsewhere it is polled.
+then a sync, so quick looks follow each write until the commit shows. Elsewhere it is polled. Within
+this process, `open_files` wakes every backend object on a file when one of them commits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import logging
 import os
 import sqlite3
+import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from sitq.changes import ChangeSignal
@@ -183,3 +186,33 @@ class _Writes:
     def close(self) -> None:
         self._loop.remove_reader(self._inotify.fileno())
         self._inotify.close()
+
+
+class _OpenFiles:
+    """The change signals of this process's open backends, by real path of their file, so that a commit
+    through one object wakes the waiters of every object on that file at once, without polling."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._signals: dict[str, weakref.WeakSet[ChangeSignal]] = {}
+
+    def add(self, file: str, signal: ChangeSignal) -> None:
+        with self._lock:
+            self._signals.setdefault(file, weakref.WeakSet()).add(signal)
+
+    def discard(self, file: str, signal: ChangeSignal) -> None:
+        with self._lock:
+            signals = self._signals.get(file)
+            if signals is not None:
+                signals.discard(signal)
+                if not signals:
+                    del self._signals[file]
+
+    def notify(self, file: str) -> None:
+        with self._lock:
+            signals = list(self._signals.get(file, ()))
+        for signal in signals:
+            signal.notify()
+
+
+open_files = _OpenFiles()

@@ -16,7 +16,7 @@ import pytest
 import sitq
 from sitq import SyncTaskQueue, TaskQueue
 from sitq_sqlite import SQLiteBackend, faults
-from sitq_sqlite.backend import _in_transaction
+from sitq_sqlite.connection import in_transaction
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX mode bits")
 
@@ -161,7 +161,7 @@ def test_a_failed_rollback_does_not_replace_the_error_that_caused_it(
 
     try:
         with pytest.raises(ValueError, match="the real cause") as raised:
-            _in_transaction(db, body, busy_timeout=1)
+            in_transaction(db, body, busy_timeout=1)
     finally:
         db.close()
     assert raised.value.__notes__ == ["rolling back after this error failed too: disk I/O error"]
@@ -178,7 +178,7 @@ def test_no_rollback_when_sqlite_has_rolled_back_already(tmp_path: Path) -> None
 
     try:
         with pytest.raises(sqlite3.OperationalError, match="database or disk is full") as raised:
-            _in_transaction(db, body, busy_timeout=1)
+            in_transaction(db, body, busy_timeout=1)
     finally:
         db.close()
     assert not hasattr(raised.value, "__notes__")
