@@ -3,6 +3,7 @@ the application's transaction commits."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -98,8 +99,11 @@ async def test_other_objects_and_a_connection_outside_a_transaction_are_refused(
 ) -> None:
     import sqlite3
 
-    with pytest.raises(ConfigurationError, match=r"asyncpg Connection .*not through Connection"):
-        await queue.using(sqlite3.connect(":memory:")).enqueue(add, 1, 1)
+    with (
+        contextlib.closing(sqlite3.connect(":memory:")) as other_driver,
+        pytest.raises(ConfigurationError, match=r"asyncpg Connection .*not through Connection"),
+    ):
+        await queue.using(other_driver).enqueue(add, 1, 1)
     with pytest.raises(ConfigurationError, match=r"no transaction open.*connection.transaction"):
         await queue.using(app).enqueue(add, 1, 1)
 
