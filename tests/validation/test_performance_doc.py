@@ -1,31 +1,52 @@
-"""docs/performance.md shows the committed benchmark run, not an older or a hand-edited one."""
+"""docs/performance.md shows the committed benchmark runs, not older or hand-edited ones: the SQLite section's
+table and plot first, then the PostgreSQL section's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
 RESULTS = ROOT / "bench" / "results"
 PAGE = ROOT / "docs" / "performance.md"
-UPDATE = (
-    "after a new run of bench/run.py, copy the table of bench/results/results.md into docs/performance.md "
-    "and bench/results/results.png to docs/images/benchmark.png"
-)
+SECTIONS = {
+    "sqlite": (RESULTS, ROOT / "docs" / "images" / "benchmark.png"),
+    "postgres": (RESULTS / "postgres", ROOT / "docs" / "images" / "benchmark-postgres.png"),
+}
 
 
-def table(markdown: str) -> list[str]:
-    """The results table: the block of rows that starts with the header row."""
+def update(section: str) -> str:
+    results, image = SECTIONS[section]
+    return (
+        f"after a new run of bench/run.py --backend {section}, copy the table of "
+        f"{results.relative_to(ROOT)}/results.md into docs/performance.md and "
+        f"{results.relative_to(ROOT)}/results.png to {image.relative_to(ROOT)}"
+    )
+
+
+def tables(markdown: str) -> list[list[str]]:
+    """The results tables, in order: each the block of rows that starts with a header row."""
     lines = markdown.splitlines()
-    start = next(index for index, line in enumerate(lines) if line.startswith("| Workload |"))
-    end = next((index for index in range(start, len(lines)) if not lines[index].startswith("|")), len(lines))
-    return lines[start:end]
+    found = []
+    for start, line in enumerate(lines):
+        if line.startswith("| Workload |"):
+            end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+            found.append(lines[start:end])
+    return found
 
 
-def test_the_page_shows_the_committed_results_table() -> None:
-    assert table(PAGE.read_text()) == table((RESULTS / "results.md").read_text()), UPDATE
+@pytest.mark.parametrize("position, section", enumerate(SECTIONS))
+def test_the_page_shows_the_committed_results_table(position: int, section: str) -> None:
+    results, _ = SECTIONS[section]
+    [committed] = tables((results / "results.md").read_text())
+    shown = tables(PAGE.read_text())
+    assert len(shown) == len(SECTIONS), "docs/performance.md shows one results table per section"
+    assert shown[position] == committed, update(section)
 
 
-def test_the_page_shows_the_committed_plot() -> None:
-    assert (ROOT / "docs" / "images" / "benchmark.png").read_bytes() == (
-        RESULTS / "results.png"
-    ).read_bytes(), UPDATE
+@pytest.mark.parametrize("section", SECTIONS)
+def test_the_page_shows_the_committed_plot(section: str) -> None:
+    results, image = SECTIONS[section]
+    assert image.read_bytes() == (results / "results.png").read_bytes(), update(section)
+    assert f"images/{image.name}" in PAGE.read_text(), f"docs/performance.md shows {image.name}"

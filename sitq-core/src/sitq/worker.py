@@ -485,6 +485,9 @@ class Worker:
         )
         if reserved is not None:
             self._spawn(reserved, self._wakeup)
+        else:
+            async with self._claiming:
+                pass  # a claim of this worker's own loop may have taken it, and not yet started it
         if (running := self._in_flight.get(task_id)) is not None:
             await asyncio.shield(running)  # claimed just now, or earlier by this worker's own loop
         record = await self.backend.get(task_id)

@@ -29,6 +29,7 @@ from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
 from sitq.models import AttemptRecord, Compaction, NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
 from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
+    ENDED_WITHOUT_SUCCESS,
     LOST_AFTER_WORKER,
     LOST_BEFORE_WORKER,
     NO_ATTEMPTS_LEFT,
@@ -53,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _DEADLOCK_RETRIES = 3
+_RECOVERY_INTERVAL = timedelta(seconds=1)
+"""How often claims look for lost leases while they find work (one after a short claim always looks)."""
 _CLOSE_TIMEOUT = 10.0
 
 
@@ -98,6 +101,8 @@ class PostgresBackend:
         self._database = ""
         self._version = 0
         self._listener: Listener | None = None
+        self._next_recovery: datetime | None = None
+        self._came_up_short = False
 
     def __repr__(self) -> str:
         return (
@@ -154,7 +159,11 @@ class PostgresBackend:
     async def _open(self) -> None:
         try:
             pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self._pool_size, timeout=self._connect_timeout
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=self._connect_timeout,
+                reset=_nothing_to_reset,
             )
         except faults.CONNECT_ERRORS as exc:
             raise faults.cannot_connect(self._where, exc) from exc
@@ -202,13 +211,16 @@ class PostgresBackend:
         except faults.DRIVER_ERRORS as exc:
             raise faults.backend_error(f"{doing} in schema {self._schema!r} of {self._where}", exc) from exc
 
-    async def _atomically(self, doing: str, body: Callable[[Any], Awaitable[_T]]) -> _T:
-        """Run `body` with a pooled connection in one transaction; run it again when PostgreSQL breaks a
-        deadlock by rolling it back (two outcomes cascading into one dependent, say)."""
+    async def _atomically(
+        self, doing: str, body: Callable[[Any], Awaitable[_T]], *, transaction: bool = True
+    ) -> _T:
+        """Run `body` with a pooled connection, in one transaction unless its statements are each atomic
+        alone (`transaction=False`: a round trip to the server each way fewer); run it again when
+        PostgreSQL breaks a deadlock by rolling it back (two outcomes cascading into one dependent, say)."""
         async with self._connection(doing) as connection:
             for retry in range(_DEADLOCK_RETRIES, -1, -1):
                 try:
-                    return await _in_transaction(connection, body)
+                    return await (_in_transaction(connection, body) if transaction else body(connection))
                 except asyncpg.TransactionRollbackError:
                     if not retry:
                         raise
@@ -299,17 +311,18 @@ class PostgresBackend:
         return ended
 
     async def _record_outcomes(self, connection: Any, outcomes: Sequence[TaskOutcome]) -> bool:
-        """Apply ended attempts, inside the caller's transaction (see `queries.COMPLETE`); True if any
-        was applied to a task its worker still held."""
+        """Apply ended attempts (see `queries.COMPLETE`), and cancel the dependents of those that ended
+        without success, in the caller's transaction if it has one; True if there were any."""
         rows = outcome_rows(outcomes)
         if not rows:
             return False
-        ended = await connection.fetch(self._sql(queries.COMPLETE), *columns(rows, OUTCOME_WIDTH))
+        ended = await connection.fetch(
+            self._sql(queries.COMPLETE), *columns(rows, OUTCOME_WIDTH), self._channel
+        )
         # Only pending tasks are cancelled, and only running ones completed: cancelling after every outcome
         # is applied ends the same tasks, with the same errors, as cancelling after each.
         for seq, task_id, status, finished_at in ended:
             await cancel_dependents(connection, self._sql, seq, task_id, status, finished_at)
-        await connection.execute(queries.NOTIFY, self._channel)
         return True
 
     async def claim(
@@ -322,25 +335,45 @@ class PostgresBackend:
         queues: Sequence[str],
         outcomes: Sequence[TaskOutcome] = (),
     ) -> list[ReservedTask]:
+        """Record the outcomes (see `_record`), then claim in one statement, no transaction around them:
+        the worker's usual cycle costs two round trips to the server. Lost leases are taken back first
+        once a second (by `now`), and after a claim that came up short, so that a dead worker's tasks are
+        neither starved by a busy queue nor looked for at every claim."""
+        if outcomes:
+            await self._record(outcomes)
+            self._notify()  # finished tasks, which someone may be waiting for
         expires = now + lease
         names = list(dict.fromkeys(queues))
+        chosen: str | list[str] = names[0] if len(names) == 1 else names
+        sql = self._sql(queries.CLAIM_ONE_QUEUE if len(names) == 1 else queries.CLAIM_QUEUES)
 
         async def claim(connection: Any) -> list[Any]:
-            await self._record_outcomes(connection, outcomes)
-            await self._recover_lost(connection, now, end=False)
+            if self._came_up_short or self._next_recovery is None or now >= self._next_recovery:
+                await self._take_back(connection, now)
             if not names or limit <= 0:
                 return []
-            chosen: str | list[str]
-            if len(names) == 1:
-                sql, chosen = queries.CLAIM_ONE_QUEUE, names[0]
-            else:
-                sql, chosen = queries.CLAIM_QUEUES, names
-            return list(await connection.fetch(self._sql(sql), worker_id, now, expires, limit, chosen))
+            rows = list(await connection.fetch(sql, worker_id, now, expires, limit, chosen))
+            self._came_up_short = len(rows) < limit
+            return rows
 
-        rows = await self._atomically("claiming tasks", claim)
-        if outcomes:  # a finished task, which someone may be waiting for
-            self._notify()
+        rows = await self._atomically("claiming tasks", claim, transaction=False)
         return [reserved(row, worker_id, now, expires) for row in sorted(rows, key=claim_order)]
+
+    async def _take_back(self, connection: Any, now: datetime) -> int:
+        """Make the tasks whose leases expired before `now` pending again, where they have attempts left
+        and no cancellation asked (one statement: nothing else changes, so no cascade); return how many.
+        Those that end instead are left to `recover_lost`."""
+        self._next_recovery = now + _RECOVERY_INTERVAL
+        recovered = await connection.fetch(
+            self._sql(queries.RECOVER_LOST),
+            now,
+            False,
+            LOST_BEFORE_WORKER,
+            LOST_AFTER_WORKER,
+            NO_ATTEMPTS_LEFT,
+            CANCELLED_WHILE_RUNNING,
+        )
+        return len(recovered)
 
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
@@ -414,8 +447,17 @@ class PostgresBackend:
         if not outcomes:
             async with self._connection(doing):
                 return  # nothing to record, but using an unconnected backend is still an error
-        await self._atomically(doing, lambda connection: self._record_outcomes(connection, outcomes))
+        await self._record(outcomes)
         self._notify()
+
+    async def _record(self, outcomes: Sequence[TaskOutcome]) -> None:
+        """Record outcomes in one statement, atomic alone; in a transaction only where one may cancel
+        dependents (a failure, a time-out, a cancellation), whose cascade must commit with it."""
+        await self._atomically(
+            f"recording {len(outcomes)} finished task(s)",
+            lambda connection: self._record_outcomes(connection, outcomes),
+            transaction=any(outcome.status in ENDED_WITHOUT_SUCCESS for outcome in outcomes),
+        )
 
     async def history(self, task_id: str) -> list[AttemptRecord]:
         async with self._connection(f"reading the history of task {task_id!r}") as connection:
@@ -539,6 +581,14 @@ class PostgresBackend:
             "pool_size": str(self._pool_size),
             "listen": "LISTEN/NOTIFY wakes idle workers" if self._listen else "off: idle workers poll",
         }
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """What a pooled connection needs reset before its next use: nothing. asyncpg's default resets
+    settings, cursors, LISTENs and advisory locks with a round trip to the server at every release;
+    sitq's pooled connections change none of those (the LISTEN is on a connection of its own, and the
+    migration's advisory lock ends with its transaction), and asyncpg still rolls back a transaction
+    left open."""
 
 
 async def _in_transaction(connection: Any, body: Callable[[Any], Awaitable[_T]]) -> _T:

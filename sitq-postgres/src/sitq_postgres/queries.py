@@ -184,8 +184,10 @@ STATUS = "SELECT status FROM {s}.tasks WHERE id = $1"
 
 # Recording ended attempts, a batch of unnested arrays (see rows.outcome_columns), fenced: an outcome
 # applies only to a task still in progress for the worker that sent it. The history rows, the tasks'
-# rows, and the successes meeting their pending dependents' `unmet`, in one statement. Returns the
-# tasks that ended without success and have dependents, whose cascade the backend walks.
+# rows, and the successes meeting their pending dependents' `unmet`, in one statement, which also
+# notifies channel $11 when it applies any (PostgreSQL sends a transaction's identical notifications
+# once). Returns the tasks that ended without success and have dependents, whose cascade the backend
+# walks.
 COMPLETE = """
 WITH given AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
@@ -206,7 +208,7 @@ WITH given AS (
         finished_at = held.finished_at_or_null, error = held.error, result = held.result,
         traceback = held.traceback, worker_id = NULL, lease_expires_at = NULL, cancel_requested = false
     FROM held WHERE tasks.seq = held.seq
-    RETURNING tasks.seq, tasks.id, tasks.status, held.finished_at, held.position
+    RETURNING tasks.seq, tasks.id, tasks.status, held.finished_at, held.position, pg_notify($11, '')
 ), met AS (
     UPDATE {s}.tasks SET unmet = tasks.unmet - succeeded.parents
     FROM (
