@@ -36,7 +36,7 @@ def tables(markdown: str) -> list[list[str]]:
     return found
 
 
-@pytest.mark.parametrize("position, section", enumerate(SECTIONS))
+@pytest.mark.parametrize(("position", "section"), list(enumerate(SECTIONS)))
 def test_the_page_shows_the_committed_results_table(position: int, section: str) -> None:
     results, _ = SECTIONS[section]
     [committed] = tables((results / "results.md").read_text())
