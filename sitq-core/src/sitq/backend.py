@@ -131,13 +131,17 @@ class Backend(Protocol):
         """Atomically claim up to `limit` tasks of these `queues` due at `now` whose parents (`depends_on`)
         have all succeeded: highest `priority` first, then earliest `eta`, then first enqueued.
 
-        `outcomes` are recorded first, exactly as `complete(outcomes)` records them, in the same atomic
-        write: a worker that finishes some tasks and takes the next ones pays for one write, not two.
+        `outcomes` are recorded first, exactly as `complete(outcomes)` records them, and the claim sees
+        what they changed: a worker that finishes some tasks and takes the next ones makes one call, which
+        a backend makes as few writes as its store allows (SQLite one, PostgreSQL two statements).
 
         A task is claimable when it is pending with `eta <= now`, or in progress with a lease that
         expired before `now` (its worker is presumed dead: the history records that attempt as `lost`)
-        and attempts left. Claiming sets the task in progress for `worker_id`, counts an attempt, and
-        leases it until `now + lease`. An expired task that would end instead (no attempts left, or its
+        and attempts left. A backend for which looking for expired leases at every claim is costly may
+        look less often, but at least once a second of `now` and at the first claim after one that came
+        up short, so that an idle worker takes a dead worker's task at once and a busy queue never
+        starves it. Claiming sets the task in progress for `worker_id`, counts an attempt, and leases it
+        until `now + lease`. An expired task that would end instead (no attempts left, or its
         cancellation requested) is neither claimed nor ended here: `recover_lost` ends it and reports it.
         No task is ever handed to two claimers whose leases overlap.
         """

@@ -59,7 +59,11 @@ def backend_error(what: str, exc: BaseException) -> BackendError:
             "not a standby, or make the database writable"
         )
     if isinstance(exc, asyncpg.LockNotAvailableError | asyncpg.QueryCanceledError):
-        return StorageBusyError(f"{what} failed: PostgreSQL gave up waiting for a lock ({exc})")
+        return StorageBusyError(
+            f"{what} failed: PostgreSQL gave up waiting for a lock ({exc}); another session holds sitq's "
+            "rows too long: find it in pg_stat_activity, or raise the server's lock_timeout and "
+            "statement_timeout if they are set low"
+        )
     if isinstance(exc, asyncpg.UniqueViolationError):
         return BackendError(f"{what} failed: a task with this id is already stored ({exc.detail or exc})")
     return BackendError(f"{what} failed: {type(exc).__name__}: {exc}")
