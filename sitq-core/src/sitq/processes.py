@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -156,10 +157,17 @@ class Child:
         return reply
 
     def _reap(self) -> int | None:
+        """The child's exit code, once it has exited; killed first if it is still alive after a while."""
         self.process.join(_JOIN_SECONDS)
-        if self.process.exitcode is None:  # alive, though it closed its end of the pipe
+        if not multiprocessing.connection.wait([self.process.sentinel], 0):  # alive, yet its pipe closed
             self.kill()
             self.process.join()
+        # Starting a process makes multiprocessing poll every child, from the thread that starts it: that
+        # poll may have collected this child's exit status and not yet stored it, leaving join() nothing
+        # to collect. Its exit code is then a moment away.
+        deadline = time.monotonic() + _JOIN_SECONDS
+        while self.process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.001)
         return self.process.exitcode
 
     def kill(self) -> None:
