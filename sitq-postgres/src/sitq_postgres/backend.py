@@ -290,9 +290,9 @@ class PostgresBackend:
         await store_with_parents(connection, self._sql, self._channel, tasks)
 
     async def _recover_lost(self, connection: Any, now: datetime, *, end: bool) -> list[str]:
-        """Take back the tasks whose leases expired before `now`, in the caller's transaction: pending
-        again, or with `end`, also ended (failed, or cancelled as requested). Return the ids of those
-        ended, their dependents cancelled."""
+        """Take back the tasks whose leases expired before `now`: pending again, or with `end`, also ended
+        (failed, or cancelled as requested). Return the ids of those ended, their dependents cancelled,
+        which needs the caller's transaction; without `end` it is one statement, atomic alone."""
         recovered = await connection.fetch(
             self._sql(queries.RECOVER_LOST),
             now,
@@ -349,7 +349,8 @@ class PostgresBackend:
 
         async def claim(connection: Any) -> list[Any]:
             if self._came_up_short or self._next_recovery is None or now >= self._next_recovery:
-                await self._take_back(connection, now)
+                self._next_recovery = now + _RECOVERY_INTERVAL
+                await self._recover_lost(connection, now, end=False)
             if not names or limit <= 0:
                 return []
             rows = list(await connection.fetch(sql, worker_id, now, expires, limit, chosen))
@@ -358,22 +359,6 @@ class PostgresBackend:
 
         rows = await self._atomically("claiming tasks", claim, transaction=False)
         return [reserved(row, worker_id, now, expires) for row in sorted(rows, key=claim_order)]
-
-    async def _take_back(self, connection: Any, now: datetime) -> int:
-        """Make the tasks whose leases expired before `now` pending again, where they have attempts left
-        and no cancellation asked (one statement: nothing else changes, so no cascade); return how many.
-        Those that end instead are left to `recover_lost`."""
-        self._next_recovery = now + _RECOVERY_INTERVAL
-        recovered = await connection.fetch(
-            self._sql(queries.RECOVER_LOST),
-            now,
-            False,
-            LOST_BEFORE_WORKER,
-            LOST_AFTER_WORKER,
-            NO_ATTEMPTS_LEFT,
-            CANCELLED_WHILE_RUNNING,
-        )
-        return len(recovered)
 
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
