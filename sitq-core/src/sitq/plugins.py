@@ -24,6 +24,7 @@ from sitq import builtin_plugins, hookspecs
 from sitq.backend import Backend
 from sitq.errors import ConfigurationError, PluginNotFoundError, ValidationError
 from sitq.serializer import Serializer
+from sitq.urls import redacted
 
 logger = logging.getLogger(__name__)
 
@@ -433,16 +434,6 @@ def export(name: str) -> type[Any]:
     kind, plugin = PLUGIN_EXPORTS[name]
     registry = default_plugins()
     return registry.backend_class(plugin) if kind == "backend" else registry.serializer_class(plugin)
-
-
-def redacted(url: str) -> str:
-    """The URL with its password, if it has one, shown as ``***``: for messages and `sitq info`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    credentials, _, host = parts.netloc.rpartition("@")
-    user = credentials.partition(":")[0]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def lazy_exports(module: str, names: set[str]) -> Callable[[str], Any]:

@@ -9,9 +9,10 @@ where a misspelt option fails obscurely or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlencode, urlsplit, urlunsplit
 
 from sitq.errors import ConfigurationError
+from sitq.urls import query_options, redacted
 
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_POOL_SIZE = 4
@@ -68,21 +69,15 @@ def parse(url: str) -> ParsedURL:
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise ConfigurationError(f"a PostgreSQL URL starts with 'postgresql://' ({_FORMS}), not {url!r:.200}")
-    if parts.fragment:
-        raise ConfigurationError(f"a PostgreSQL URL has no '#' part, but {_hidden(url)!r} does; use {_FORMS}")
-    try:
-        given = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise ConfigurationError(f"cannot read the query of {_hidden(url)!r} ({exc}); use {_FORMS}") from exc
-    keys = [key for key, _ in given]
-    for key in keys:
-        if key not in SITQ_OPTIONS + DRIVER_OPTIONS:
-            raise ConfigurationError(
-                f"unknown option {key!r} in {_hidden(url)!r}: sitq's options are "
-                f"{', '.join(SITQ_OPTIONS)}, and the connection's {', '.join(DRIVER_OPTIONS)}"
-            )
-        if keys.count(key) > 1:
-            raise ConfigurationError(f"{_hidden(url)!r} gives {key!r} more than once; give it once")
+    given = query_options(
+        url,
+        kind="PostgreSQL",
+        valid=SITQ_OPTIONS + DRIVER_OPTIONS,
+        listing=(
+            f"sitq's options are {', '.join(SITQ_OPTIONS)}, and the connection's {', '.join(DRIVER_OPTIONS)}"
+        ),
+        forms=_FORMS,
+    )
     options = {key: value for key, value in given if key in SITQ_OPTIONS}
     driver = {key: value for key, value in given if key in DRIVER_OPTIONS}
     dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(driver), ""))
@@ -103,19 +98,9 @@ def _location(parts: SplitResult, driver: dict[str, str]) -> Location:
         port = driver.get("port") or str(parts.port or 5432)
     except ValueError:
         raise ConfigurationError(
-            f"the port of {_hidden(parts.geturl())!r} is not a number; use {_FORMS}"
+            f"the port of {redacted(parts.geturl())!r} is not a number; use {_FORMS}"
         ) from None
     return Location(host=host, port=port, database=database, user=user)
-
-
-def _hidden(url: str) -> str:
-    """The URL with its password replaced, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    netloc = f"{userinfo.partition(':')[0]}:***@{hostinfo}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def flag(name: str, value: str) -> bool:

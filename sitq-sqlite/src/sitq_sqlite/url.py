@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sitq.errors import ConfigurationError
+from sitq.urls import query_options
 
 Synchronous = Literal["full", "normal"]
 BUSY_TIMEOUT = 30.0
@@ -33,22 +34,15 @@ def parse(url: str) -> SQLiteURL:
     path = unquote(parts.path.removeprefix("/"))
     if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/") or not path:
         raise ConfigurationError(f"a SQLite URL is {_FORMS}, not {url!r}")
-    if parts.fragment:
-        raise ConfigurationError(f"a SQLite URL has no '#' part, but {url!r} does; use {_FORMS}")
-    try:
-        options = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise ConfigurationError(f"cannot read the query of {url!r} ({exc}); use {_FORMS}") from exc
-    keys = [key for key, _ in options]
-    for key in keys:
-        if key not in _OPTIONS:
-            raise ConfigurationError(
-                f"unknown option {key!r} in {url!r}: the options are "
-                f"{' and '.join(map(repr, _OPTIONS))}; use {_FORMS}"
-            )
-        if keys.count(key) > 1:
-            raise ConfigurationError(f"{url!r} gives {key!r} more than once; give it once")
-    given = dict(options)
+    given = dict(
+        query_options(
+            url,
+            kind="SQLite",
+            valid=_OPTIONS,
+            listing=f"the options are {' and '.join(map(repr, _OPTIONS))}",
+            forms=_FORMS,
+        )
+    )
     synchronous: Synchronous
     match given.get("synchronous", "full"):
         case "full" | "normal" as value:

@@ -13,8 +13,9 @@ from sitq.cli.inputs import import_function, parse_argument, parse_duration, par
 from sitq.cli.output import Output
 from sitq.errors import SerializationError
 from sitq.models import Task, TaskStatus, utcnow
-from sitq.plugins import default_plugins, redacted
+from sitq.plugins import default_plugins
 from sitq.queue import TaskQueue
+from sitq.urls import redacted
 
 _REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
 SHOWN_RESULT_BYTES = 1024 * 1024
