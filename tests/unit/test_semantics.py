@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sitq import semantics
-from sitq.models import RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
+from sitq.models import NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 
 # A small DAG, by row number as a SQL backend addresses tasks: root -> a, b; a, b -> c; c -> d. Children
 # are listed in enqueue order.
@@ -35,6 +35,41 @@ def test_the_cascade_takes_a_stored_status_and_a_task_without_dependents_cancels
         5: "TaskCancelledError: parent task c ended timeout"
     }
     assert semantics.dependents_to_cancel(6, "bystander", TaskStatus.CANCELLED, children) == {}
+
+
+def test_the_cascade_over_edges_in_any_order_is_the_same_cascade_with_ids() -> None:
+    edges = [(parent, child, IDS[child]) for parent, found in CHILDREN.items() for child in found]
+    cancelled = semantics.cascade_over_edges(1, "root", TaskStatus.FAILED, reversed(edges))
+    expected = semantics.dependents_to_cancel(1, "root", TaskStatus.FAILED, children)
+    assert list(cancelled) == list(expected)
+    assert cancelled == {node: (IDS[node], error) for node, error in expected.items()}
+    assert semantics.cascade_over_edges(6, "bystander", TaskStatus.CANCELLED, []) == {}
+
+
+def new_task(task_id: str, *parents: str) -> NewTask:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    return NewTask(task_id, "t", b"", "pickle", now, now, depends_on=parents)
+
+
+def test_a_batch_may_name_stored_parents_and_earlier_tasks_of_its_own_but_nothing_else() -> None:
+    batch = [new_task("a", "stored"), new_task("b", "a", "stored")]
+    assert semantics.missing_parent(batch, {"stored"}) is None
+    assert semantics.missing_parent([new_task("b", "a"), new_task("a")], {"stored"}) == "a"
+    assert semantics.missing_parent([new_task("a", "stored", "gone")], {"stored"}) == "gone"
+
+
+def test_unmet_parents_count_each_parent_once_and_the_first_ended_one_cancels() -> None:
+    statuses = {"ok": TaskStatus.SUCCESS, "failed": "failed", "cancelled": TaskStatus.CANCELLED}
+    task = new_task("t", "ok", "running", "cancelled", "failed", "cancelled")
+    assert semantics.unmet_parents(task, statuses.get) == 3
+    assert semantics.ended_parent(task, statuses.get) == "cancelled"
+    assert semantics.ended_parent(new_task("u", "ok", "running"), statuses.get) is None
+
+
+def test_parents_round_trip_through_json_and_none_stands_for_none() -> None:
+    assert semantics.parents_to_json(()) is None
+    assert semantics.parents_from_json(None) == ()
+    assert semantics.parents_from_json(semantics.parents_to_json(("a", "b"))) == ("a", "b")
 
 
 def test_a_status_that_is_not_one_is_refused_rather_than_worded() -> None:

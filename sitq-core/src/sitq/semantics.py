@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Final, TypeVar
 
 from sitq.errors import TaskCancelledError, WorkerLostError
-from sitq.models import RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
+from sitq.models import NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 
 _Node = TypeVar("_Node")
 
@@ -70,6 +70,55 @@ def dependents_to_cancel(
         cancelled[node] = parent_ended_error(parent_id, parent_status)
         walk.append((child_id, TaskStatus.CANCELLED, iter(children(node))))
     return cancelled
+
+
+def cascade_over_edges(
+    ended: int, ended_id: str, ended_status: TaskStatus | str, edges: Iterable[tuple[int, int, str]]
+) -> dict[int, tuple[str, str]]:
+    """`dependents_to_cancel` over a subgraph given as edges, as a SQL backend's recursive query returns
+    them, in any order: (parent's number, pending child's number, child's id), where a task's number is
+    its place in enqueue order. Returns each task to cancel by number, with its id and its error."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for parent, child, child_id in edges:
+        children.setdefault(parent, []).append((child, child_id))
+    for found in children.values():
+        found.sort()
+    ids = {child: child_id for found in children.values() for child, child_id in found}
+    cancelled = dependents_to_cancel(ended, ended_id, ended_status, lambda node: children.get(node, ()))
+    return {node: (ids[node], error) for node, error in cancelled.items()}
+
+
+def missing_parent(tasks: Sequence[NewTask], stored: Collection[str]) -> str | None:
+    """The first parent a batch names that is neither among the `stored` ids nor a task earlier in the
+    batch: `Backend.enqueue` stores nothing and raises `TaskNotFoundError` naming it."""
+    known = set(stored)
+    for task in tasks:
+        if missing := next((parent for parent in task.depends_on if parent not in known), None):
+            return missing
+        known.add(task.id)
+    return None
+
+
+def unmet_parents(task: NewTask, status_of: Callable[[str], str | None]) -> int:
+    """How many distinct parents of a new task have not succeeded; `status_of` gives a stored parent's
+    status, None for one not stored (earlier in the batch, so not succeeded either)."""
+    return sum(status_of(parent) != TaskStatus.SUCCESS for parent in set(task.depends_on))
+
+
+def ended_parent(task: NewTask, status_of: Callable[[str], str | None]) -> str | None:
+    """The parent through which a new task is cancelled as it is stored: its first that has already ended
+    without success (`status_of` as for `unmet_parents`), or None."""
+    return next((parent for parent in task.depends_on if status_of(parent) in ENDED_WITHOUT_SUCCESS), None)
+
+
+def parents_to_json(depends_on: Sequence[str]) -> str | None:
+    """A task's parents as a JSON array of ids to store; None for a task without parents."""
+    return json.dumps(list(depends_on)) if depends_on else None
+
+
+def parents_from_json(stored: str | None) -> tuple[str, ...]:
+    """The parents `parents_to_json` stored."""
+    return () if stored is None else tuple(json.loads(stored))
 
 
 def first_outcomes(outcomes: Sequence[TaskOutcome]) -> list[TaskOutcome]:

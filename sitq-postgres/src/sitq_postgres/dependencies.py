@@ -14,7 +14,7 @@ from typing import Any
 
 from sitq.errors import TaskNotFoundError
 from sitq.models import NewTask, TaskStatus
-from sitq.semantics import ENDED_WITHOUT_SUCCESS, dependents_to_cancel
+from sitq.semantics import cascade_over_edges, ended_parent, missing_parent, unmet_parents
 from sitq_postgres import queries
 from sitq_postgres.rows import TASK_WIDTH, columns, task_row
 
@@ -29,21 +29,13 @@ async def store_with_parents(
     if parent_ids:
         for row in await connection.fetch(sql(queries.PARENTS), parent_ids):
             stored[row["id"]] = (row["seq"], row["status"], row["finished_at"])
-    known = set(stored)
-    for task in tasks:
-        if missing := next((parent for parent in task.depends_on if parent not in known), None):
-            raise TaskNotFoundError(missing)
-        known.add(task.id)
-    rows = [
-        task_row(
-            task,
-            unmet=sum(
-                parent not in stored or stored[parent][1] != TaskStatus.SUCCESS
-                for parent in set(task.depends_on)
-            ),
-        )
-        for task in tasks
-    ]
+    if missing := missing_parent(tasks, stored):
+        raise TaskNotFoundError(missing)
+
+    def status_of(parent: str) -> str | None:
+        return stored[parent][1] if parent in stored else None
+
+    rows = [task_row(task, unmet=unmet_parents(task, status_of)) for task in tasks]
     if tasks:
         await connection.execute(sql(queries.INSERT), *columns(rows, TASK_WIDTH))
         await connection.execute(queries.NOTIFY, channel)
@@ -53,10 +45,7 @@ async def store_with_parents(
     # A parent that already ended without success cancels the task at once, and what depends on it in
     # the batch: task by task, through its first such parent, as `sitq.backend.Backend.enqueue` says.
     for task in tasks:
-        ended = next(
-            (p for p in task.depends_on if p in stored and stored[p][1] in ENDED_WITHOUT_SUCCESS), None
-        )
-        if ended is None:
+        if (ended := ended_parent(task, status_of)) is None:
             continue
         seq, status, finished_at = stored[ended]
         at = task.enqueued_at if finished_at is None else finished_at
@@ -68,16 +57,11 @@ async def cancel_dependents(
     connection: Any, sql: Callable[[str], str], seq: int, task_id: str, status: str, at: datetime
 ) -> list[tuple[int, str]]:
     """Cancel the pending tasks that depend on a task that ended without success, and theirs in turn,
-    in the order and with the errors of `sitq.semantics.dependents_to_cancel`, on the subgraph one
-    recursive query returns. Returns the cancelled tasks' seqs and ids."""
-    children: dict[int, list[tuple[int, str]]] = {}
-    for parent_seq, child_seq, child_id in await connection.fetch(sql(queries.DEPENDENTS), seq):
-        children.setdefault(parent_seq, []).append((child_seq, child_id))
-    if not children:
-        return []
-    for edges in children.values():
-        edges.sort()
-    cancelled = dependents_to_cancel(seq, task_id, status, lambda node: children.get(node, ()))
-    await connection.execute(sql(queries.CANCEL_DEPENDENTS), at, list(cancelled), list(cancelled.values()))
-    ids = {child_seq: child_id for edges in children.values() for child_seq, child_id in edges}
-    return [(child_seq, ids[child_seq]) for child_seq in cancelled]
+    as `sitq.semantics.cascade_over_edges` decides on the subgraph one recursive query returns. Returns
+    the cancelled tasks' seqs and ids."""
+    edges = await connection.fetch(sql(queries.DEPENDENTS), seq)
+    cancelled = cascade_over_edges(seq, task_id, status, edges)
+    if cancelled:
+        errors = [error for _, error in cancelled.values()]
+        await connection.execute(sql(queries.CANCEL_DEPENDENTS), at, list(cancelled), errors)
+    return [(node, child_id) for node, (child_id, _) in cancelled.items()]

@@ -7,7 +7,6 @@ travels as one array per column, which the statements unnest.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,7 +20,7 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq.semantics import first_outcomes, option_fields, task_options
+from sitq.semantics import first_outcomes, option_fields, parents_from_json, parents_to_json, task_options
 
 
 def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[Any]]:
@@ -47,7 +46,7 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         task.eta,
         *option_fields(task.options),
         unmet,
-        json.dumps(task.depends_on) if task.depends_on else None,
+        parents_to_json(task.depends_on),
         task.workflow_id,
     )
 
@@ -76,11 +75,6 @@ def outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[tuple[object, ...]]:
             )
         )
     return rows
-
-
-def parents(stored: str | None) -> tuple[str, ...]:
-    """A task's parents from its `depends_on` column (asyncpg returns jsonb as its text)."""
-    return () if stored is None else tuple(json.loads(stored))
 
 
 def record(row: Any) -> TaskRecord:
@@ -120,7 +114,7 @@ def record(row: Any) -> TaskRecord:
         traceback=traceback,
         options=task_options(*options),
         cancel_requested=cancel_requested,
-        depends_on=parents(depends_on),
+        depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
     )
 
@@ -145,7 +139,7 @@ def reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> Rese
         started_at=now,
         lease_expires_at=expires,
         options=task_options(*options),
-        depends_on=parents(depends_on),
+        depends_on=parents_from_json(depends_on),
     )
 
 

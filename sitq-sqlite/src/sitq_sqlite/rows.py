@@ -6,7 +6,6 @@ task's parents as a JSON list of ids.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq.semantics import first_outcomes, option_fields, task_options
+from sitq.semantics import first_outcomes, option_fields, parents_from_json, parents_to_json, task_options
 
 
 def utc_time(seconds: float) -> datetime:
@@ -38,14 +37,9 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         task.eta.timestamp(),
         *option_fields(task.options),
         unmet,
-        json.dumps(task.depends_on) if task.depends_on else None,
+        parents_to_json(task.depends_on),
         task.workflow_id,
     )
-
-
-def parents(stored: str | None) -> tuple[str, ...]:
-    """A task's parents from its `depends_on` column."""
-    return () if stored is None else tuple(json.loads(stored))
 
 
 def outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[dict[str, object]]:
@@ -108,7 +102,7 @@ def record(row: Any) -> TaskRecord:
         traceback=traceback,
         options=task_options(*options),
         cancel_requested=bool(cancel_requested),
-        depends_on=parents(depends_on),
+        depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
     )
 
@@ -128,7 +122,7 @@ def reserved(row: Any, worker_id: str, now: datetime, expires: datetime) -> Rese
         started_at=now,
         lease_expires_at=expires,
         options=task_options(*options),
-        depends_on=parents(depends_on),
+        depends_on=parents_from_json(depends_on),
     )
 
 

@@ -18,7 +18,10 @@ from sitq.semantics import (
     LOST_AFTER_WORKER,
     LOST_BEFORE_WORKER,
     NO_ATTEMPTS_LEFT,
-    dependents_to_cancel,
+    cascade_over_edges,
+    ended_parent,
+    missing_parent,
+    unmet_parents,
 )
 from sitq_sqlite import queries
 from sitq_sqlite.rows import task_row
@@ -66,37 +69,21 @@ def store_with_parents(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> None
             queries.PARENTS, {"parents": json.dumps(parent_ids)}
         )
     }
-    rows = [
-        task_row(
-            task,
-            unmet=sum(
-                parent not in stored or stored[parent][1] != TaskStatus.SUCCESS
-                for parent in set(task.depends_on)
-            ),
-        )
-        for task in tasks
-    ]
-    store(db, tasks, rows)  # a duplicate id fails here, before any parent is looked at
-    known = set(stored)
-    for task in tasks:
-        if missing := next((parent for parent in task.depends_on if parent not in known), None):
-            raise TaskNotFoundError(missing)
-        known.add(task.id)
+
+    def status_of(parent: str) -> str | None:
+        return stored[parent][1] if parent in stored else None
+
+    store(db, tasks, [task_row(task, unmet=unmet_parents(task, status_of)) for task in tasks])
+    # A duplicate id failed above, before any parent was looked at.
+    if missing := missing_parent(tasks, stored):
+        raise TaskNotFoundError(missing)
     db.executemany(
         queries.DEPEND, [(parent, task.id) for task in tasks for parent in dict.fromkeys(task.depends_on)]
     )
     # A parent that already ended without success cancels the task at once, and what depends on it in
     # the batch: task by task, through its first such parent, as `sitq.backend.Backend.enqueue` says.
     for task in tasks:
-        ended = next(
-            (
-                parent
-                for parent in task.depends_on
-                if parent in stored and stored[parent][1] in ENDED_WITHOUT_SUCCESS
-            ),
-            None,
-        )
-        if ended is None:
+        if (ended := ended_parent(task, status_of)) is None:
             continue
         seq, status, finished_at = stored[ended]
         at = task.enqueued_at.timestamp() if finished_at is None else finished_at
@@ -108,21 +95,11 @@ def cancel_dependents(
     db: sqlite3.Connection, seq: int, task_id: str, status: str, at: object
 ) -> list[tuple[int, str]]:
     """Cancel the pending tasks that depend on a task that ended without success, and theirs in turn,
-    in the order and with the errors of `sitq.semantics.dependents_to_cancel`, on the subgraph one
-    recursive query returns. Returns the cancelled tasks' seqs and ids."""
-    children: dict[int, list[tuple[int, str]]] = {}
-    for parent_seq, child_seq, child_id in db.execute(queries.DEPENDENTS, (seq,)):
-        children.setdefault(parent_seq, []).append((child_seq, child_id))
-    if not children:
-        return []
-    for edges in children.values():
-        edges.sort()
-    cancelled = dependents_to_cancel(seq, task_id, status, lambda node: children.get(node, ()))
-    db.executemany(
-        queries.CANCEL_DEPENDENT, [(at, error, child_seq) for child_seq, error in cancelled.items()]
-    )
-    ids = {child_seq: child_id for edges in children.values() for child_seq, child_id in edges}
-    return [(child_seq, ids[child_seq]) for child_seq in cancelled]
+    as `sitq.semantics.cascade_over_edges` decides on the subgraph one recursive query returns. Returns
+    the cancelled tasks' seqs and ids."""
+    cancelled = cascade_over_edges(seq, task_id, status, db.execute(queries.DEPENDENTS, (seq,)))
+    db.executemany(queries.CANCEL_DEPENDENT, [(at, error, node) for node, (_, error) in cancelled.items()])
+    return [(node, child_id) for node, (child_id, _) in cancelled.items()]
 
 
 def recover_lost(db: sqlite3.Connection, now: object, *, end: bool) -> list[str]:

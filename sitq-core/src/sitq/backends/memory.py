@@ -30,8 +30,10 @@ from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
     ENDED_WITHOUT_SUCCESS,
     dependents_to_cancel,
+    ended_parent,
     first_outcomes,
     lost_error,
+    missing_parent,
 )
 
 
@@ -94,11 +96,8 @@ class MemoryBackend:
         rows = self._rows()
         if duplicate := next((t.id for t in tasks if t.id in rows), None):
             raise BackendError(f"a task with id {duplicate!r} already exists")
-        known = set(rows)
-        for task in tasks:
-            if missing := next((parent for parent in task.depends_on if parent not in known), None):
-                raise TaskNotFoundError(missing)
-            known.add(task.id)
+        if missing := missing_parent(tasks, rows):
+            raise TaskNotFoundError(missing)
         for task in tasks:
             rows[task.id] = _Row(
                 task,
@@ -115,9 +114,8 @@ class MemoryBackend:
                 ),
             )
         for task in tasks:
-            ended = [rows[parent] for parent in task.depends_on if _ended_without_success(rows[parent])]
-            if ended:
-                self._cascade(ended[0], ended[0].record.finished_at or task.enqueued_at)
+            if (ended := ended_parent(task, lambda parent: rows[parent].record.status)) is not None:
+                self._cascade(rows[ended], rows[ended].record.finished_at or task.enqueued_at)
         self._store.changes.notify()
 
     async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
