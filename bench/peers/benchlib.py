@@ -419,6 +419,22 @@ def run_sync_peer(
         emit(measures[args.measure](args))
 
 
+def run_async_peer(
+    measures: dict[str, Callable[[argparse.Namespace], dict[str, Any]]],
+    worker_main: Callable[[argparse.Namespace], Awaitable[None]],
+    durability: Callable[[argparse.Namespace], Awaitable[dict[str, str]]],
+    not_available: dict[str, str],
+) -> None:
+    """The `main()` of a peer whose worker and description are coroutines (the PostgreSQL peers)."""
+    args = parse_args()
+    if args.measure == "worker":
+        asyncio.run(worker_main(args))
+    elif args.measure == "describe":
+        emit({}, asyncio.run(durability(args)), not_available=not_available)
+    else:
+        emit(measures[args.measure](args))
+
+
 def idle_cpu_percent(pid: int, seconds: float = IDLE_CPU_SECONDS) -> float:
     """CPU time of the process and all its threads over `seconds`, in percent of one core."""
     process = psutil.Process(pid)

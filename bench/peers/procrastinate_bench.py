@@ -205,13 +205,7 @@ async def durability(args: argparse.Namespace) -> dict[str, str]:
 
 
 def main() -> None:
-    args = benchlib.parse_args()
-    if args.measure == "worker":
-        asyncio.run(worker_main(args))
-    elif args.measure == "describe":
-        benchlib.emit({}, asyncio.run(durability(args)), not_available=NOT_AVAILABLE)
-    else:
-        benchlib.emit(MEASURES[args.measure](args))
+    benchlib.run_async_peer(MEASURES, worker_main, durability, NOT_AVAILABLE)
 
 
 if __name__ == "__main__":
