@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sitq.errors import PluginNotFoundError, SerializationError
+from sitq.errors import PluginNotFoundError, SerializationError, ValidationError
 from sitq.models import Result, TaskRecord
 from sitq.plugins import Plugins
+from sitq.sealing import Part, Sealer
 from sitq.serializer import Serializer
 
 Call = tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]
@@ -32,12 +33,45 @@ def takes_parent_results(function: Callable[..., Any]) -> bool:
         return False
 
 
-class Codec:
-    """Encodes with the queue's serializer; decodes with whichever serializer wrote the bytes."""
+def accepted(
+    accept: Iterable[str] | None, plugins: Plugins, serializer: Serializer | None = None
+) -> frozenset[str] | None:
+    """`accept` checked: names of installed serializers, including `serializer` (the one this side writes
+    with) when given."""
+    if accept is None:
+        return None
+    if isinstance(accept, str) or not isinstance(accept, Iterable):
+        raise ValidationError(
+            f"accept takes a list of serializer names, such as ['json'], not {accept!r:.100}"
+        )
+    names = frozenset(accept)
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ValidationError(f"accept takes a non-empty list of serializer names, not {accept!r:.100}")
+    for name in names:
+        plugins.serializer_class(name)  # PluginNotFoundError names the installed ones
+    if serializer is not None and serializer.name not in names:
+        raise ValidationError(
+            f"accept={sorted(names)} leaves out {serializer.name!r}, the serializer this queue writes with; "
+            "add it, or choose one of those"
+        )
+    return names
 
-    def __init__(self, plugins: Plugins, serializer: Serializer) -> None:
+
+class Codec:
+    """Encodes with the queue's serializer, then seals; opens, then decodes with whichever serializer wrote
+    the bytes, if `accept` allows it (None: any installed one)."""
+
+    def __init__(
+        self,
+        plugins: Plugins,
+        serializer: Serializer,
+        sealer: Sealer | None = None,
+        accept: frozenset[str] | None = None,
+    ) -> None:
         self._plugins = plugins
         self.serializer = serializer
+        self.sealer = Sealer() if sealer is None else sealer
+        self.accept = accept
 
     def _by_name(self, name: str) -> Serializer:
         if name == self.serializer.name:
@@ -48,10 +82,10 @@ class Codec:
             raise SerializationError(f"this payload was written by the {name!r} serializer: {exc}") from exc
 
     def encode_call(
-        self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+        self, task_id: str, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> bytes:
         try:
-            return self.serializer.dumps((function, tuple(args), dict(kwargs)))
+            data = self.serializer.dumps((function, tuple(args), dict(kwargs)))
         except Exception as exc:
             already_said = "cloudpickle" in f"{self.serializer.name} {exc}"
             hint = "" if already_said else "; the cloudpickle serializer handles more"
@@ -59,28 +93,54 @@ class Codec:
                 f"the {self.serializer.name} serializer cannot store a call to {task_name(function)}: "
                 f"{exc}{hint}"
             ) from exc
+        return self.sealer.seal(data, task_id, Part.CALL, self.serializer.name)
 
-    def decode_call(self, payload: bytes, serializer: str) -> Call:
-        with _reraised(f"cannot decode this task's call with {serializer!r}"):
-            function, args, kwargs = self._by_name(serializer).loads(payload)
+    def open(self, blob: bytes, task_id: str, part: Part, serializer: str) -> bytes:
+        """The serializer's bytes inside a stored blob, once its serializer is accepted and its seal holds."""
+        if self.accept is not None and serializer not in self.accept:
+            raise SerializationError(
+                f"the stored {part} of task {task_id} was written by the {serializer!r} serializer, which "
+                f"this process does not accept (accept={sorted(self.accept)}); it was not decoded"
+            )
+        return self.sealer.open(blob, task_id, part, serializer)
+
+    def decode_call(self, task_id: str, payload: bytes, serializer: str) -> Call:
+        data = self.open(payload, task_id, Part.CALL, serializer)
+        with _reraised(f"cannot decode the call of task {task_id} with {serializer!r}"):
+            function, args, kwargs = self._by_name(serializer).loads(data)
         return function, args, kwargs
 
-    def encode_value(self, value: Any, serializer: str) -> bytes:
+    def encode_value(self, task_id: str, value: Any, serializer: str) -> bytes:
+        return self.sealer.seal(self.dump_value(value, serializer), task_id, Part.RESULT, serializer)
+
+    def dump_value(self, value: Any, serializer: str) -> bytes:
+        """A return value as its serializer writes it, not yet sealed."""
         with _reraised(
             f"the task returned a {type(value).__name__} that the {serializer} serializer cannot store"
         ):
             return self._by_name(serializer).dumps(value)
 
-    def decode_value(self, data: bytes, serializer: str) -> Any:
-        with _reraised(f"cannot decode this task's result with {serializer!r}"):
-            return self._by_name(serializer).loads(data)
+    def decode_value(self, task_id: str, data: bytes, serializer: str) -> Any:
+        opened = self.open(data, task_id, Part.RESULT, serializer)
+        with _reraised(f"cannot decode the result of task {task_id} with {serializer!r}"):
+            return self._by_name(serializer).loads(opened)
 
     def decode_parent_results(self, parents: ParentResults) -> dict[str, Any]:
         """What a task that takes `parent_results` is given: its parents' return values by task id."""
-        return {task_id: self.decode_value(result, serializer) for task_id, result, serializer in parents}
+        return {
+            task_id: self.decode_value(task_id, result, serializer) for task_id, result, serializer in parents
+        }
+
+    def open_parent_results(self, parents: ParentResults) -> ParentResults:
+        """The parents' results opened, for a child process that decodes them without the keys."""
+        return tuple(
+            (task_id, self.open(result, task_id, Part.RESULT, serializer), serializer)
+            for task_id, result, serializer in parents
+        )
 
     def to_result(self, record: TaskRecord) -> Result:
-        value = None if record.result is None else self.decode_value(record.result, record.serializer)
+        result = record.result
+        value = None if result is None else self.decode_value(record.id, result, record.serializer)
         return Result(
             task_id=record.id,
             status=record.status,

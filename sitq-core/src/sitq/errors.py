@@ -46,6 +46,12 @@ class SerializationError(SitqError):
     """A task's call or result could not be turned into bytes, or back."""
 
 
+class SignatureError(SerializationError):
+    """A stored call or result failed verification under the configured signing or encryption keys: it is
+    unsigned, altered, copied from elsewhere, or sealed with a key no longer configured. Its bytes were
+    never decoded; a task whose call fails it ends `failed` and is not retried."""
+
+
 class BackendError(SitqError):
     """The storage failed: a driver error, an unreadable file, an incompatible schema."""
 

@@ -21,7 +21,7 @@ from sitq.arguments import (
     check_name,
     check_seconds,
 )
-from sitq.errors import PayloadTooLargeError, TaskExecutionError, ValidationError
+from sitq.errors import PayloadTooLargeError, SignatureError, TaskExecutionError, ValidationError
 
 
 def utcnow() -> datetime:
@@ -111,8 +111,8 @@ class RetryPolicy:
         """Whether this policy retries `exception`, judged by its class and every class it inherits.
 
         A `PayloadTooLargeError` (a return value over `Limits.result_bytes`) is never retried: the same
-        code would return as much again."""
-        if isinstance(exception, PayloadTooLargeError):
+        code would return as much again. Nor is a `SignatureError`: the stored call will not change."""
+        if isinstance(exception, PayloadTooLargeError | SignatureError):
             return False
         names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exception).__mro__}
         return not names.isdisjoint(self.retry_on)

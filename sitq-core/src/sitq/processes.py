@@ -1,11 +1,12 @@
 """Process mode: a pool of child processes that run one task at a time each, so that a task that kills its
 process (a signal, `os._exit`, a crash in native code) costs only its own attempt.
 
-The worker keeps claiming, lease renewal, recording and hooks. A child gets a task's stored bytes and the
-name of their serializer, decodes and calls the task, and sends back the encoded return value or the
-failure described in plain data: the worker never unpickles the task's call nor anything the task made.
-Children are started with `spawn` (forking a process that runs threads and an event loop is unsafe), each
-fed through its own pipe by a thread of the worker, so that large calls and results never block the loop.
+The worker keeps claiming, lease renewal, recording, hooks and keys. A child gets a task's call as its
+serializer wrote it (verified by the worker) and that serializer's name, decodes and calls the task, and
+sends back the encoded return value (which the worker seals) or the failure described in plain data: the
+worker never unpickles the task's call nor anything the task made. Children are started with `spawn`
+(forking a process that runs threads and an event loop is unsafe), each fed through its own pipe by a
+thread of the worker, so that large calls and results never block the loop.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ _RESTART_BACKOFF = (1.0, 30.0)
 
 @dataclass(frozen=True)
 class Job:
-    """One task, as the worker sends it to a child: plain data and the task's stored bytes."""
+    """One task, as the worker sends it to a child: plain data, and the task's call and its parents' results
+    as their serializer wrote them (opened and verified by the worker, which alone holds the keys)."""
 
     payload: bytes
     serializer: str
@@ -91,13 +93,13 @@ def _run(job: Job, codec: Codec, runner: asyncio.Runner) -> bytes | Failure:
     """Decode and call the task, async ones on the child's own loop; any exception fails the attempt."""
     token = enter_task(job.context)
     try:
-        function, args, kwargs = codec.decode_call(job.payload, job.serializer)
+        function, args, kwargs = codec.decode_call(job.context.task_id, job.payload, job.serializer)
         if job.parents and takes_parent_results(function):
             kwargs = {**kwargs, "parent_results": codec.decode_parent_results(job.parents)}
         value = function(*args, **kwargs)
         if inspect.isawaitable(value):
             value = runner.run(_awaited(value), context=contextvars.copy_context())
-        return codec.encode_value(value, job.serializer)
+        return codec.dump_value(value, job.serializer)
     except BaseException as exc:  # in a child of its own, even SystemExit is the task's failure
         return Failure.of(exc, job.retry)
     finally:

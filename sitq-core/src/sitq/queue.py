@@ -22,7 +22,7 @@ from sitq.arguments import (
 )
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
-from sitq.codec import Codec, task_name
+from sitq.codec import Codec, accepted, task_name
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
 from sitq.models import (
     TASK_NAME_ATTRIBUTE,
@@ -36,6 +36,7 @@ from sitq.models import (
     utcnow,
 )
 from sitq.plugins import plugins_with
+from sitq.sealing import Keys, Sealer
 from sitq.serializer import Serializer
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 
@@ -51,6 +52,11 @@ class TaskQueue:
     lazily: the first call connects. A backend object shared with a worker stays open until its last
     user closes it. `limits` bounds what `enqueue` stores (`Limits()` by default), and a `Worker` built
     from this queue uses them too.
+
+    `signing_key` (by default ``$SITQ_SIGNING_KEY``) signs every call stored and verifies every result
+    read; `encryption_key` (``$SITQ_ENCRYPTION_KEY``) encrypts them too. Each is a string or bytes of at
+    least 16 bytes, or a sequence of them for rotation: the first seals, every one opens. `accept` names
+    the serializers whose results this queue decodes (None: any installed). See the Security guide.
     """
 
     eager: bool = False
@@ -67,6 +73,9 @@ class TaskQueue:
         plugins: Sequence[object] = (),
         eager: bool | None = None,
         limits: Limits | None = None,
+        signing_key: Keys | None = None,
+        encryption_key: Keys | None = None,
+        accept: Iterable[str] | None = None,
     ) -> None:
         if eager is not None:
             self.eager = check_bool(eager, "eager")
@@ -74,7 +83,12 @@ class TaskQueue:
         self.plugins = plugins_with(plugins)
         self.backend = self.plugins.resolve_backend(backend)
         self.serializer = self.plugins.resolve_serializer(serializer)
-        self._codec = Codec(self.plugins, self.serializer)
+        self._codec = Codec(
+            self.plugins,
+            self.serializer,
+            Sealer.configured(signing_key, encryption_key),
+            accepted(accept, self.plugins, self.serializer),
+        )
         self._enqueuer = GroupCommit(self.backend.enqueue)
         self._holds_connection = False
         self._connecting = asyncio.Lock()
@@ -213,11 +227,12 @@ class TaskQueue:
         options = task.options()
         depends_on = (*parents, *task.depends_on) if parents or task.depends_on else ()
         check_call(task.function, task.args, task.kwargs, parent_results=bool(depends_on))
-        payload = self._codec.encode_call(task.function, task.args, task.kwargs)
+        task_id = secrets.token_hex(16)  # 32 random hex digits, at a third of a UUID's cost
+        payload = self._codec.encode_call(task_id, task.function, task.args, task.kwargs)
         self.limits.check_call(len(payload))
         now = utcnow()
         return NewTask(
-            id=secrets.token_hex(16),  # 32 random hex digits, at a third of a UUID's cost
+            id=task_id,
             name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function),
             payload=payload,
             serializer=self.serializer.name,

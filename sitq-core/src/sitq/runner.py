@@ -27,6 +27,7 @@ from sitq.failures import FailedInChild, Failure
 from sitq.models import AttemptOutcome, Limits, ReservedTask, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import Plugins
 from sitq.processes import Job, ProcessPool
+from sitq.sealing import Part
 from sitq.tasks import TaskContext, enter_task, reset_task
 
 # The worker's logger, not one of this module's own: the docs name it for these lines, and `sitq worker`
@@ -184,17 +185,22 @@ class TaskRunner:
 
     async def _run(self, reserved: ReservedTask, context: TaskContext) -> bytes:
         """Decode, call and encode the task: here, or in a child process that does all three."""
+        codec = self._codec
         if self._pool is not None:
-            parents = await self._parent_results(reserved)
-            job = Job(reserved.payload, reserved.serializer, context, reserved.options.retry, parents)
+            # The child decodes and encodes without the keys: what it gets is verified here first, and
+            # what it returns is sealed here.
+            payload = codec.open(reserved.payload, reserved.id, Part.CALL, reserved.serializer)
+            parents = codec.open_parent_results(await self._parent_results(reserved))
+            job = Job(payload, reserved.serializer, context, reserved.options.retry, parents)
             async with self._pool.child() as child:  # waited for outside the task's timeout
-                return await self._call_async(reserved, self._pool.run(child, job))
-        function, args, kwargs = self._codec.decode_call(reserved.payload, reserved.serializer)
+                value = await self._call_async(reserved, self._pool.run(child, job))
+            return codec.sealer.seal(value, reserved.id, Part.RESULT, reserved.serializer)
+        function, args, kwargs = codec.decode_call(reserved.id, reserved.payload, reserved.serializer)
         if reserved.depends_on and takes_parent_results(function):
             parents = await self._parent_results(reserved)
-            kwargs = {**kwargs, "parent_results": self._codec.decode_parent_results(parents)}
+            kwargs = {**kwargs, "parent_results": codec.decode_parent_results(parents)}
         value = await self._call(reserved, function, args, kwargs)
-        return self._codec.encode_value(value, reserved.serializer)
+        return codec.encode_value(reserved.id, value, reserved.serializer)
 
     async def _parent_results(self, reserved: ReservedTask) -> ParentResults:
         """The stored results of the task's parents (they have all succeeded)."""

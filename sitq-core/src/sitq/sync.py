@@ -13,6 +13,7 @@ from sitq.backend import Backend
 from sitq.errors import SyncTaskQueueError
 from sitq.models import Compaction, Limits, Result, Task, TaskInfo, TaskStatus
 from sitq.queue import TaskQueue
+from sitq.sealing import Keys
 from sitq.serializer import Serializer
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 
@@ -31,8 +32,20 @@ class SyncTaskQueue:
         plugins: Sequence[object] = (),
         eager: bool | None = None,
         limits: Limits | None = None,
+        signing_key: Keys | None = None,
+        encryption_key: Keys | None = None,
+        accept: Iterable[str] | None = None,
     ) -> None:
-        self.queue = TaskQueue(backend, serializer, plugins=plugins, eager=eager, limits=limits)
+        self.queue = TaskQueue(
+            backend,
+            serializer,
+            plugins=plugins,
+            eager=eager,
+            limits=limits,
+            signing_key=signing_key,
+            encryption_key=encryption_key,
+            accept=accept,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

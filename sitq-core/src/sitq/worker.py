@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 
@@ -27,12 +27,13 @@ from sitq.backend import Backend
 from sitq.backoff import Backoff
 from sitq.batching import GroupCommit
 from sitq.changes import Subscription
-from sitq.codec import Codec
+from sitq.codec import Codec, accepted
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError
 from sitq.models import Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.queue import TaskQueue, checked_limits
 from sitq.runner import TaskRunner
+from sitq.sealing import Keys, Sealer
 from sitq.serializer import Serializer
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,11 @@ class Worker:
     deletes its queues' tasks that finished longer ago than that, about once a minute. `limits` bound
     the return values and errors it stores (by default those of the `TaskQueue` it was built from, else
     `Limits()`).
+
+    `signing_key` and `encryption_key` (by default those of the `TaskQueue` it was built from, else
+    ``$SITQ_SIGNING_KEY`` and ``$SITQ_ENCRYPTION_KEY``) make it refuse, before decoding a byte, any call
+    not sealed with one of them, and seal the results it stores. `accept` names the serializers whose
+    calls it decodes (None: any installed); a task written with another fails unread.
 
     With `processes=N` (process mode), tasks run in N child processes, one at a time each, instead of in
     this process: a task that kills its process (a signal, `os._exit`, a crash in native code) costs only
@@ -73,6 +79,9 @@ class Worker:
         retention: timedelta | Mapping[str, timedelta] | None = None,
         plugins: Sequence[object] = (),
         limits: Limits | None = None,
+        signing_key: Keys | None = None,
+        encryption_key: Keys | None = None,
+        accept: Iterable[str] | None = None,
     ) -> None:
         if processes is not None and (
             isinstance(processes, bool) or not isinstance(processes, int) or processes < 1
@@ -99,10 +108,21 @@ class Worker:
             self.backend = backend.backend
             serializer = serializer or backend.serializer
             limits = backend.limits if limits is None else limits
+            queue_codec = backend._codec
         else:
             self.plugins = plugins_with(plugins)
             self.backend = self.plugins.resolve_backend(backend)
-        self._codec = Codec(self.plugins, self.plugins.resolve_serializer(serializer))
+            queue_codec = None
+        sealer = (
+            queue_codec.sealer
+            if queue_codec is not None and signing_key is None and encryption_key is None
+            else Sealer.configured(signing_key, encryption_key)
+        )
+        if accept is None and queue_codec is not None:
+            accept = queue_codec.accept
+        self._codec = Codec(
+            self.plugins, self.plugins.resolve_serializer(serializer), sealer, accepted(accept, self.plugins)
+        )
         self.limits = checked_limits(limits)
         """What this worker stores at most: a return value over `result_bytes` fails its task."""
         self.max_concurrency = max_concurrency
