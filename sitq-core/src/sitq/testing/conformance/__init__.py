@@ -14,6 +14,7 @@ from sitq.testing.conformance.claim import ClaimConformance
 from sitq.testing.conformance.lease import LeaseConformance
 from sitq.testing.conformance.outcome import OutcomeConformance
 from sitq.testing.conformance.shared_store import SharedStoreConformance
+from sitq.testing.conformance.signing import SigningConformance
 from sitq.testing.conformance.storage import StorageConformance
 from sitq.testing.conformance.support import ApplicationTransaction, ConformanceFixtures, lacking, requires
 from sitq.testing.conformance.transactions import TransactionalEnqueueConformance
@@ -30,6 +31,7 @@ __all__ = [
     "LeaseConformance",
     "OutcomeConformance",
     "SharedStoreConformance",
+    "SigningConformance",
     "StorageConformance",
     "TransactionalEnqueueConformance",
     "WorkerConformance",
@@ -50,6 +52,7 @@ class BackendConformance(
     WorkerConformance,
     SharedStoreConformance,
     TransactionalEnqueueConformance,
+    SigningConformance,
 ):
     """The whole backend suite. Subclass it and override the `backend` fixture to return a new,
     unconnected backend on an empty store; for a backend that declares `Capability.SHARED_STORE`, also
