@@ -87,7 +87,7 @@ async def _result(queue: TaskQueue, task_id: str) -> tuple[int, Any]:
     try:
         result = await queue.get_result(task_id, timeout=0)
     except SerializationError as exc:  # its type may live in code this process cannot import
-        return size, f"<cannot decode the result here: {exc}>"
+        return size, f"<cannot decode the result here: {type(exc).__name__}: {exc}>"
     return size, None if result is None else result.value
 
 
