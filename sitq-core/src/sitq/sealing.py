@@ -37,6 +37,7 @@ _SIGNED: Final = b"\x00sitq:hmac-sha256\x00"
 _ENCRYPTED: Final = b"\x00sitq:aes-256-gcm\x00"
 _MAC_BYTES: Final = 32
 _NONCE_BYTES: Final = 12
+_TAG_BYTES: Final = 16
 _KEY_HINT: Final = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -131,11 +132,12 @@ class Sealer:
             )
         start = len(_ENCRYPTED) + _NONCE_BYTES
         nonce, ciphertext = blob[len(_ENCRYPTED) : start], blob[start:]
-        for cipher in self._ciphers:
-            try:
-                return cipher.decrypt(nonce, ciphertext, context)
-            except InvalidTag:
-                continue
+        if len(ciphertext) >= _TAG_BYTES:  # anything shorter was cut: it cannot be opened
+            for cipher in self._ciphers:
+                try:
+                    return cipher.decrypt(nonce, ciphertext, context)
+                except InvalidTag:
+                    continue
         raise SignatureError(
             f"{what} does not decrypt under any of this process's {len(self._ciphers)} encryption key(s): "
             "it was changed, copied from another task or column, or encrypted with a key no longer "
