@@ -77,6 +77,21 @@ class Sealer:
     def encrypts(self) -> bool:
         return bool(self._ciphers)
 
+    def describe(self) -> dict[str, str]:
+        """What this sealer does to what is stored, in words, for `sitq info`."""
+        signing = (
+            f"on: HMAC-SHA256, {len(self.signing_keys)} key(s); unsigned or altered calls and results "
+            "are refused"
+            if self.signing_keys
+            else f"off: whoever can write the store can make workers run code (set ${SIGNING_KEY_ENV})"
+        )
+        encryption = (
+            f"on: AES-256-GCM, {len(self._ciphers)} key(s)"
+            if self._ciphers
+            else "off: calls and results are readable by whoever can read the store"
+        )
+        return {"signing": signing, "encryption": encryption}
+
     def seal(self, data: bytes, task_id: str, part: Part, serializer: str) -> bytes:
         """`data` as it is to be stored: encrypted, then signed, as configured."""
         if not (self.signing_keys or self._ciphers):

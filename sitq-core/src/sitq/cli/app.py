@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--burst", action="store_true", help="run what is due, then exit")
     sub.add_argument(
+        "--accept",
+        action="append",
+        metavar="SERIALIZER",
+        help="decode only tasks written by this serializer; repeat for more (default: any installed)",
+    )
+    sub.add_argument(
         "--grace-period",
         type=_seconds,
         default=30.0,

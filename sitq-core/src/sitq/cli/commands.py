@@ -15,6 +15,7 @@ from sitq.errors import SerializationError
 from sitq.models import Task, TaskStatus, utcnow
 from sitq.plugins import default_plugins
 from sitq.queue import TaskQueue
+from sitq.sealing import Sealer
 from sitq.urls import redacted
 
 _REQUEUEABLE = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED})
@@ -185,10 +186,11 @@ async def info(args: argparse.Namespace, output: Output) -> ExitCode:
         facts = await queue.backend.describe()
         by_queue = await queue.stats()
     backend = {"url": redacted(url), "url_from": source, "backend": queue.backend.name}
+    protection = Sealer.configured(None, None).describe()  # from the environment, as the queue's
     if output.json_mode:
-        output.json(backend | {"details": facts, "queues": jsonable.stats(by_queue)})
+        output.json(backend | protection | {"details": facts, "queues": jsonable.stats(by_queue)})
         return ExitCode.OK
-    output.show(tables.facts(backend | facts))
+    output.show(tables.facts(backend | protection | facts))
     if by_queue:
         output.show(tables.stats(by_queue))
     else:

@@ -115,6 +115,7 @@ async def worker(args: argparse.Namespace, output: Output) -> ExitCode:
         lease=args.lease,
         plugins=[OutcomeLog(url, queues, args.processes)],
         limits=Limits(result_bytes=args.result_bytes, error_chars=args.error_chars),
+        accept=args.accept,
     )
     await running.run(burst=args.burst)
     return ExitCode.OK
