@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 import threading
 
@@ -87,3 +88,19 @@ async def record_run(ledger: str, token: str) -> None:
         os.write(fd, f"{token} {os.getpid()}\n".encode())
     finally:
         os.close(fd)
+
+
+def log_in(user: str, password: str, *, pin: int) -> None:
+    """Fails as careless code does: its secrets in the message (as `str` shows them), and in the exception
+    it chains from (as `repr` shows them). The message also names the types the secrets arrived as."""
+    try:
+        raise KeyError(password)
+    except KeyError as lookup:
+        raise PermissionError(
+            f"{user} gave a {type(password).__name__} {password} and a {type(pin).__name__} {pin}"
+        ) from lookup
+
+
+def digest(password: str) -> str:
+    """Needs the plain str: a `Secret` has no `encode`."""
+    return hashlib.sha256(password.encode()).hexdigest()

@@ -12,9 +12,11 @@ see `postgres_server`) in a fresh schema: the quoted URL becomes that server's, 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 import textwrap
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +25,14 @@ import pytest
 import yaml
 from programs import run_program
 
+import sitq
 from sitq import hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 PLUGINS_PAGE = ROOT / "docs" / "plugins.md"
 HOOKSPECS_PAGE = ROOT / "docs" / "reference" / "hookspecs.md"
+REFERENCE = ROOT / "docs" / "reference"
 MKDOCS_YML = ROOT / "mkdocs.yml"
 MAX_NOT_RUNNABLE = 4  # "fewer than a handful"
 POSTGRES_URL = '"postgresql://postgres@127.0.0.1:5432/test"'
@@ -178,6 +182,42 @@ def test_every_hook_has_a_docstring_for_the_api_reference() -> None:
     assert "::: sitq.hookspecs" in HOOKSPECS_PAGE.read_text(encoding="utf-8")
     undocumented = [name for name, function in HOOKS.items() if not inspect.getdoc(function)]
     assert not undocumented, f"these hooks have no docstring for the API reference: {undocumented}"
+
+
+# A mkdocstrings directive, with the indented options under it.
+DIRECTIVE = re.compile(r"^::: (?P<target>\S+)\n(?P<options>(?:[ \t]+\S.*\n)*)", re.MULTILINE)
+
+
+def rendered_by_reference() -> Iterator[object]:
+    """The objects of sitq the reference pages render: each `::: sitq.x.Name`, and each object of a
+    `::: sitq.x` module (only those its `members:` option names, when it has one)."""
+    for page in REFERENCE.glob("*.md"):
+        for directive in DIRECTIVE.finditer(page.read_text(encoding="utf-8")):
+            target = directive["target"]
+            if not target.startswith("sitq."):
+                continue
+            members = re.findall(r"^\s+- (\w+)\s*$", directive["options"], re.MULTILINE)
+            try:
+                module = importlib.import_module(target)
+            except ImportError:  # a class or function of a module
+                module_name, _, name = target.rpartition(".")
+                yield getattr(importlib.import_module(module_name), name)
+                continue
+            yield from (getattr(module, member) for member in members) if members else _own(module)
+
+
+def _own(module: types.ModuleType) -> Iterator[object]:
+    """What mkdocstrings renders of a whole module: the classes and functions it defines, not those it
+    imports, and its variables (such as `sitq.hookspecs.hookimpl`)."""
+    for value in vars(module).values():
+        if not isinstance(value, type | types.FunctionType) or value.__module__ == module.__name__:
+            yield value
+
+
+def test_every_public_name_has_a_reference_entry() -> None:
+    rendered = {id(found) for found in rendered_by_reference()}
+    missing = [name for name in sitq.__all__ if id(getattr(sitq, name)) not in rendered]
+    assert not missing, f"no page of docs/reference renders these names of sitq.__all__: {missing}"
 
 
 class _MkdocsLoader(yaml.SafeLoader):

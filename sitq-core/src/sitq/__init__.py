@@ -49,6 +49,7 @@ from sitq.models import (
 )
 from sitq.plugins import lazy_exports
 from sitq.queue import QueueInTransaction, TaskQueue
+from sitq.secret import Secret
 from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.sync import SyncTaskQueue
 from sitq.tasks import TaskContext, current_task, task
@@ -79,6 +80,7 @@ __all__ = [
     "Result",
     "Retry",
     "RetryPolicy",
+    "Secret",
     "SerializationError",
     "Serializer",
     "SignatureError",

@@ -39,6 +39,7 @@ from sitq.errors import TaskCrashedError, WorkerError
 from sitq.failures import FailedInChild, Failure
 from sitq.models import RetryPolicy
 from sitq.plugins import default_plugins
+from sitq.secret import Redactor
 from sitq.serializer import Serializer
 from sitq.tasks import TaskContext, enter_task, reset_task
 
@@ -90,10 +91,13 @@ def serve(connection: Connection, serializer_class: type[Serializer], fault_path
 
 
 def _run(job: Job, codec: Codec, runner: asyncio.Runner) -> bytes | Failure:
-    """Decode and call the task, async ones on the child's own loop; any exception fails the attempt."""
+    """Decode and call the task, async ones on the child's own loop; any exception fails the attempt,
+    described with the task's secrets masked, before it leaves the child."""
     token = enter_task(job.context)
+    redactor = Redactor()
     try:
         function, args, kwargs = codec.decode_call(job.context.task_id, job.payload, job.serializer)
+        args, kwargs = redactor.unwrap(args, kwargs)
         if job.parents and takes_parent_results(function):
             kwargs = {**kwargs, "parent_results": codec.decode_parent_results(job.parents)}
         value = function(*args, **kwargs)
@@ -101,7 +105,7 @@ def _run(job: Job, codec: Codec, runner: asyncio.Runner) -> bytes | Failure:
             value = runner.run(_awaited(value), context=contextvars.copy_context())
         return codec.dump_value(value, job.serializer)
     except BaseException as exc:  # in a child of its own, even SystemExit is the task's failure
-        return Failure.of(exc, job.retry)
+        return redactor.redact(Failure.of(exc, job.retry))
     finally:
         reset_task(token)
 

@@ -28,6 +28,7 @@ from sitq.models import AttemptOutcome, Limits, ReservedTask, TaskOutcome, TaskS
 from sitq.plugins import Plugins
 from sitq.processes import Job, ProcessPool
 from sitq.sealing import Part
+from sitq.secret import Redactor
 from sitq.tasks import TaskContext, enter_task, reset_task
 
 # The worker's logger, not one of this module's own: the docs name it for these lines, and `sitq worker`
@@ -122,9 +123,10 @@ class TaskRunner:
             reserved.id, reserved.name, reserved.attempt, options.max_attempts, options.queue, self._worker_id
         )
         token = enter_task(context)
+        redactor = Redactor()
         started = time.perf_counter()
         try:
-            result = await self._run(reserved, context)
+            result = await self._run(reserved, context, redactor)
             self._limits.check_result(len(result))
         except asyncio.CancelledError:
             raise  # the worker stopping, or the call given back: not the task's failure
@@ -143,14 +145,20 @@ class TaskRunner:
             outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
             await self._plugins.task_succeeded(**identity, duration=duration)
             return outcome
-        return await self._failed(reserved, failure, duration, identity)
+        return await self._failed(reserved, failure, duration, identity, redactor)
 
     async def _failed(
-        self, reserved: ReservedTask, failure: BaseException, duration: float, identity: dict[str, str]
+        self,
+        reserved: ReservedTask,
+        failure: BaseException,
+        duration: float,
+        identity: dict[str, str],
+        redactor: Redactor,
     ) -> TaskOutcome:
-        """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good."""
+        """Decide what a failed attempt means: cancelled, retried later, timed out, or failed for good.
+        Its secrets are masked first, so that no record, log line or hook sees them."""
         options = reserved.options
-        described = (
+        described = redactor.redact(
             failure.failure if isinstance(failure, FailedInChild) else Failure.of(failure, options.retry)
         )
         error, formatted = self._limits.clip(described.error), self._limits.clip(described.traceback)
@@ -183,7 +191,7 @@ class TaskRunner:
         status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
         return self._outcome(reserved, status, error=error, traceback=formatted)
 
-    async def _run(self, reserved: ReservedTask, context: TaskContext) -> bytes:
+    async def _run(self, reserved: ReservedTask, context: TaskContext, redactor: Redactor) -> bytes:
         """Decode, call and encode the task: here, or in a child process that does all three."""
         codec = self._codec
         if self._pool is not None:
@@ -196,6 +204,7 @@ class TaskRunner:
                 value = await self._call_async(reserved, self._pool.run(child, job))
             return codec.sealer.seal(value, reserved.id, Part.RESULT, reserved.serializer)
         function, args, kwargs = codec.decode_call(reserved.id, reserved.payload, reserved.serializer)
+        args, kwargs = redactor.unwrap(args, kwargs)
         if reserved.depends_on and takes_parent_results(function):
             parents = await self._parent_results(reserved)
             kwargs = {**kwargs, "parent_results": codec.decode_parent_results(parents)}

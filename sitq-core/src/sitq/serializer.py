@@ -11,6 +11,8 @@ import json
 import pickle
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from sitq.secret import Secret
+
 
 @runtime_checkable
 class Serializer(Protocol):
@@ -50,16 +52,32 @@ class JsonSerializer:
     """JSON for plain data: importable functions travel as ``"module:qualname"``, the rest must be JSON.
 
     Readable by any language and safe to load, at the price of lambdas, closures and custom objects.
-    Tuples come back as lists.
+    Tuples come back as lists. A `sitq.Secret` travels as ``{"__sitq_secret__": value}``.
     """
 
     name: ClassVar[str] = "json"
 
     def dumps(self, obj: Any) -> bytes:
-        return json.dumps(obj, default=_encode_callable, separators=(",", ":")).encode()
+        return json.dumps(obj, default=_encode_object, separators=(",", ":")).encode()
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data, object_hook=_decode_callable)
+        return json.loads(data, object_hook=_decode_object)
+
+
+_SECRET_KEY = "__sitq_secret__"
+
+
+def _encode_object(obj: Any) -> dict[str, Any]:
+    """What JSON has no type for: a secret, or a function."""
+    if isinstance(obj, Secret):
+        return {_SECRET_KEY: obj.reveal()}
+    return _encode_callable(obj)
+
+
+def _decode_object(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and _SECRET_KEY in obj:
+        return Secret(obj[_SECRET_KEY])
+    return _decode_callable(obj)
 
 
 def _encode_callable(obj: Any) -> dict[str, str]:
