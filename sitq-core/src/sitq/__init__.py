@@ -48,6 +48,7 @@ from sitq.models import (
 )
 from sitq.plugins import lazy_exports
 from sitq.queue import QueueInTransaction, TaskQueue
+from sitq.registry import register_tasks
 from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.sync import SyncTaskQueue
 from sitq.tasks import TaskContext, current_task, task
@@ -108,6 +109,7 @@ __all__ = [
     "WorkflowStatus",
     "current_task",
     "hookimpl",
+    "register_tasks",
     "task",
 ]
 
