@@ -1,3 +1,3 @@
 """Fixtures every test directory may use."""
 
-pytest_plugins = ["postgres_server"]
+pytest_plugins = ["postgres_server", "user_modules"]

@@ -49,6 +49,7 @@ from sitq.models import (
 )
 from sitq.plugins import lazy_exports
 from sitq.queue import QueueInTransaction, TaskQueue
+from sitq.registry import register_tasks
 from sitq.secret import Secret
 from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.sync import SyncTaskQueue
@@ -112,6 +113,7 @@ __all__ = [
     "WorkflowStatus",
     "current_task",
     "hookimpl",
+    "register_tasks",
     "task",
 ]
 

@@ -59,15 +59,13 @@ def check_name(value: object, argument: str) -> str:
         and value.strip() == value
     ):
         return value
-    raise ValidationError(f"{argument} must be {_NAME_RULE}; got {_shown(value)}")
+    raise ValidationError(f"{argument} must be {_NAME_RULE}; got {shown(value)}")
 
 
 def check_names(values: object, argument: str) -> tuple[str, ...]:
     """A non-empty list or tuple of names (a lone str is refused: it is not five one-letter queues)."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-        raise ValidationError(
-            f"{argument} must be a list of names, such as ['default'], not {_shown(values)}"
-        )
+        raise ValidationError(f"{argument} must be a list of names, such as ['default'], not {shown(values)}")
     return tuple(check_name(value, f"each of {argument}") for value in values)
 
 
@@ -77,23 +75,21 @@ def check_id(value: object, argument: str = "task_id") -> str:
         return value
     raise ValidationError(
         f"{argument} must be the id string that enqueue() or submit() returned "
-        f"(printable, at most {MAX_ID_CHARS} characters), not {_shown(value)}"
+        f"(printable, at most {MAX_ID_CHARS} characters), not {shown(value)}"
     )
 
 
 def check_ids(values: object, argument: str) -> tuple[str, ...]:
     """A list or tuple of task ids."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise ValidationError(f"{argument} takes a list of task ids, not {_shown(values)}")
+        raise ValidationError(f"{argument} takes a list of task ids, not {shown(values)}")
     return tuple(check_id(value, f"each of {argument}") for value in values)
 
 
 def check_int(value: object, argument: str, low: int = MIN_INT, high: int = MAX_INT) -> int:
     """A whole number from `low` to `high` (a bool is not one)."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationError(
-            f"{argument} must be a whole number >= {low} and <= {high}, not {_shown(value)}"
-        )
+        raise ValidationError(f"{argument} must be a whole number >= {low} and <= {high}, not {shown(value)}")
     return value
 
 
@@ -109,7 +105,7 @@ def check_seconds(value: object, argument: str, *, zero: bool = False, none: str
     ):
         raise ValidationError(
             f"{argument} must be a number of seconds {low} and at most {MAX_SECONDS:.0f} (100 years)"
-            f"{f', or None {none}' if none else ''}, not {_shown(value)}"
+            f"{f', or None {none}' if none else ''}, not {shown(value)}"
         )
     return float(value)
 
@@ -118,24 +114,24 @@ def check_duration(value: object, argument: str, example: str) -> timedelta:
     """A timedelta from 0 to `MAX_SECONDS`."""
     if not isinstance(value, timedelta) or not timedelta(0) <= value <= timedelta(seconds=MAX_SECONDS):
         raise ValidationError(
-            f"{argument} must be a timedelta from 0 to 100 years, such as {example}, not {_shown(value)}"
+            f"{argument} must be a timedelta from 0 to 100 years, such as {example}, not {shown(value)}"
         )
     return value
 
 
 def check_bool(value: object, argument: str) -> bool:
     if not isinstance(value, bool):
-        raise ValidationError(f"{argument} must be True or False, not {_shown(value)}")
+        raise ValidationError(f"{argument} must be True or False, not {shown(value)}")
     return value
 
 
 def check_callable(value: object, argument: str) -> Callable[..., Any]:
     if not callable(value):
-        raise ValidationError(f"{argument} must be a function or another callable, not {_shown(value)}")
+        raise ValidationError(f"{argument} must be a function or another callable, not {shown(value)}")
     return value
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """`repr` of a bad value, cut short: the message of a hostile 100 MB string stays one line."""
     text = repr(value)
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"

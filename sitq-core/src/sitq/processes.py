@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
+from sitq import registry
 from sitq.codec import Codec, ParentResults, takes_parent_results
 from sitq.errors import TaskCrashedError, WorkerError
 from sitq.failures import FailedInChild, Failure
@@ -69,9 +70,12 @@ class Job:
 # In the child
 
 
-def serve(connection: Connection, serializer_class: type[Serializer], fault_path: str) -> None:
+def serve(
+    connection: Connection, serializer_class: type[Serializer], fault_path: str, tasks: registry.Known
+) -> None:
     """A child's main function: run the jobs that come through `connection`, one at a time, until the
-    worker closes it."""
+    worker closes it. `tasks` is what the worker knew as tasks when it started the child."""
+    registry.inherit(tasks)
     # The worker decides when its children stop: a Ctrl-C in the terminal, or a SIGTERM sent to every
     # process of a service, must not kill the tasks that the worker lets finish within its grace period.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -270,7 +274,9 @@ class ProcessPool:
         os.close(handle)
         ours, theirs = _CONTEXT.Pipe()
         process = _CONTEXT.Process(
-            target=serve, args=(theirs, self._serializer_class, fault_path), name="sitq-task-process"
+            target=serve,
+            args=(theirs, self._serializer_class, fault_path, registry.known()),
+            name="sitq-task-process",
         )
         process.start()  # a millisecond; no await before the child is tracked, so none can lose it
         theirs.close()  # so that the child's death reads as the end of the pipe

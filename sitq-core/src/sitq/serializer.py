@@ -6,11 +6,12 @@ Its `name` is stored beside every payload, so a worker decodes each one with the
 
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from sitq import registry
+from sitq.errors import SerializationError
 from sitq.secret import Secret
 
 
@@ -49,10 +50,12 @@ _CALLABLE_KEY = "__sitq_callable__"
 
 
 class JsonSerializer:
-    """JSON for plain data: importable functions travel as ``"module:qualname"``, the rest must be JSON.
+    """JSON for plain data: functions travel as ``"module:qualname"``, the rest must be JSON.
 
-    Readable by any language and safe to load, at the price of lambdas, closures and custom objects.
-    Tuples come back as lists. A `sitq.Secret` travels as ``{"__sitq_secret__": value}``.
+    Readable by any language, and safe to load: a payload can name only a function that the loading
+    process knows as a task (see `sitq.register_tasks`), never import a module or call anything else.
+    Functions this process encodes become known to it. No lambdas, closures or custom objects; tuples
+    come back as lists. A `sitq.Secret` travels as ``{"__sitq_secret__": value}``.
     """
 
     name: ClassVar[str] = "json"
@@ -83,20 +86,19 @@ def _decode_object(obj: dict[str, Any]) -> Any:
 def _encode_callable(obj: Any) -> dict[str, str]:
     if not callable(obj):
         raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
-    if module is None or module == "__main__" or "<" in qualname:
+    name = registry.know(obj)
+    if name is None:
         raise TypeError(
-            f"json can only store functions importable by name, not {qualname or obj!r}; "
+            f"json can only store functions importable by name, not {getattr(obj, '__qualname__', obj)!r}; "
             "define it at module level, or use the cloudpickle serializer"
         )
-    return {_CALLABLE_KEY: f"{module}:{qualname}"}
+    return {_CALLABLE_KEY: name}
 
 
 def _decode_callable(obj: dict[str, Any]) -> Any:
     if len(obj) != 1 or _CALLABLE_KEY not in obj:
         return obj
-    module_name, _, qualname = obj[_CALLABLE_KEY].partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target
+    name = obj[_CALLABLE_KEY]
+    if not isinstance(name, str):
+        raise SerializationError(f"a json payload names a function by a string, not by {type(name).__name__}")
+    return registry.resolve(name)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sitq import registry
 from sitq.arguments import check_callable, check_name
 from sitq.errors import SitqError
 from sitq.models import TASK_NAME_ATTRIBUTE, TASK_OPTIONS_ATTRIBUTE, RetryPolicy, TaskOptions
@@ -28,7 +29,8 @@ def task(
     """Attach default options to a task function; `Task(...)` fields override them per call.
 
     The function itself is returned, unchanged but for the options it carries, so it can still be
-    called directly and is still pickled by reference.
+    called directly and is still pickled by reference. It is registered as a task of this process, which
+    lets the `json` serializer call it when a stored payload names it (see `sitq.register_tasks`).
     """
     options = TaskOptions(
         queue=queue,
@@ -46,6 +48,7 @@ def task(
         setattr(function, TASK_OPTIONS_ATTRIBUTE, options)
         if name is not None:
             setattr(function, TASK_NAME_ATTRIBUTE, name)
+        registry.know(function)
         return function
 
     return attach

@@ -1,5 +1,6 @@
 """`sitq worker`: import the user's module, then run a `Worker` until SIGINT/SIGTERM (or, with ``--burst``,
-until nothing is due), logging one line per task outcome for the person watching.
+until nothing is due), logging one line per task outcome for the person watching. The module's functions
+are registered as tasks, which the `json` serializer may then call.
 
 The lines come from `OutcomeLog`, a lifecycle-hook observer handed to the worker like any plugin: the
 command uses the same public hooks a third party would.
@@ -17,6 +18,7 @@ from sitq.cli.inputs import import_module
 from sitq.cli.output import Output
 from sitq.cli.tables import seconds
 from sitq.models import Limits
+from sitq.registry import register_tasks
 from sitq.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ def configure_logging(level: str, output: Output) -> None:
 async def worker(args: argparse.Namespace, output: Output) -> ExitCode:
     """Run a worker in the foreground; SIGINT or SIGTERM stops it gracefully (a second one at once, giving
     the running tasks back), and it then exits 0."""
-    import_module(args.module)
+    register_tasks(import_module(args.module))
     url, _ = resolve_url(args.url)
     queues = tuple(args.queue or ("default",))
     configure_logging(args.log_level, output)
