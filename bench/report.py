@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PEER_ORDER = ("sitq", "sitq-normal", "huey", "gigq", "pgqueuer", "procrastinate")
+PEER_ORDER = ("sitq", "sitq-normal", "sitq-signed", "huey", "gigq", "pgqueuer", "procrastinate")
 COLORS = {
     "sitq": "#1f77b4",
     "sitq-normal": "#9ecae1",
+    "sitq-signed": "#6baed6",
     "huey": "#ff7f0e",
     "gigq": "#2ca02c",
     "pgqueuer": "#9467bd",

@@ -54,6 +54,7 @@ class Peer:
 PEERS = {
     "sitq": Peer("sitq", "sitq", "sitq_bench.py"),
     "sitq-normal": Peer("sitq-normal", "sitq (normal)", "sitq_bench.py", ("--synchronous", "normal")),
+    "sitq-signed": Peer("sitq-signed", "sitq (signed)", "sitq_bench.py", ("--signed",)),
     "huey": Peer("huey", "huey", "huey_bench.py"),
     "gigq": Peer("gigq", "gigq", "gigq_bench.py"),
     "pgqueuer": Peer("pgqueuer", "pgqueuer", "pgqueuer_bench.py"),
@@ -75,7 +76,7 @@ class Backend:
 BACKENDS = {
     "sqlite": Backend(
         "sqlite",
-        ("sitq", "sitq-normal"),
+        ("sitq", "sitq-normal", "sitq-signed"),
         ("huey", "gigq"),
         ("enqueue", "drain", "drain4", "latency", "backlog", "plugins", "memory", "floor"),
         BENCH / "results",
@@ -100,8 +101,12 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("enqueue", ("enqueue-one", "enqueue-batch", "enqueue-concurrent"), ("sitq", "sitq-normal", "*")),
-    Workload("drain", ("drain-async", "drain-sync"), ("sitq", "sitq-normal", "*")),
+    Workload(
+        "enqueue",
+        ("enqueue-one", "enqueue-batch", "enqueue-concurrent"),
+        ("sitq", "sitq-normal", "sitq-signed", "*"),
+    ),
+    Workload("drain", ("drain-async", "drain-sync"), ("sitq", "sitq-normal", "sitq-signed", "*")),
     Workload("drain4", ("drain-4",), ("sitq", "sitq-normal", "*")),
     Workload("latency", ("latency-cross", "latency-inprocess", "idle-cpu"), ("sitq", "*")),
     Workload("backlog", ("backlog-empty", "backlog-full"), ("sitq", "*")),

@@ -77,6 +77,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-small", type=int, default=1_000, help="queued tasks in memory-small")
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full", help="sitq only")
     parser.add_argument(
+        "--signed", action="store_true", help="sitq only: sign with a key, given as $SITQ_SIGNING_KEY"
+    )
+    parser.add_argument(
         "--pg-url", help="a fresh PostgreSQL database for this measure (the PostgreSQL section only)"
     )
     # Worker processes only.

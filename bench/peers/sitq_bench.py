@@ -1,6 +1,7 @@
 """sitq's side of the benchmark, at its defaults: `TaskQueue` and `Worker` on ``sqlite:///FILE``.
 
-``--synchronous normal`` measures the same on ``sqlite:///FILE?synchronous=normal``; ``--pg-url URL``
+``--synchronous normal`` measures the same on ``sqlite:///FILE?synchronous=normal``, ``--signed`` with a
+signing key (``$SITQ_SIGNING_KEY``); ``--pg-url URL``
 measures the same on PostgreSQL, on ``URL?schema=sitq_bench`` (the PostgreSQL section). See benchlib for
 the protocol and bench/README.md for what each measure means.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -253,6 +255,8 @@ async def durability(args: argparse.Namespace) -> dict[str, str]:
 
 def main() -> None:
     args = benchlib.parse_args()
+    if args.signed:  # read by every TaskQueue and Worker here, and by the worker processes started
+        os.environ["SITQ_SIGNING_KEY"] = "bench-signing-key-" + "0" * 32
     if args.measure == "worker":
         asyncio.run(worker_main(args))
         return

@@ -3,15 +3,25 @@ bytes only ever give a `SerializationError`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sitq import ConfigurationError, SerializationError, SignatureError, TaskQueue, ValidationError, Worker
+from sitq import (
+    ConfigurationError,
+    SerializationError,
+    SignatureError,
+    SyncTaskQueue,
+    TaskQueue,
+    ValidationError,
+    Worker,
+)
 from sitq.codec import Codec
 from sitq.plugins import default_plugins
 from sitq.sealing import ENCRYPTION_KEY_ENV, SIGNING_KEY_ENV, Part, Sealer
@@ -157,3 +167,21 @@ def test_truncated_blobs_give_only_serialization_errors(data: st.DataObject) -> 
             blob = codec.encode_call("t", math.hypot, (3, 4), {"extra": list(range(20))})
             cut = data.draw(st.integers(min_value=0, max_value=len(blob) - 1))
             _decode_paths(codec, blob[:cut])
+
+
+def test_a_sync_queue_signs_and_a_worker_built_from_a_queue_shares_its_keys(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tasks.db'}"
+    with SyncTaskQueue(url, signing_key=KEY) as queue:
+        task_id = queue.enqueue(math.hypot, 3, 4)
+    with SyncTaskQueue(url, signing_key=OLD) as other:
+        other.enqueue(math.hypot, 5, 12)
+
+    async def drain() -> dict[str, str | None]:
+        async with TaskQueue(url, signing_key=KEY) as keyed:
+            await Worker(keyed).run(burst=True)
+            return {info.id: info.error for info in await keyed.list_tasks()}
+
+    errors = asyncio.run(drain())
+    assert errors.pop(task_id) is None
+    [refused] = errors.values()
+    assert refused is not None and refused.startswith("SignatureError: ")

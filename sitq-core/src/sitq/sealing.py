@@ -83,7 +83,8 @@ class Sealer:
             f"on: HMAC-SHA256, {len(self.signing_keys)} key(s); unsigned or altered calls and results "
             "are refused"
             if self.signing_keys
-            else f"off: whoever can write the store can make workers run code (set ${SIGNING_KEY_ENV})"
+            else f"off: whoever can write the store can make workers run code (set ${SIGNING_KEY_ENV}; "
+            "see 'Secure a queue' in the docs)"
         )
         encryption = (
             f"on: AES-256-GCM, {len(self._ciphers)} key(s)"
