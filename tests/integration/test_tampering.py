@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
-import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from postgres_server import execute, fresh_schema, require_server, run, with_options
+from postgres_server import fresh_schema, require_server, with_options
 from sitq_command import Sitq
+from tampering import Store
 
 from sitq import SignatureError, TaskQueue, TaskStatus, Worker
 
@@ -33,46 +32,6 @@ class Command:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return os.system, (f"touch {self.marker}",)
-
-
-@dataclass
-class Store:
-    """A queue's store, and the attacker's raw access to its rows."""
-
-    url: str
-    sqlite_path: Path | None = None
-    schema: str | None = None
-
-    def _write(self, statement_sqlite: str, statement_postgres: str, *args: object) -> None:
-        if self.sqlite_path is not None:
-            with sqlite3.connect(self.sqlite_path) as connection:
-                assert connection.execute(statement_sqlite, args).rowcount == 1
-        else:
-            run(execute(statement_postgres.format(s=f'"{self.schema}"'), *args))
-
-    def set_payload(self, task_id: str, data: bytes) -> None:
-        self._write(
-            "UPDATE payloads SET payload = ? WHERE task_seq = (SELECT seq FROM tasks WHERE id = ?)",
-            "UPDATE {s}.tasks SET payload = $1 WHERE id = $2",
-            data,
-            task_id,
-        )
-
-    def set_result(self, task_id: str, data: bytes) -> None:
-        self._write(
-            "UPDATE results SET result = ? WHERE task_seq = (SELECT seq FROM tasks WHERE id = ?)",
-            "UPDATE {s}.tasks SET result = $1 WHERE id = $2",
-            data,
-            task_id,
-        )
-
-    def set_serializer(self, task_id: str, serializer: str) -> None:
-        self._write(
-            "UPDATE tasks SET serializer = ? WHERE id = ?",
-            "UPDATE {s}.tasks SET serializer = $1 WHERE id = $2",
-            serializer,
-            task_id,
-        )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
