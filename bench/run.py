@@ -5,8 +5,8 @@
 
 Builds (or reuses) a throwaway virtual environment in bench/.venv with the pinned peers and this
 repository's sitq, re-runs itself inside it, then runs every measurement in fresh processes on a fresh
-database in a temporary directory, for R repetitions, in the order sitq, sitq (normal), huey, gigq,
-sitq, ... Writes results.json, results.md and results.png into --out and prints the Markdown.
+database in a temporary directory, for R repetitions, in the order sitq, sitq (normal), sitq (signed),
+huey, gigq, sitq, ... Writes results.json, results.md and results.png into --out and prints the Markdown.
 ``--backend postgres`` runs the PostgreSQL section instead: sitq-postgres beside PgQueuer and
 Procrastinate, each measure in a fresh database on the server of --postgres-url, into
 bench/results/postgres. See bench/README.md.

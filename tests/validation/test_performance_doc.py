@@ -1,5 +1,5 @@
 """docs/performance.md shows the committed benchmark runs, not older or hand-edited ones: the SQLite section's
-table and plot first, then the PostgreSQL section's."""
+table and plot first, then the PostgreSQL section's, then the cost of signing."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ PAGE = ROOT / "docs" / "performance.md"
 SECTIONS = {
     "sqlite": (RESULTS, ROOT / "docs" / "images" / "benchmark.png"),
     "postgres": (RESULTS / "postgres", ROOT / "docs" / "images" / "benchmark-postgres.png"),
+    "signing": (RESULTS / "signing", ROOT / "docs" / "images" / "benchmark-signing.png"),
+}
+
+
+COMMANDS = {
+    "sqlite": "--backend sqlite",
+    "postgres": "--backend postgres",
+    "signing": "--only enqueue,drain --peers huey --repeat 5 --out bench/results/signing",
 }
 
 
 def update(section: str) -> str:
     results, image = SECTIONS[section]
     return (
-        f"after a new run of bench/run.py --backend {section}, copy the table of "
+        f"after a new run of bench/run.py {COMMANDS[section]}, copy the table of "
         f"{results.relative_to(ROOT)}/results.md into docs/performance.md and "
         f"{results.relative_to(ROOT)}/results.png to {image.relative_to(ROOT)}"
     )
