@@ -185,3 +185,15 @@ def test_a_sync_queue_signs_and_a_worker_built_from_a_queue_shares_its_keys(tmp_
     assert errors.pop(task_id) is None
     [refused] = errors.values()
     assert refused is not None and refused.startswith("SignatureError: ")
+
+
+def test_a_worker_built_from_a_queue_takes_each_key_it_is_not_given_from_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SIGNING_KEY_ENV, "from-the-environment-0123456789")
+    queue = TaskQueue("memory://", signing_key=KEY)
+    assert Worker(queue)._codec.sealer.signing_keys == (KEY,)
+    encrypting = Worker(queue, encryption_key=OLD)._codec.sealer
+    assert encrypting.signing_keys == (KEY,) and encrypting.encryption_keys == (OLD,)
+    assert Worker(queue, signing_key=OLD)._codec.sealer.signing_keys == (OLD,)
+    assert Worker("memory://")._codec.sealer.signing_keys == (b"from-the-environment-0123456789",)

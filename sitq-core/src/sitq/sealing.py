@@ -60,14 +60,27 @@ class Sealer:
         self.signing_keys = tuple(signing_keys)
         # Keyed once: a copy per blob costs half of what a new HMAC does.
         self._macs = tuple(hmac.new(key, digestmod=hashlib.sha256) for key in self.signing_keys)
-        self._ciphers: tuple[AESGCM, ...] = tuple(_cipher(key) for key in encryption_keys)
+        self.encryption_keys = tuple(encryption_keys)
+        self._ciphers: tuple[AESGCM, ...] = tuple(_cipher(key) for key in self.encryption_keys)
 
     @classmethod
-    def configured(cls, signing_key: Keys | None, encryption_key: Keys | None) -> Sealer:
-        """The sealer for these arguments, each taken from its environment variable when None."""
+    def configured(
+        cls, signing_key: Keys | None, encryption_key: Keys | None, inherited: Sealer | None = None
+    ) -> Sealer:
+        """The sealer for these arguments; each left None is `inherited`'s keys, else its environment
+        variable's."""
+        if inherited is None:
+            return cls(
+                _keys(signing_key, "signing_key", SIGNING_KEY_ENV),
+                _keys(encryption_key, "encryption_key", ENCRYPTION_KEY_ENV),
+            )
         return cls(
-            _keys(signing_key, "signing_key", SIGNING_KEY_ENV),
-            _keys(encryption_key, "encryption_key", ENCRYPTION_KEY_ENV),
+            inherited.signing_keys
+            if signing_key is None
+            else _keys(signing_key, "signing_key", SIGNING_KEY_ENV),
+            inherited.encryption_keys
+            if encryption_key is None
+            else _keys(encryption_key, "encryption_key", ENCRYPTION_KEY_ENV),
         )
 
     @property

@@ -113,11 +113,8 @@ class Worker:
             self.plugins = plugins_with(plugins)
             self.backend = self.plugins.resolve_backend(backend)
             queue_codec = None
-        sealer = (
-            queue_codec.sealer
-            if queue_codec is not None and signing_key is None and encryption_key is None
-            else Sealer.configured(signing_key, encryption_key)
-        )
+        inherited = None if queue_codec is None else queue_codec.sealer
+        sealer = Sealer.configured(signing_key, encryption_key, inherited)
         if accept is None and queue_codec is not None:
             accept = queue_codec.accept
         self._codec = Codec(
