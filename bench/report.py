@@ -3,14 +3,14 @@ checked, a Markdown table and a PNG plot. ``write(results, out_dir)`` returns th
 
 The SQLite section (sitq against Huey and GigQ) and the PostgreSQL section (sitq against PgQueuer and
 Procrastinate) share the table, the ratios and the plot; a `Section` holds what differs: the title, the
-durability settings and the targets of their issue.
+durability settings and the targets of their issues.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ COLORS = {
 }
 X = "\N{MULTIPLICATION SIGN}"
 MINUS = "\N{MINUS SIGN}"
-SYNC_ONLY = "\N{DAGGER}"
 RATE, MS, CPU, MIB = "tasks/s", "ms", "% of a core", "MiB"
 CPU_TASK, PER_TASK = "µs per task", "per task"
 
@@ -47,11 +46,14 @@ class Row:
     peer_measure: str | None = None
     """The measure that stands in for a peer that cannot do `measure` (Huey's and GigQ's sync no-op in
     the async row)."""
+    stand_in: str = ""
+    """The footnote of a cell where `peer_measure` stands in."""
     worst: bool = False
     """Show the worst repetition instead of the median (a duplicate in any run is one too many)."""
 
 
 ENQUEUE, DRAIN1, DRAIN4 = "Enqueue", "Drain, 1 worker process", "Drain, 4 worker processes"
+PROCESS_MODE = "Process mode (sitq), {cpu_tasks:,} CPU-bound sync tasks"
 CROSS, SAME = "Latency, worker in another process", "Latency, worker in the same process"
 BACKLOG, PLUGINS, MEMORY = (
     "Backlog, drain {due:,} due",
@@ -60,36 +62,40 @@ BACKLOG, PLUGINS, MEMORY = (
 )
 
 ENQUEUE_ONE = Row(ENQUEUE, "one at a time, 1 producer", "enqueue", "enqueue-one")
+ENQUEUE_ONE_SYNC = Row(
+    ENQUEUE,
+    "one at a time, SyncTaskQueue",
+    "enqueue",
+    "enqueue-one-sync",
+    peer_measure="enqueue-one",
+    stand_in="Huey's enqueue and GigQ's submit are blocking calls already: their one-at-a-time figure "
+    "stands in.",
+)
 ENQUEUE_MANY = Row(ENQUEUE, "enqueue_many, {batch:,} per call", "enqueue", "enqueue-batch")
 PRODUCERS = Row(ENQUEUE, "100 concurrent producers", "enqueue", "enqueue-concurrent")
-DRAIN_ASYNC = Row(DRAIN1, "no-op async task", "drain", "drain-async", peer_measure="drain-sync")
+DRAIN_ASYNC = Row(
+    DRAIN1,
+    "no-op async task",
+    "drain",
+    "drain-async",
+    peer_measure="drain-sync",
+    stand_in="Huey and GigQ have no async tasks: their sync no-op, measured once, stands in both rows.",
+)
 DRAIN_SYNC = Row(DRAIN1, "no-op sync task", "drain", "drain-sync")
+STAND_IN_MARKS = {DRAIN_ASYNC.stand_in: "\N{DAGGER}", ENQUEUE_ONE_SYNC.stand_in: "\N{DOUBLE DAGGER}"}
+"""The mark after a figure that stands in, and the footnote it points to."""
 DRAIN_4 = Row(DRAIN4, "recording task", "drain4", "drain-4")
 
 
 def usage_rows(row: Row) -> tuple[Row, Row]:
     """The worker processes' CPU time and context switches per task, under a drain's rate."""
-    cpu = Row(
-        row.group,
-        "worker CPU",
-        row.workload,
-        row.measure,
-        "cpu_us_per_task",
-        CPU_TASK,
-        False,
-        row.peer_measure,
-    )
-    switches = Row(
-        row.group,
-        "context switches",
-        row.workload,
-        row.measure,
-        "ctx_per_task",
-        PER_TASK,
-        False,
-        row.peer_measure,
-    )
+    cpu = replace(row, label="worker CPU", field="cpu_us_per_task", unit=CPU_TASK, higher_is_better=False)
+    switches = replace(cpu, label="context switches", field="ctx_per_task", unit=PER_TASK)
     return cpu, switches
+
+
+DRAIN_ASYNC_CPU, DRAIN_ASYNC_SWITCHES = usage_rows(DRAIN_ASYNC)
+DRAIN_SYNC_CPU, DRAIN_SYNC_SWITCHES = usage_rows(DRAIN_SYNC)
 
 
 DUPLICATES = Row(
@@ -107,15 +113,34 @@ PLUGINS_NONE = Row(PLUGINS, "none", "plugins", "drain-async")
 PLUGINS_NOOP = Row(PLUGINS, "a do-nothing observer", "plugins", "drain-async-plugin")
 MEMORY_SMALL = Row(MEMORY, "1,000 queued", "memory", "memory-small", "rss_mb", MIB, False)
 MEMORY_LARGE = Row(MEMORY, "{memory_tasks:,} queued", "memory", "memory-large", "rss_mb", MIB, False)
+CPU_THREADS = Row(PROCESS_MODE, "thread mode (the default)", "processmode", "drain-cpu-threads")
+CPU_PROCESSES = Row(PROCESS_MODE, "processes=2", "processmode", "drain-cpu-processes")
+CPU_START = Row(
+    PROCESS_MODE,
+    "processes=2: from go to the first task (starting the children)",
+    "processmode",
+    "drain-cpu-processes",
+    "startup_ms",
+    MS,
+    None,
+)
+CPU_TASK_ALONE = Row(
+    PROCESS_MODE, "CPU of one task, run alone", "processmode", "drain-cpu-threads", "task_ms", MS, None
+)
+SITQ_ONLY = frozenset({"plugins", "processmode"})
+"""Workloads that only sitq runs: the table leaves the other columns empty and the plot leaves them out."""
 
 ROWS = (
     ENQUEUE_ONE,
+    ENQUEUE_ONE_SYNC,
     ENQUEUE_MANY,
     PRODUCERS,
     DRAIN_ASYNC,
-    *usage_rows(DRAIN_ASYNC),
+    DRAIN_ASYNC_CPU,
+    DRAIN_ASYNC_SWITCHES,
     DRAIN_SYNC,
-    *usage_rows(DRAIN_SYNC),
+    DRAIN_SYNC_CPU,
+    DRAIN_SYNC_SWITCHES,
     DRAIN_4,
     *usage_rows(DRAIN_4),
     DUPLICATES,
@@ -131,6 +156,10 @@ ROWS = (
     PLUGINS_NOOP,
     MEMORY_SMALL,
     MEMORY_LARGE,
+    CPU_THREADS,
+    CPU_PROCESSES,
+    CPU_START,
+    CPU_TASK_ALONE,
 )
 
 
@@ -146,7 +175,8 @@ class Derived:
 BACKLOG_RATIO = Derived("with backlog ÷ empty", BACKLOG_FULL, BACKLOG_EMPTY)
 PLUGINS_RATIO = Derived("observer ÷ none", PLUGINS_NOOP, PLUGINS_NONE)
 MEMORY_RATIO = Derived("{memory_tasks:,} ÷ 1,000", MEMORY_LARGE, MEMORY_SMALL)
-DERIVED = (BACKLOG_RATIO, PLUGINS_RATIO, MEMORY_RATIO)
+PROCESS_RATIO = Derived("processes=2 ÷ thread mode", CPU_PROCESSES, CPU_THREADS)
+DERIVED = (BACKLOG_RATIO, PLUGINS_RATIO, MEMORY_RATIO, PROCESS_RATIO)
 
 
 class Figures:
@@ -197,9 +227,14 @@ class Figures:
         return top / bottom if top is not None and bottom else None
 
     def floor(self) -> dict[str, float]:
+        """Medians of the raw-`sqlite3` floor's figures (runs from before the batched insert lack it)."""
         runs = self._runs.get(("floor", "sqlite-floor", "floor"), [])
-        keys = ("insert_full", "insert_normal", "claim_full", "claim_normal", "fsync_ms")
-        return {key: statistics.median(run[key] for run in runs) for key in keys} if runs else {}
+        keys = {key for run in runs for key, value in run.items() if isinstance(value, int | float)}
+        return {
+            key: statistics.median(run[key] for run in runs)
+            for key in keys
+            if all(key in run for run in runs)
+        }
 
 
 # Formatting
@@ -230,15 +265,26 @@ def sitq_advantage(row: Row, sitq: float | None, other: float | None) -> float |
 
 
 class Notes:
-    """Footnotes for the n/a cells, numbered in order of first use."""
+    """The table's footnotes: for the n/a cells, numbered in order of first use; for the cells where
+    another measure stands in, marked as `STAND_IN_MARKS` says."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.stand_ins: set[str] = set()
 
     def mark(self, text: str) -> str:
         if text not in self.texts:
             self.texts.append(text)
         return f"[{self.texts.index(text) + 1}]"
+
+    def stand_in(self, text: str) -> str:
+        self.stand_ins.add(text)
+        return STAND_IN_MARKS[text]
+
+    def lines(self) -> list[str]:
+        """The footnotes, each ending in two spaces (a Markdown line break)."""
+        marked = [f"{mark} {text}  " for text, mark in STAND_IN_MARKS.items() if text in self.stand_ins]
+        return marked + [f"[{i}] {text}  " for i, text in enumerate(self.texts, 1)]
 
 
 def cell(figures: Figures, row: Row, peer: str, notes: Notes) -> str:
@@ -248,7 +294,7 @@ def cell(figures: Figures, row: Row, peer: str, notes: Notes) -> str:
         return f"n/a {notes.mark(reason)}" if reason else "—"
     shown = number(value, row.unit)
     if figures.stands_in(row, peer):
-        shown += " " + SYNC_ONLY
+        shown += " " + notes.stand_in(row.stand_in)
     advantage = sitq_advantage(row, figures.value(row, "sitq"), value) if peer != "sitq" else None
     if advantage is not None:
         shown += f" · sitq {times(advantage)}"
@@ -265,9 +311,9 @@ def results_table(figures: Figures, notes: Notes) -> list[str]:
     for row in ROWS:
         if row.workload not in figures.workloads:
             continue
-        sitq_only = row.workload == "plugins"
-        if row.unit in (CPU_TASK, PER_TASK) and all(figures.value(row, peer) is None for peer in peers):
-            continue  # runs from before these were counted
+        sitq_only = row.workload in SITQ_ONLY
+        if all(figures.value(row, peer) is None and not figures.reason(row, peer) for peer in peers):
+            continue  # a measure from after the run (CPU per task, SyncTaskQueue), or one that failed
         cells = ["" if sitq_only and peer != "sitq" else cell(figures, row, peer, notes) for peer in peers]
         group = figures.text(row.group)
         label = figures.text(row.label) + (f", {row.unit}" if row.unit else "")
@@ -318,6 +364,15 @@ class Checks:
 
     def at_least(self, text: str, row: Row, peer: str, factor: float) -> None:
         self.check(text, self.versus(row, peer), lambda x: x >= factor, times)
+
+    def share(self, text: str, part: float | None, whole: float | None, bound: float) -> None:
+        """`part` is at least `bound` (a fraction) of `whole`."""
+        self.check(
+            text,
+            part / whole if part is not None and whole else None,
+            lambda x: x >= bound,
+            lambda x: f"{x:.0%}",
+        )
 
     def workers_scale(self) -> None:
         four, one = self.sitq(DRAIN_4), self.sitq(DRAIN_ASYNC)
@@ -386,6 +441,47 @@ def sqlite_targets(figures: Figures) -> list[Target]:
     return c.found
 
 
+def sqlite_targets_12(figures: Figures) -> list[Target]:
+    """The targets of issue 12, for sitq at its defaults: ratios to Huey and to the raw `sqlite3` floor
+    measured in the same run, so that they hold or not on any machine."""
+    c, floor = Checks(figures), figures.floor()
+    c.at_least(f"Drain, 1 worker, async: ≥ 5{X} Huey", DRAIN_ASYNC, "huey", 5)
+    c.at_least(f"Drain, 1 worker, sync: ≥ 3{X} Huey", DRAIN_SYNC, "huey", 3)
+    c.share(
+        "Drain, 1 worker, async: ≥ 25% of the raw claim-and-complete floor (FULL)",
+        c.sitq(DRAIN_ASYNC),
+        floor.get("claim_full"),
+        0.25,
+    )
+    c.at_least(f"Enqueue one at a time, TaskQueue: ≥ Huey (1{X})", ENQUEUE_ONE, "huey", 1)
+    c.at_least(f"Enqueue one at a time, SyncTaskQueue: ≥ Huey (1{X})", ENQUEUE_ONE_SYNC, "huey", 1)
+    c.share(
+        "enqueue_many: ≥ 50% of the raw batched-insert floor (FULL)",
+        c.sitq(ENQUEUE_MANY),
+        floor.get("batch_insert_full"),
+        0.5,
+    )
+    for row, kind in ((DRAIN_ASYNC_CPU, "async"), (DRAIN_SYNC_CPU, "sync")):
+        c.at_least(
+            f"Worker CPU per task, {kind} drain: ≤ 1/5 of Huey's (Huey's ÷ sitq's ≥ 5{X})", row, "huey", 5
+        )
+    c.check(
+        f"Process mode, CPU-bound sync tasks: processes=2 ≥ 1.8{X} thread mode",
+        figures.derived(PROCESS_RATIO, "sitq"),
+        lambda x: x >= 1.8,
+        ratio,
+    )
+    for row in (ENQUEUE_ONE, ENQUEUE_ONE_SYNC, ENQUEUE_MANY, PRODUCERS, DRAIN_ASYNC, DRAIN_SYNC):
+        label = figures.text(f"{row.group.lower()}, {row.label}")
+        c.share(
+            f"Signing, {label}: sitq (signed) ≥ 90% of sitq",
+            figures.value(row, "sitq-signed"),
+            c.sitq(row),
+            0.9,
+        )
+    return c.found
+
+
 def postgres_targets(figures: Figures) -> list[Target]:
     """The targets of issue 10 in the PostgreSQL table, for sitq at its defaults: sitq ÷ peer for rates,
     peer ÷ sitq for latency, so that each holds at its factor or above."""
@@ -415,15 +511,20 @@ def floor_table(figures: Figures) -> list[str]:
     if not floor:
         return []
     lines = ["| Raw `sqlite3`, WAL | FULL | NORMAL |", "|---|---:|---:|"]
-    for key, text in (
-        ("insert", "single-row insert transactions/s"),
-        ("claim", "claim-and-complete/s, by 100"),
-    ):
+    known = (
+        ("insert", "single-row insert transactions/s", ENQUEUE_ONE, "sitq enqueue one at a time"),
+        (
+            "batch_insert",
+            f"rows/s inserted {floor.get('insert_batch', 0):,.0f} per transaction (`executemany`)",
+            ENQUEUE_MANY,
+            "sitq enqueue_many",
+        ),
+        ("claim", "claim-and-complete/s, by 100", DRAIN_ASYNC, "sitq drain, async"),
+    )
+    floors = [f for f in known if f"{f[0]}_full" in floor]  # runs from before lack the batched insert
+    for key, text, _, _ in floors:
         lines.append(f"| {text} | {floor[key + '_full']:,.0f} | {floor[key + '_normal']:,.0f} |")
-    for row, key, text in (
-        (ENQUEUE_ONE, "insert", "sitq enqueue one at a time"),
-        (DRAIN_ASYNC, "claim", "sitq drain, async"),
-    ):
+    for key, _, row, text in floors:
         shares = []
         for peer, level in (("sitq", "full"), ("sitq-normal", "normal")):
             value = figures.value(row, peer)
@@ -434,17 +535,32 @@ def floor_table(figures: Figures) -> list[str]:
     return lines
 
 
+def fsync_ms(figures: Figures) -> float | None:
+    """Milliseconds per fsync where the databases were, as the run measured it; runs from before took
+    it from the floor workload only, when that ran."""
+    value = figures.results["machine"].get("fsync_ms", figures.floor().get("fsync_ms"))
+    return None if value is None else float(value)
+
+
+def fsync_text(figures: Figures) -> str:
+    """The cost of one durable write where the databases were, and what holds them."""
+    m, measured = figures.results["machine"], fsync_ms(figures)
+    fsync = "not measured" if measured is None else f"{measured:.3g} ms"
+    if "databases" not in m:
+        return f"one fsync of 4 KiB: {fsync} (files in {m['tmpdir']})"
+    where = f"{m['databases']}, {m['filesystem']}"
+    if m["in_memory"]:
+        where += ": in memory, so a commit's fsync writes nothing to a disk"
+    return f"one fsync of 4 KiB where the databases were: {fsync} ({where})"
+
+
 def machine_lines(figures: Figures) -> list[str]:
-    m, c, floor = figures.results["machine"], figures.config, figures.floor()
+    m, c = figures.results["machine"], figures.config
     if figures.section.name == "postgres":
         servers = {d.get("server", "?") for d in figures.results["durability"].values()}
         store = f"- Python {m['python']}, PostgreSQL {', '.join(sorted(servers))} on this machine"
     else:
-        fsync = f"{floor['fsync_ms']:.2f} ms" if floor else "not measured"
-        store = (
-            f"- Python {m['python']}, SQLite {m['sqlite']}; one fsync of 4 KiB: {fsync} "
-            f"(files in {m['tmpdir']})"
-        )
+        store = f"- Python {m['python']}, SQLite {m['sqlite']}; {fsync_text(figures)}"
     return [
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}",
         store,
@@ -505,9 +621,8 @@ class Section:
     legend: Callable[[dict[str, str]], str]
     """The same in the plot's legend."""
     survives: Callable[[dict[str, str]], str]
-    issue: int
-    targets: Callable[[Figures], list[Target]]
-    stand_in_note: str
+    targets: tuple[tuple[int, Callable[[Figures], list[Target]]], ...]
+    """Each issue's number and its targets, checked."""
 
 
 SECTIONS = {
@@ -518,9 +633,7 @@ SECTIONS = {
         lambda d: f"{d['journal_mode'].upper()}, {d['synchronous']}",
         lambda d: f"WAL, synchronous={d['synchronous']}",
         sqlite_survives,
-        4,
-        sqlite_targets,
-        "Huey and GigQ have no async tasks: their sync no-op, measured once, stands in both rows.",
+        ((4, sqlite_targets), (12, sqlite_targets_12)),
     ),
     "postgres": Section(
         "postgres",
@@ -529,21 +642,28 @@ SECTIONS = {
         lambda d: f"synchronous_commit={d['synchronous_commit']}, fsync={d['fsync']}",
         lambda d: f"synchronous_commit={d['synchronous_commit']}, fsync={d['fsync']}",
         postgres_survives,
-        10,
-        postgres_targets,
-        "",
+        ((10, postgres_targets),),
     ),
 }
+
+
+def targets_part(issue: int, found: list[Target]) -> list[str]:
+    held, measured = sum(1 for t in found if t.ok), sum(1 for t in found if t.ok is not None)
+    return [
+        f"## Targets of issue {issue}",
+        "",
+        f"{held} of the {measured} targets measured hold.",
+        "",
+        *targets_table(found),
+        "",
+    ]
 
 
 def markdown(figures: Figures, image: str | None) -> str:
     notes = Notes()
     table = results_table(figures, notes)
     section = figures.section
-    found = section.targets(figures)
-    held, measured = sum(1 for t in found if t.ok), sum(1 for t in found if t.ok is not None)
     sitq_setting = section.setting(figures.results["durability"]["sitq"]) if "sitq" in figures.peers else "—"
-    stand_in = any(figures.stands_in(row, peer) for row in ROWS for peer in figures.peers)
     parts = [
         f"# {section.title}",
         "",
@@ -565,16 +685,11 @@ def markdown(figures: Figures, image: str | None) -> str:
         "",
         *table,
         "",
-        *([f"{SYNC_ONLY} {section.stand_in_note}  "] if stand_in else []),
-        *(f"[{i}] {text}  " for i, text in enumerate(notes.texts, 1)),
-        "",
-        f"## Targets of issue {section.issue}",
-        "",
-        f"{held} of the {measured} targets measured hold.",
-        "",
-        *targets_table(found),
+        *notes.lines(),
         "",
     ]
+    for issue, targets in section.targets:
+        parts += targets_part(issue, targets(figures))
     floor = floor_table(figures)
     if floor:
         parts += ["## The raw `sqlite3` floor", ""]
@@ -610,7 +725,7 @@ def plot(figures: Figures, path: Path) -> None:
         (fig.add_subplot(grid[1, 2]), "Worker peak RSS, MiB", MIB, False),
     )
     for ax, title, unit, log in panels:
-        rows = [r for r in ROWS if r.unit == unit and r.workload in figures.workloads - {"plugins"}]
+        rows = [r for r in ROWS if r.unit == unit and r.workload in figures.workloads - SITQ_ONLY]
         if not rows:
             ax.axis("off")  # a workload this section does not run (memory, on PostgreSQL)
             continue
@@ -626,6 +741,8 @@ def plot(figures: Figures, path: Path) -> None:
         heading, store = "sitq, PgQueuer and Procrastinate on PostgreSQL", f"PostgreSQL {servers}"
     else:
         heading, store = "sitq, Huey and GigQ on SQLite", f"SQLite {m['sqlite']}"
+        measured = fsync_ms(figures)
+        store += "" if measured is None else f", fsync {measured:.3g} ms ({m.get('filesystem', '?')})"
     fig.suptitle(
         f"{heading}: medians of {c['repeat']} runs, {c['tasks']:,} tasks. "
         f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, {store}, {m['date']}",

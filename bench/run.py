@@ -5,8 +5,9 @@
 
 Builds (or reuses) a throwaway virtual environment in bench/.venv with the pinned peers and this
 repository's sitq, re-runs itself inside it, then runs every measurement in fresh processes on a fresh
-database in a temporary directory, for R repetitions, in the order sitq, sitq (normal), sitq (signed),
-huey, gigq, sitq, ... Writes results.json, results.md and results.png into --out and prints the Markdown.
+database in a temporary directory (on a disk: see `databases_dir`), for R repetitions, in the order
+sitq, sitq (normal), sitq (signed), huey, gigq, sitq, ... Writes results.json, results.md and
+results.png into --out and prints the Markdown.
 ``--backend postgres`` runs the PostgreSQL section instead: sitq-postgres beside PgQueuer and
 Procrastinate, each measure in a fresh database on the server of --postgres-url, into
 bench/results/postgres. See bench/README.md.
@@ -41,6 +42,10 @@ REQUIREMENTS = BENCH / "requirements.txt"
 SITQ_FOLDERS = ("sitq-core", "sitq-sqlite", "sitq-postgres", "sitq-cloudpickle")
 """sitq's distributions in this repository, installed into the environment."""
 MEASURE_TIMEOUT = 3600
+SCRATCH = BENCH / ".scratch"
+"""Where the databases go when the system's temporary directory is held in memory (ignored by git)."""
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+"""Filesystems held in memory: a commit's fsync there writes nothing to a disk."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ BACKENDS = {
         "sqlite",
         ("sitq", "sitq-normal", "sitq-signed"),
         ("huey", "gigq"),
-        ("enqueue", "drain", "drain4", "latency", "backlog", "plugins", "memory", "floor"),
+        ("enqueue", "drain", "drain4", "latency", "backlog", "plugins", "memory", "processmode", "floor"),
         BENCH / "results",
     ),
     "postgres": Backend(
@@ -98,13 +103,16 @@ class Workload:
     peers: tuple[str, ...]
     """Which of sitq, sitq-normal and the peers take part (peers only if chosen with --peers)."""
     repeat_once: bool = False
+    sitq_only: tuple[str, ...] = ()
+    """Measures that only sitq's columns run (a peer's own measure may stand in for it in the report)."""
 
 
 WORKLOADS = (
     Workload(
         "enqueue",
-        ("enqueue-one", "enqueue-batch", "enqueue-concurrent"),
+        ("enqueue-one", "enqueue-one-sync", "enqueue-batch", "enqueue-concurrent"),
         ("sitq", "sitq-normal", "sitq-signed", "*"),
+        sitq_only=("enqueue-one-sync",),
     ),
     Workload("drain", ("drain-async", "drain-sync"), ("sitq", "sitq-normal", "sitq-signed", "*")),
     Workload("drain4", ("drain-4",), ("sitq", "sitq-normal", "*")),
@@ -112,6 +120,7 @@ WORKLOADS = (
     Workload("backlog", ("backlog-empty", "backlog-full"), ("sitq", "*")),
     Workload("plugins", ("drain-async", "drain-async-plugin"), ("sitq",)),
     Workload("memory", ("memory-small", "memory-large"), ("sitq", "*"), repeat_once=True),
+    Workload("processmode", ("drain-cpu-threads", "drain-cpu-processes"), ("sitq",)),
     Workload("floor", ("sqlite-floor",), ("floor",)),
 )
 WORKLOAD_NAMES = tuple(workload.name for workload in WORKLOADS)
@@ -151,6 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--due", type=int, default=2_000, help="due tasks drained in backlog (2,000)")
     parser.add_argument(
         "--memory-tasks", type=int, default=1_000_000, help="queued tasks, memory (1,000,000)"
+    )
+    parser.add_argument(
+        "--cpu-tasks", type=int, default=400, help="CPU-bound tasks drained in processmode (400)"
     )
     parser.add_argument("--report-only", action="store_true", help="redo the report from --out/results.json")
     parser.add_argument("--reinstall", action="store_true", help="rebuild the throwaway environment")
@@ -223,8 +235,43 @@ def in_environment() -> bool:
 # Machine and run description
 
 
-def machine() -> dict[str, Any]:
+def filesystem(path: Path) -> str:
+    """The type of the filesystem that holds `path` (ext4, xfs, tmpfs, apfs, ...), or "unknown"."""
     import psutil
+
+    path = path.resolve()
+    mounts = [m for m in psutil.disk_partitions(all=True) if path.is_relative_to(m.mountpoint)]
+    return max(mounts, key=lambda m: len(m.mountpoint)).fstype if mounts else "unknown"
+
+
+def databases_dir() -> Path:
+    """Where every measure's fresh directory, and so its database, is made: $SITQ_BENCH_DIR if set; else
+    the system's temporary directory, unless that is held in memory (a tmpfs /tmp), where a commit's
+    fsync costs nothing and a queue's durability would go unmeasured: then bench/.scratch, on the
+    repository's disk."""
+    chosen = os.environ.get("SITQ_BENCH_DIR")
+    if chosen:
+        path = Path(chosen)
+    else:
+        path = Path(tempfile.gettempdir())
+        if filesystem(path) in MEMORY_FILESYSTEMS:
+            path = SCRATCH
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def fsync_cost(directory: Path) -> float:
+    """Milliseconds per write-and-fsync of 4 KiB in a fresh directory under `directory`."""
+    import sqlite_floor
+
+    with tempfile.TemporaryDirectory(prefix="sitq-fsync-", dir=directory) as where:
+        return sqlite_floor.fsync_ms(Path(where))
+
+
+def machine(args: argparse.Namespace) -> dict[str, Any]:
+    import psutil
+
+    held_by = filesystem(args.databases)
 
     cpu = platform.processor() or "unknown"
     try:
@@ -254,7 +301,10 @@ def machine() -> dict[str, Any]:
         "sitq_distributions": list(SITQ_FOLDERS),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "sitq_commit": version,
-        "tmpdir": tempfile.gettempdir(),
+        "databases": str(args.databases),
+        "filesystem": held_by,
+        "in_memory": held_by in MEMORY_FILESYSTEMS,
+        "fsync_ms": fsync_cost(args.databases),
     }
 
 
@@ -280,7 +330,7 @@ def run_script(script: Path, *args: str, timeout: float = MEASURE_TIMEOUT) -> di
 def fresh_store(args: argparse.Namespace) -> Iterator[tuple[str, ...]]:
     """A fresh temporary directory, and on PostgreSQL a fresh database (dropped afterwards): the
     options that point a peer script at them."""
-    with tempfile.TemporaryDirectory(prefix="sitq-bench-") as directory:
+    with tempfile.TemporaryDirectory(prefix="sitq-bench-", dir=args.databases) as directory:
         if args.backend != "postgres":
             yield ("--dir", directory)
             return
@@ -298,7 +348,7 @@ def measure(peer: Peer, name: str, args: argparse.Namespace) -> dict[str, Any]:
             *where,
             *("--tasks", str(args.tasks), "--samples", str(args.samples)),
             *("--batch", str(args.batch), "--backlog", str(args.backlog), "--due", str(args.due)),
-            *("--memory-tasks", str(args.memory_tasks)),
+            *("--memory-tasks", str(args.memory_tasks), "--cpu-tasks", str(args.cpu_tasks)),
             *peer.args,
         )
 
@@ -345,12 +395,15 @@ def plan(
         if w.name in section and (not args.only or w.name in args.only) and w.name not in args.skip
     ]
     taking_part = columns(args)
+    sitq = BACKENDS[args.backend].sitq
     for workload in chosen:
         peers = [p for entry in workload.peers for p in (args.peers if entry == "*" else [entry])]
         peers = [p for p in peers if p in taking_part or p == "floor"]
         for rep in range(1 if workload.repeat_once else args.repeat):
             for peer in peers:
                 for name in workload.measures:
+                    if name in workload.sitq_only and peer not in sitq:
+                        continue
                     if name not in not_available.get(peer, {}):
                         steps.append((workload, rep, peer, name))
     return steps
@@ -358,7 +411,7 @@ def plan(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     labels = {key: peer.label for key, peer in PEERS.items()}
-    about = machine()
+    about = machine(args)
     durability: dict[str, dict[str, str]] = {}
     not_available: dict[str, dict[str, str]] = {}
     for key in columns(args):
@@ -373,7 +426,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for number, (workload, rep, peer, name) in enumerate(steps, 1):
         started = time.monotonic()
         if peer == "floor":
-            result = run_script(BENCH / "sqlite_floor.py", "--tasks", str(args.tasks))
+            result = run_script(
+                BENCH / "sqlite_floor.py",
+                *("--tasks", str(args.tasks), "--insert-batch", str(args.batch)),
+                *("--dir", str(args.databases)),
+            )
         else:
             result = measure(PEERS[peer], name, args)
         metrics = result if "error" in result else result.get("metrics", result)
@@ -404,6 +461,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "backlog": args.backlog,
             "due": args.due,
             "memory_tasks": args.memory_tasks,
+            "cpu_tasks": args.cpu_tasks,
             "peers": columns(args),
             "workloads": sorted({step[0].name for step in steps}, key=WORKLOAD_NAMES.index),
             "minutes": round((time.monotonic() - began) / 60, 1),
@@ -430,6 +488,7 @@ def main() -> None:
     if args.report_only:
         results = json.loads(results_path.read_text())
     else:
+        args.databases = databases_dir()
         results = run(args)
         results_path.write_text(json.dumps(results, indent=1) + "\n")
     markdown = report.write(results, args.out)

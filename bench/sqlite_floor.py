@@ -2,11 +2,13 @@
 `sqlite3` module, one table and one index, in WAL mode, at ``synchronous=FULL`` and at ``NORMAL``.
 
 - insert: one single-row ``INSERT`` per transaction (what one-at-a-time enqueue costs at least);
+- batch insert: ``executemany`` of 1,000 rows (``--insert-batch``) per transaction (what
+  ``enqueue_many`` costs at least);
 - claim: claim-and-complete in batches of 100: one transaction sets 100 due rows running and returns
   them, a second marks them done (what draining costs at least, with group commit).
 
 It also times a bare ``fsync`` of a small file in the same directory. Prints one JSON line;
-``python3 bench/sqlite_floor.py --tasks 10000``. Standard library only.
+``python3 bench/sqlite_floor.py --tasks 10000 [--insert-batch 1000] [--dir DIR]``. Standard library only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import time
 from pathlib import Path
 
 BATCH = 100
+"""Rows claimed, and then completed, per transaction."""
+INSERT_BATCH = 1_000
+"""Rows per transaction of the batched insert, by default (bench/run.py passes its ``--batch``)."""
 SCHEMA = (
     "CREATE TABLE tasks (id INTEGER PRIMARY KEY, status TEXT NOT NULL, eta REAL NOT NULL, payload BLOB)",
     "CREATE INDEX tasks_status_eta ON tasks (status, eta)",
@@ -34,30 +39,46 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-def inserts_per_second(directory: Path, synchronous: str, tasks: int) -> float:
-    conn = connect(directory / f"insert-{synchronous}.db", synchronous)
+INSERT = "INSERT INTO tasks (status, eta, payload) VALUES ('pending', ?, ?)"
+
+
+def new_table(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = connect(path, synchronous)
     for statement in SCHEMA:
         conn.execute(statement)
+    return conn
+
+
+def inserts_per_second(directory: Path, synchronous: str, tasks: int) -> float:
+    """Rows/s stored by one single-row ``INSERT`` per transaction (autocommit)."""
+    conn = new_table(directory / f"insert-{synchronous}.db", synchronous)
     started = time.perf_counter()
     for _ in range(tasks):
-        conn.execute(
-            "INSERT INTO tasks (status, eta, payload) VALUES ('pending', ?, ?)", (time.time(), PAYLOAD)
-        )
+        conn.execute(INSERT, (time.time(), PAYLOAD))
+    seconds = time.perf_counter() - started
+    conn.close()
+    return tasks / seconds
+
+
+def batch_inserts_per_second(directory: Path, synchronous: str, tasks: int, batch: int) -> float:
+    """Rows/s stored by one ``executemany`` of `batch` rows per transaction."""
+    conn = new_table(directory / f"batch-{synchronous}.db", synchronous)
+    started = time.perf_counter()
+    for start in range(0, tasks, batch):
+        now = time.time()
+        conn.execute("BEGIN")
+        conn.executemany(INSERT, ((now, PAYLOAD) for _ in range(min(batch, tasks - start))))
+        conn.execute("COMMIT")
     seconds = time.perf_counter() - started
     conn.close()
     return tasks / seconds
 
 
 def claims_per_second(directory: Path, synchronous: str, tasks: int) -> float:
-    conn = connect(directory / f"claim-{synchronous}.db", synchronous)
-    for statement in SCHEMA:
-        conn.execute(statement)
+    conn = new_table(directory / f"claim-{synchronous}.db", synchronous)
     now = time.time()
     conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO tasks (status, eta, payload) VALUES ('pending', ?, ?)",
-        ((now, PAYLOAD) for _ in range(tasks)),
-    )
+    conn.executemany(INSERT, ((now, PAYLOAD) for _ in range(tasks)))
     conn.execute("COMMIT")
     done = 0
     started = time.perf_counter()
@@ -97,13 +118,22 @@ def fsync_ms(directory: Path, times: int = 200) -> float:
         os.close(fd)
 
 
-def measure(tasks: int, directory: Path | None = None) -> dict[str, object]:
+def measure(tasks: int, insert_batch: int = INSERT_BATCH, directory: Path | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="sitq-floor-", dir=directory) as name:
         where = Path(name)
-        figures: dict[str, object] = {"tasks": tasks, "batch": BATCH, "fsync_ms": fsync_ms(where)}
+        figures: dict[str, object] = {
+            "tasks": tasks,
+            "batch": BATCH,
+            "insert_batch": insert_batch,
+            "fsync_ms": fsync_ms(where),
+        }
         for synchronous in ("FULL", "NORMAL"):
-            figures[f"insert_{synchronous.lower()}"] = inserts_per_second(where, synchronous, tasks)
-            figures[f"claim_{synchronous.lower()}"] = claims_per_second(where, synchronous, tasks)
+            level = synchronous.lower()
+            figures[f"insert_{level}"] = inserts_per_second(where, synchronous, tasks)
+            figures[f"batch_insert_{level}"] = batch_inserts_per_second(
+                where, synchronous, tasks, insert_batch
+            )
+            figures[f"claim_{level}"] = claims_per_second(where, synchronous, tasks)
         return figures
 
 
@@ -113,10 +143,13 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument(
+        "--insert-batch", type=int, default=INSERT_BATCH, help="rows per transaction of the batched insert"
+    )
+    parser.add_argument(
         "--dir", type=Path, default=None, help="where the throwaway files go (default: TMPDIR)"
     )
     args = parser.parse_args()
-    print(json.dumps(measure(args.tasks, args.dir)), flush=True)
+    print(json.dumps(measure(args.tasks, args.insert_batch, args.dir)), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bench_tasks
 import psutil
 
 HERE = Path(__file__).resolve().parent
 
 MEASURES = (
     "enqueue-one",
+    "enqueue-one-sync",
     "enqueue-batch",
     "enqueue-concurrent",
     "drain-async",
@@ -43,6 +46,8 @@ MEASURES = (
     "backlog-full",
     "memory-small",
     "memory-large",
+    "drain-cpu-threads",
+    "drain-cpu-processes",
 )
 
 PRODUCERS = 100
@@ -75,6 +80,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--due", type=int, default=2_000, help="due tasks in the backlog measures")
     parser.add_argument("--memory-tasks", type=int, default=1_000_000, help="queued tasks in memory-large")
     parser.add_argument("--memory-small", type=int, default=1_000, help="queued tasks in memory-small")
+    parser.add_argument("--cpu-tasks", type=int, default=400, help="CPU-bound tasks, drain-cpu-* (sitq)")
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full", help="sitq only")
     parser.add_argument(
         "--signed", action="store_true", help="sitq only: sign with a key, given as $SITQ_SIGNING_KEY"
@@ -88,6 +94,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kind", choices=("async", "sync"), default="async")
     parser.add_argument("--expect", type=int, default=0, help="completions that end a burst (huey)")
     parser.add_argument("--plugin", action="store_true", help="install a do-nothing plugin (sitq)")
+    parser.add_argument("--processes", type=int, help="process mode with N children (sitq)")
     return parser.parse_args(argv)
 
 
@@ -103,11 +110,13 @@ _usage_at_go: tuple[float, int] | None = None
 
 
 def process_usage() -> tuple[float, int]:
-    """This process's CPU seconds (user + system, all threads) and context switches (voluntary and
-    involuntary) so far."""
+    """This process's CPU seconds (user + system, all threads, and those of its children that have
+    exited: a worker's child processes in process mode) and its own context switches (voluntary and
+    involuntary; a child's are not counted once it has exited) so far."""
     process = psutil.Process()
     cpu, switches = process.cpu_times(), process.num_ctx_switches()
-    return cpu.user + cpu.system, switches.voluntary + switches.involuntary
+    seconds = cpu.user + cpu.system + cpu.children_user + cpu.children_system
+    return seconds, switches.voluntary + switches.involuntary
 
 
 def wait_for_go() -> float:
@@ -224,10 +233,20 @@ def run_to_completion(workers: Sequence[WorkerProcess], tasks: int) -> dict[str,
     return drain_metrics(reports, tasks)
 
 
-# The enqueue measures of the asyncio peers: the clock runs in the measuring process, around the calls.
+# The enqueue measures: the clock runs in the measuring process, around the calls.
 
 WARM_UP = 10
 """Tasks every producer enqueues before the clock starts, for every peer."""
+
+
+def enqueue_one_blocking(enqueue: Callable[[], object], tasks: int) -> dict[str, Any]:
+    """One producer makes one blocking `enqueue()` call after another, `tasks` times."""
+    for _ in range(WARM_UP):
+        enqueue()
+    started = time.perf_counter()
+    for _ in range(tasks):
+        enqueue()
+    return {"rate": tasks / (time.perf_counter() - started)}
 
 
 async def enqueue_one_async(enqueue: Callable[[], Awaitable[object]], tasks: int) -> dict[str, Any]:
@@ -327,6 +346,37 @@ def count_records(directory: Path) -> tuple[int, int]:
 def duplicates_metrics(directory: Path, tasks: int) -> dict[str, int]:
     runs, distinct = count_records(directory)
     return {"runs": runs, "duplicates": runs - tasks, "missing": tasks - distinct}
+
+
+def spin_metrics(directory: Path, tasks: int, go: float) -> dict[str, Any]:
+    """A CPU-bound drain's rate from the first `spin` start to the last one's end, as the tasks wrote
+    them in `directory`; the time from `go` to the first start; and the runs counted."""
+    runs = [
+        line.split()
+        for path in directory.glob("*" + bench_tasks.SPINS)
+        for line in path.read_text().splitlines()
+    ]
+    numbers = {int(number) for number, _, _ in runs}
+    counts = {"runs": len(runs), "duplicates": len(runs) - tasks, "missing": tasks - len(numbers)}
+    if not runs:
+        return counts
+    first, last = min(float(run[1]) for run in runs), max(float(run[2]) for run in runs)
+    return {
+        **counts,
+        "rate": tasks / (last - first),
+        "seconds": last - first,
+        "startup_ms": (first - go) * 1000,
+    }
+
+
+def cpu_ms(function: Callable[[], object], times: int = 5) -> float:
+    """The CPU time of one call of `function`, in milliseconds: the median of `times` calls, alone."""
+    spent = []
+    for _ in range(times):
+        started = time.process_time()
+        function()
+        spent.append((time.process_time() - started) * 1000)
+    return statistics.median(spent)
 
 
 def stamp_count(path: Path) -> int:

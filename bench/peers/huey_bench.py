@@ -24,6 +24,7 @@ import benchlib
 
 SCRIPT = Path(__file__).name
 NOT_AVAILABLE = {
+    "enqueue-one-sync": "Huey's enqueue is a blocking call already: its one-at-a-time figure stands in",
     "enqueue-batch": "Huey has no batch enqueue: each enqueue is its own transaction",
     "drain-async": "Huey has no async tasks: its sync no-op is measured once, shown in both rows",
     "drain-async-plugin": "sitq only",
@@ -65,19 +66,13 @@ def start_workers(
 
 
 def enqueue_one(args: argparse.Namespace) -> dict[str, Any]:
-    noop = tasks_module(args).noop
-    for _ in range(10):
-        noop()
-    started = time.perf_counter()
-    for _ in range(args.tasks):
-        noop()
-    return {"rate": args.tasks / (time.perf_counter() - started)}
+    return benchlib.enqueue_one_blocking(tasks_module(args).noop, args.tasks)
 
 
 def enqueue_concurrent(args: argparse.Namespace) -> dict[str, Any]:
     """`PRODUCERS` threads sharing the module's `SqliteHuey`, as the threads of a web application do."""
     noop = tasks_module(args).noop
-    for _ in range(10):
+    for _ in range(benchlib.WARM_UP):
         noop()
     barrier = threading.Barrier(benchlib.PRODUCERS + 1)
     stored = [0] * benchlib.PRODUCERS

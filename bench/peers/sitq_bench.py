@@ -21,9 +21,11 @@ import bench_tasks
 import benchlib
 import pglib
 
-from sitq import Task, TaskQueue, TaskStatus, Worker
+from sitq import SyncTaskQueue, Task, TaskQueue, TaskStatus, Worker
 
 SCRIPT = Path(__file__).name
+PROCESSES = 2
+"""Child processes of the worker in process mode (`drain-cpu-processes`): one per core of a 2-core machine."""
 
 
 class DoNothing:
@@ -92,9 +94,11 @@ async def finished(args: argparse.Namespace) -> int:
 
 
 def start_workers(
-    args: argparse.Namespace, count: int, mode: str, *, plugin: bool = False
+    args: argparse.Namespace, count: int, mode: str, *, plugin: bool = False, processes: int | None = None
 ) -> list[benchlib.WorkerProcess]:
     extra = ["--plugin"] if plugin else []
+    if processes is not None:
+        extra += ["--processes", str(processes)]
     if args.pg_url:
         extra += ["--pg-url", args.pg_url]
     return benchlib.start_workers(
@@ -111,6 +115,13 @@ def start_workers(
 async def enqueue_one(args: argparse.Namespace) -> dict[str, Any]:
     async with new_queue(args) as queue:
         return await benchlib.enqueue_one_async(lambda: queue.enqueue(bench_tasks.noop_async), args.tasks)
+
+
+def enqueue_one_sync(args: argparse.Namespace) -> dict[str, Any]:
+    """The same from `SyncTaskQueue`, as a Django or Flask view calls it: each call blocks its thread
+    while the queue's private event loop stores the task."""
+    with SyncTaskQueue(url(args)) as queue:
+        return benchlib.enqueue_one_blocking(lambda: queue.enqueue(bench_tasks.noop_async), args.tasks)
 
 
 async def enqueue_batch(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,6 +152,25 @@ def drain_4(args: argparse.Namespace) -> dict[str, Any]:
     asyncio.run(fill(args, [Task(bench_tasks.record_async, [i]) for i in range(args.tasks)]))
     metrics = benchlib.run_to_completion(start_workers(args, 4, "burst"), args.tasks)
     return {**metrics, **benchlib.duplicates_metrics(args.dir, args.tasks)}
+
+
+def drain_cpu(args: argparse.Namespace, processes: int | None) -> dict[str, Any]:
+    """One worker process, in thread mode (`processes=None`) or process mode, drains `--cpu-tasks`
+    CPU-bound sync tasks. The rate counts from the first task's start to the last one's end, as the
+    tasks recorded them, so that starting and stopping the child processes stay outside it; the time
+    from go to the first task (`startup_ms`) and the rate from go to the worker's end (`burst_rate`)
+    show them."""
+    asyncio.run(fill(args, [Task(bench_tasks.spin, [i]) for i in range(args.cpu_tasks)]))
+    workers = start_workers(args, 1, "burst", processes=processes)
+    burst = benchlib.run_to_completion(workers, args.cpu_tasks)
+    metrics = benchlib.spin_metrics(args.dir, args.cpu_tasks, go=min(w.done["t0"] for w in workers))
+    return {
+        **metrics,
+        "burst_rate": burst["rate"],
+        "burst_cpu_us_per_task": burst.get("cpu_us_per_task"),
+        "processes": processes,
+        "task_ms": benchlib.cpu_ms(bench_tasks.burn),
+    }
 
 
 def backlog(args: argparse.Namespace, future: int) -> dict[str, Any]:
@@ -212,6 +242,7 @@ def memory(args: argparse.Namespace, queued: int) -> dict[str, Any]:
 
 MEASURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "enqueue-one": lambda args: asyncio.run(enqueue_one(args)),
+    "enqueue-one-sync": enqueue_one_sync,
     "enqueue-batch": lambda args: asyncio.run(enqueue_batch(args)),
     "enqueue-concurrent": lambda args: asyncio.run(enqueue_concurrent(args)),
     "drain-async": lambda args: drain(args, bench_tasks.noop_async),
@@ -225,13 +256,15 @@ MEASURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "backlog-full": lambda args: backlog(args, args.backlog),
     "memory-small": lambda args: memory(args, args.memory_small),
     "memory-large": lambda args: memory(args, args.memory_tasks),
+    "drain-cpu-threads": lambda args: drain_cpu(args, None),
+    "drain-cpu-processes": lambda args: drain_cpu(args, PROCESSES),
 }
 
 
 async def worker_main(args: argparse.Namespace) -> None:
-    """A worker process: `Worker(url)` at its defaults; `run(burst=True)` drains, `run()` serves until
-    SIGTERM."""
-    worker = Worker(url(args), plugins=[DoNothing()] if args.plugin else [])
+    """A worker process: `Worker(url)` at its defaults (with `--processes N`, in process mode);
+    `run(burst=True)` drains, `run()` serves until SIGTERM."""
+    worker = Worker(url(args), processes=args.processes, plugins=[DoNothing()] if args.plugin else [])
     started = benchlib.wait_for_go()
     await worker.run(burst=args.mode == "burst")
     benchlib.report_done(t0=started, t1=time.time())
