@@ -95,7 +95,7 @@ def test_keys_come_from_the_environment_comma_separated(monkeypatch: pytest.Monk
     monkeypatch.setenv(SIGNING_KEY_ENV, f"{KEY.decode()},{OLD.decode()}")
     monkeypatch.setenv(ENCRYPTION_KEY_ENV, KEY.decode())
     sealer = Sealer.configured(None, None)
-    assert sealer.signing_keys == (KEY, OLD) and sealer.encrypts
+    assert sealer.signing_keys == (KEY, OLD) and sealer.encryption_keys == (KEY,)
     assert Sealer.configured("an-argument-beats-the-environment", None).signing_keys == (
         b"an-argument-beats-the-environment",
     )
@@ -103,7 +103,7 @@ def test_keys_come_from_the_environment_comma_separated(monkeypatch: pytest.Monk
     with pytest.raises(ConfigurationError, match=r"\$SITQ_SIGNING_KEY is 4 bytes long"):
         Sealer.configured(None, None)
     monkeypatch.setenv(SIGNING_KEY_ENV, "")
-    assert not Sealer.configured(None, None).signs
+    assert Sealer.configured(None, None).signing_keys == ()
 
 
 def test_accept_is_checked_when_the_queue_is_built() -> None:

@@ -32,8 +32,10 @@ Key = str | bytes
 Keys = Key | Sequence[Key]
 """One key, or several for rotation: the first seals, every one opens."""
 
-_SIGNED: Final = b"\x00sitq:hmac-sha256\x00"
-_ENCRYPTED: Final = b"\x00sitq:aes-256-gcm\x00"
+_SEALED: Final = b"\x00sitq:"
+"""What every sealed blob starts with, and no serializer's output does."""
+_SIGNED: Final = _SEALED + b"hmac-sha256\x00"
+_ENCRYPTED: Final = _SEALED + b"aes-256-gcm\x00"
 _MAC_BYTES: Final = 32
 _NONCE_BYTES: Final = 12
 _TAG_BYTES: Final = 16
@@ -83,14 +85,6 @@ class Sealer:
             else _keys(encryption_key, "encryption_key", ENCRYPTION_KEY_ENV),
         )
 
-    @property
-    def signs(self) -> bool:
-        return bool(self.signing_keys)
-
-    @property
-    def encrypts(self) -> bool:
-        return bool(self._ciphers)
-
     def describe(self) -> dict[str, str]:
         """What this sealer does to what is stored, in words, for `sitq info`."""
         signing = (
@@ -121,6 +115,8 @@ class Sealer:
 
     def open(self, blob: bytes, task_id: str, part: Part, serializer: str) -> bytes:
         """What the serializer wrote, once `blob` is proven to be this task's `part` sealed with our keys."""
+        if not (self._macs or self._ciphers or blob.startswith(_SEALED)):
+            return blob  # the common case of an unsigned queue: no context to build, nothing to check
         context = _context(task_id, part, serializer)
         what = f"the stored {part} of task {task_id}"
         if self.signing_keys:
