@@ -30,33 +30,34 @@ KEY = "conformance-signing-key-0123456789"
 OLD_KEY = "conformance-previous-key-0123456789"
 OTHER_TASK = "0" * 32
 
-Forgery = Callable[[str, bytes], tuple[bytes, str]]
-"""Given a task's id and a genuine serialized blob, what an attacker stores: (bytes, serializer name)."""
+Forgery = Callable[[str, Part, bytes], tuple[bytes, str]]
+"""Given a task's id, which of its blobs, and a genuine serialized blob, what an attacker stores there:
+(bytes, serializer name). Each forgery differs from a genuine blob in one way only."""
 
 
-def _unsigned(task_id: str, data: bytes) -> tuple[bytes, str]:
+def _unsigned(task_id: str, part: Part, data: bytes) -> tuple[bytes, str]:
     return data, "pickle"
 
 
-def _forged_mac(task_id: str, data: bytes) -> tuple[bytes, str]:
-    genuine = Sealer([KEY.encode()]).seal(data, task_id, Part.CALL, "pickle")
+def _forged_mac(task_id: str, part: Part, data: bytes) -> tuple[bytes, str]:
+    genuine = Sealer([KEY.encode()]).seal(data, task_id, part, "pickle")
     mac_end = len(genuine) - len(data)  # the MAC's last byte, flipped
     return genuine[: mac_end - 1] + bytes([genuine[mac_end - 1] ^ 1]) + data, "pickle"
 
 
-def _copied_from_another_task(task_id: str, data: bytes) -> tuple[bytes, str]:
-    return Sealer([KEY.encode()]).seal(data, OTHER_TASK, Part.CALL, "pickle"), "pickle"
+def _copied_from_another_task(task_id: str, part: Part, data: bytes) -> tuple[bytes, str]:
+    return Sealer([KEY.encode()]).seal(data, OTHER_TASK, part, "pickle"), "pickle"
 
 
-def _relabelled(task_id: str, data: bytes) -> tuple[bytes, str]:
-    return Sealer([KEY.encode()]).seal(data, task_id, Part.CALL, "json"), "pickle"
+def _relabelled(task_id: str, part: Part, data: bytes) -> tuple[bytes, str]:
+    return Sealer([KEY.encode()]).seal(data, task_id, part, "json"), "pickle"
 
 
-def _signed_with_a_retired_key(task_id: str, data: bytes) -> tuple[bytes, str]:
-    return Sealer([OLD_KEY.encode()]).seal(data, task_id, Part.CALL, "pickle"), "pickle"
+def _signed_with_a_retired_key(task_id: str, part: Part, data: bytes) -> tuple[bytes, str]:
+    return Sealer([OLD_KEY.encode()]).seal(data, task_id, part, "pickle"), "pickle"
 
 
-CALL_FORGERIES: dict[str, Forgery] = {
+FORGERIES: dict[str, Forgery] = {
     "unsigned": _unsigned,
     "forged MAC": _forged_mac,
     "copied from another task": _copied_from_another_task,
@@ -87,11 +88,11 @@ class SigningConformance(ConformanceFixtures):
     refused with `SignatureError` before any deserializer runs; keys rotate; an encryption key hides
     the bytes and binds them the same way."""
 
-    @pytest.mark.parametrize("forgery", CALL_FORGERIES)
+    @pytest.mark.parametrize("forgery", FORGERIES)
     async def test_a_forged_call_fails_unread_and_is_not_retried(
         self, store: Backend, monkeypatch: pytest.MonkeyPatch, forgery: str
     ) -> None:
-        forged = _forged_task(CALL_FORGERIES[forgery])
+        forged = _forged_task(FORGERIES[forgery])
         await store.enqueue([forged])
         tripwire = Tripwire()
         async with TaskQueue(store, "pickle", signing_key=KEY) as queue:
@@ -119,7 +120,7 @@ class SigningConformance(ConformanceFixtures):
         with pytest.raises(SignatureError):  # the worker signed the result with the new key
             Sealer([OLD_KEY.encode()]).open(record.result, task_id, Part.RESULT, "pickle")
 
-    @pytest.mark.parametrize("forgery", [*CALL_FORGERIES, "the task's own call"])
+    @pytest.mark.parametrize("forgery", [*FORGERIES, "the task's own call"])
     async def test_a_forged_result_is_refused_to_the_client_unread(
         self, store: Backend, monkeypatch: pytest.MonkeyPatch, forgery: str
     ) -> None:
@@ -129,9 +130,7 @@ class SigningConformance(ConformanceFixtures):
             if forgery == "the task's own call":
                 result = reserved.payload  # genuine, but a call: bound to another part
             else:
-                result, _ = CALL_FORGERIES[forgery](task_id, pickle.dumps(3))
-                if forgery == "relabelled with another serializer":
-                    result = Sealer([KEY.encode()]).seal(pickle.dumps(3), task_id, Part.RESULT, "json")
+                result, _ = FORGERIES[forgery](task_id, Part.RESULT, pickle.dumps(3))
             await store.complete([outcome(task_id, "attacker", result=result)])
             tripwire = Tripwire()
             tripwire.install(monkeypatch)
@@ -190,5 +189,5 @@ def _identity(value: str) -> str:
 def _forged_task(forgery: Forgery) -> NewTask:
     """A task stored by someone without the key: a genuine call to `add`, forged as `forgery` says."""
     task = new_task(eta=utcnow(), options=TaskOptions(max_attempts=3))
-    payload, serializer = forgery(task.id, pickle.dumps((add, (1, 2), {})))
+    payload, serializer = forgery(task.id, Part.CALL, pickle.dumps((add, (1, 2), {})))
     return dataclasses.replace(task, payload=payload, serializer=serializer)
