@@ -170,9 +170,9 @@ class Backend(Protocol):
         ...
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
-        """Give back tasks `worker_id` holds but will not finish (it is shutting down): pending again,
-        due at once, the attempt uncounted and recorded as `released`; cancelled instead if their
-        cancellation was requested."""
+        """Give back tasks `worker_id` holds but will not finish (it is shutting down, or held them ahead
+        too long): pending again, due at once, the attempt uncounted and recorded as `released`;
+        cancelled instead if their cancellation was requested."""
         ...
 
     async def cancel(self, task_id: str, *, now: datetime) -> TaskStatus | None:
@@ -186,9 +186,10 @@ class Backend(Protocol):
         worker ends it) cancels its pending dependents, transitively, with an error naming it.
 
         An outcome with status `PENDING` schedules a retry: the task is pending again, due at
-        `retry_at`, keeping its attempt count and its last error. An outcome is applied only while its
-        worker still holds the task; a worker that lost its lease to another has its late outcome
-        ignored, so one attempt never overwrites another.
+        `retry_at`, keeping its attempt count and its last error. An outcome's `started_at`, when set,
+        replaces the claim's time as the start of the task and of the attempt in its history.
+        An outcome is applied only while its worker still holds the task; a worker that lost its lease
+        to another has its late outcome ignored, so one attempt never overwrites another.
         """
         ...
 

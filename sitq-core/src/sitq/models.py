@@ -345,6 +345,8 @@ class TaskOutcome:
 
     `status` is final (success, failed, timeout, cancelled), or `PENDING` with `retry_at` for a retry.
     Then `retried` says how the attempt itself ended (failed or timed out), for the history.
+    `started_at` is when the call began: a worker may hold a claimed task a moment before it starts it
+    (`sitq.prefetch`), so it can be later than the claim.
     """
 
     task_id: str
@@ -356,6 +358,7 @@ class TaskOutcome:
     traceback: str | None = None
     retry_at: datetime | None = None
     retried: AttemptOutcome = AttemptOutcome.FAILED
+    started_at: datetime | None = None
 
     @property
     def outcome(self) -> AttemptOutcome:

@@ -37,6 +37,8 @@ logger = logging.getLogger("sitq.worker")
 
 T = TypeVar("T")
 
+_CANCELLED = "cancelled on request while running"
+
 
 class TaskRunner:
     """Runs the tasks a worker hands it, never more at once than `max_concurrency` (the worker's slots).
@@ -142,7 +144,7 @@ class TaskRunner:
             self._cancel_requested.discard(reserved.id)
         duration = time.perf_counter() - started
         if failure is None:
-            outcome = self._outcome(reserved, TaskStatus.SUCCESS, result=result)
+            outcome = self._outcome(reserved, TaskStatus.SUCCESS, duration, result=result)
             await self._plugins.task_succeeded(**identity, duration=duration)
             return outcome
         return await self._failed(reserved, failure, duration, identity, redactor)
@@ -164,7 +166,7 @@ class TaskRunner:
         error, formatted = self._limits.clip(described.error), self._limits.clip(described.traceback)
         if isinstance(failure, TaskCancelledError):
             await self._plugins.task_cancelled(**identity)
-            return self._outcome(reserved, TaskStatus.CANCELLED, error=error)
+            return self._outcome(reserved, TaskStatus.CANCELLED, duration, error=error)
         if isinstance(failure, TaskTimeoutError):
             assert options.timeout is not None
             await self._plugins.task_timed_out(**identity, attempt=reserved.attempt, timeout=options.timeout)
@@ -181,6 +183,7 @@ class TaskRunner:
             return self._outcome(
                 reserved,
                 TaskStatus.PENDING,
+                duration,
                 error=error,
                 traceback=formatted,
                 retry_at=retry_at,
@@ -189,10 +192,11 @@ class TaskRunner:
         logger.info("task %s (%s) failed: %s", reserved.id, reserved.name, error)
         await self._plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
         status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
-        return self._outcome(reserved, status, error=error, traceback=formatted)
+        return self._outcome(reserved, status, duration, error=error, traceback=formatted)
 
     async def _run(self, reserved: ReservedTask, context: TaskContext, redactor: Redactor) -> bytes:
         """Decode, call and encode the task: here, or in a child process that does all three."""
+        self._check_cancelled(reserved)  # asked for while it waited for a slot
         codec = self._codec
         if self._pool is not None:
             # The child decodes and encodes without the keys: what it gets is verified here first, and
@@ -221,9 +225,19 @@ class TaskRunner:
             results.append((parent, record.result, record.serializer))
         return tuple(results)
 
-    def _outcome(self, reserved: ReservedTask, status: TaskStatus, **fields: Any) -> TaskOutcome:
+    def _outcome(
+        self, reserved: ReservedTask, status: TaskStatus, duration: float, **fields: Any
+    ) -> TaskOutcome:
+        """The attempt's outcome, started `duration` seconds before now (later than its claim, when the
+        worker held the task before it had a slot for it)."""
+        finished_at = utcnow()
         return TaskOutcome(
-            task_id=reserved.id, worker_id=self._worker_id, status=status, finished_at=utcnow(), **fields
+            task_id=reserved.id,
+            worker_id=self._worker_id,
+            status=status,
+            finished_at=finished_at,
+            started_at=finished_at - timedelta(seconds=duration),
+            **fields,
         )
 
     async def _call(
@@ -265,6 +279,7 @@ class TaskRunner:
     async def _call_async(self, reserved: ReservedTask, coroutine: Coroutine[Any, Any, T]) -> T:
         """Await the coroutine in this very asyncio task, with no task of its own (the cheapest way to run
         many small tasks); a requested cancellation cancels this task while it awaits the coroutine."""
+        self._check_cancelled(reserved)  # asked for while it waited for a child process
         running = asyncio.current_task()
         assert running is not None
         self._calls[reserved.id] = running
@@ -281,9 +296,13 @@ class TaskRunner:
             if self.abandoning or reserved.id not in self._cancel_requested:
                 raise
             running.uncancel()
-            raise TaskCancelledError("cancelled on request while running") from None
+            raise TaskCancelledError(_CANCELLED) from None
         finally:
             del self._calls[reserved.id]
+
+    def _check_cancelled(self, reserved: ReservedTask) -> None:
+        if reserved.id in self._cancel_requested:
+            raise TaskCancelledError(_CANCELLED)
 
     def _hold_slot_until_done(self, reserved: ReservedTask, thread: concurrent.futures.Future[Any]) -> None:
         """A thread cannot be stopped: it keeps its slot until it returns, so no more run than allowed."""

@@ -10,7 +10,8 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence, Set
 from datetime import timedelta
 from types import TracebackType
 
@@ -31,6 +32,7 @@ from sitq.codec import Codec, accepted
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError
 from sitq.models import Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
+from sitq.prefetch import PATIENCE, Prefetch
 from sitq.queue import TaskQueue, checked_limits
 from sitq.runner import TaskRunner
 from sitq.sealing import Keys, Sealer
@@ -63,6 +65,11 @@ class Worker:
     kills the child running the task; CPU-bound tasks use one core per child. Hooks still fire in this
     process. `max_concurrency` defaults to 10 in thread mode and to `processes` in process mode, which it
     cannot exceed.
+
+    When its recent tasks were short, a worker claims a few more than its free slots, so that a slot
+    coming free starts the next task without waiting for a claim (`sitq.prefetch`). Each holds an attempt:
+    a graceful stop gives the ones not yet started back uncounted, and a worker that dies costs them an
+    attempt, as it does the tasks it was running.
     """
 
     def __init__(
@@ -134,6 +141,9 @@ class Worker:
         self._completions = GroupCommit(self._record)
         self._claiming = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Task[TaskOutcome]] = {}
+        self._calling: set[asyncio.Task[TaskOutcome]] = set()  # those of _in_flight that hold a slot
+        self._waiting: deque[tuple[ReservedTask, float]] = deque()  # claimed ahead, and since when
+        self._prefetch = Prefetch(max_concurrency)
         self._runner = TaskRunner(
             backend=self.backend,
             codec=self._codec,
@@ -299,16 +309,15 @@ class Worker:
             while not self._stopping:
                 timeout: float | None = None
                 # While outcomes are being written, that write claims for the slots it frees.
-                if not self._completions.busy and self._free_slots() > 0:
+                if not self._completions.busy and self._room() > 0:
                     async with self._claiming:
-                        free = self._free_slots()
-                        claimed = await self._claim(free)
-                        for reserved in claimed or ():
-                            self._spawn(reserved, wakeup)
+                        room = self._room()
+                        claimed = await self._claim(room)
+                        self._take(claimed or ())
                     if claimed is None:
                         await self._pause(wakeup, self._claims.delay)
                         continue
-                    if len(claimed) == free:
+                    if len(claimed) == room:
                         continue
                     timeout = await self._idle_timeout()
                     idle = not claimed and not self._in_flight and not self._runner.held_slots
@@ -320,7 +329,39 @@ class Worker:
         await self._drain()
 
     def _free_slots(self) -> int:
-        return self.max_concurrency - len(self._in_flight) - self._runner.held_slots
+        return self.max_concurrency - len(self._calling) - self._runner.held_slots
+
+    def _room(self) -> int:
+        """How many tasks to claim now: the free slots, and the tasks to hold ahead, less those held."""
+        return self._free_slots() + self._prefetch.extra - len(self._waiting)
+
+    def _take(self, claimed: Sequence[ReservedTask]) -> None:
+        """Start claimed tasks in the free slots; hold the rest until slots come free."""
+        now = asyncio.get_running_loop().time()
+        self._waiting.extend((reserved, now) for reserved in claimed)
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self._free_slots() > 0 and not self._stopping:
+            reserved, _ = self._waiting.popleft()
+            self._spawn(reserved, self._wakeup)
+
+    def _let_go_of_held(self, cancelled: Set[str]) -> list[str]:
+        """Stop holding the tasks whose cancellation was requested, and those that waited too long for a
+        slot (tasks have slowed down: another worker may have one free); return their ids."""
+        oldest = asyncio.get_running_loop().time() - PATIENCE
+        kept: deque[tuple[ReservedTask, float]] = deque()
+        dropped = []
+        for reserved, since in self._waiting:
+            if reserved.id in cancelled:
+                dropped.append(reserved.id)
+            elif since < oldest:
+                dropped.append(reserved.id)
+                self._prefetch.stalled()
+            else:
+                kept.append((reserved, since))
+        self._waiting = kept
+        return dropped
 
     async def _record(self, outcomes: Sequence[TaskOutcome]) -> None:
         """Record finished attempts; while serving, claim the next tasks for their slots in the same write."""
@@ -328,20 +369,30 @@ class Worker:
             await self.backend.complete(outcomes)
             return
         async with self._claiming:
-            # The recorded tasks still count as in flight until this write returns, but their slots are free.
             claimed = await self.backend.claim(
                 worker_id=self.worker_id,
                 now=utcnow(),
                 lease=self.lease,
-                limit=self._free_slots() + len(outcomes),
+                limit=self._room(),
                 queues=self.queues,
                 outcomes=outcomes,
             )
-            for reserved in claimed:
-                self._spawn(reserved, self._wakeup)
+            self._take(claimed)
 
     async def _drain(self) -> None:
-        """Let running tasks finish within the grace period; give the others back to the queue."""
+        """Give back the tasks claimed ahead; let running tasks finish within the grace period, and give
+        the others back to the queue."""
+        await self._give_back_held()  # at once: another worker may run them meanwhile
+        await self._finish_running()
+        await self._give_back_held()  # claimed by the write of an outcome, under way when the stop came
+
+    async def _give_back_held(self) -> None:
+        if self._waiting:
+            held = [reserved.id for reserved, _ in self._waiting]
+            self._waiting.clear()
+            await self._give_back_tasks(held)
+
+    async def _finish_running(self) -> None:
         if not self._in_flight:
             return
         waiting = list(self._in_flight.values())
@@ -363,8 +414,11 @@ class Worker:
         logger.warning(
             "worker %s gives back %d unfinished task(s) at shutdown", self.worker_id, len(abandoned)
         )
+        await self._give_back_tasks(abandoned)
+
+    async def _give_back_tasks(self, task_ids: list[str]) -> None:
         try:
-            await self.backend.release(abandoned, worker_id=self.worker_id, now=utcnow())
+            await self.backend.release(task_ids, worker_id=self.worker_id, now=utcnow())
         except Exception:
             logger.exception(
                 "worker %s could not give back its tasks; they rerun when their leases expire", self.worker_id
@@ -435,8 +489,10 @@ class Worker:
         """Run a claimed task in the background, in flight (its lease renewed) until it is recorded."""
         running = asyncio.create_task(self._execute(reserved), name=f"sitq-task {reserved.id}")
         self._in_flight[reserved.id] = running
+        self._calling.add(running)
 
         def finished(_: asyncio.Task[TaskOutcome]) -> None:
+            self._calling.discard(running)  # cancelled before its call began, it never gave its slot back
             # A retry due at once may already run again, claimed in the write that recorded this attempt.
             if self._in_flight.get(reserved.id) is running:
                 del self._in_flight[reserved.id]
@@ -458,16 +514,19 @@ class Worker:
         while True:
             await asyncio.sleep(delay)
             delay = interval
-            if self._in_flight:
+            if held := [*self._in_flight, *(reserved.id for reserved, _ in self._waiting)]:
                 try:
                     cancelled = await self.backend.renew(
-                        list(self._in_flight), worker_id=self.worker_id, now=utcnow(), lease=self.lease
+                        held, worker_id=self.worker_id, now=utcnow(), lease=self.lease
                     )
                 except Exception as exc:
                     delay = min(interval, self._renewals.failed(exc))
                 else:
                     self._renewals.succeeded()
-                    self._runner.cancel(cancelled)
+                    given_back = self._let_go_of_held(cancelled)
+                    self._runner.cancel(cancelled.difference(given_back))
+                    if given_back:
+                        await self._give_back_tasks(given_back)  # those cancelled end so
             if loop.time() - recovered >= self.lease.total_seconds():
                 recovered = loop.time()
                 await self._recover_lost()
@@ -522,8 +581,17 @@ class Worker:
     async def _execute(self, reserved: ReservedTask) -> TaskOutcome:
         """Run one claimed task, then record its outcome, retrying with backoff while the backend fails:
         while this worker lives, a finished attempt is not lost (the task stays in flight, its lease
-        renewed, until it is recorded)."""
-        outcome = await self._runner.run(reserved)
+        renewed, until it is recorded). Its slot is free, and the next task held ahead starts, as soon as
+        the call has ended."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            outcome = await self._runner.run(reserved)
+        finally:
+            if (this := asyncio.current_task()) is not None:  # it is: this runs in the task _spawn made
+                self._calling.discard(this)
+        self._prefetch.ran(loop.time() - started)
+        self._start_waiting()
         while True:
             try:
                 await self._completions.submit(outcome)

@@ -185,17 +185,19 @@ STATUS = "SELECT status FROM {s}.tasks WHERE id = $1"
 # Recording ended attempts, a batch of unnested arrays (see rows.outcome_columns), fenced: an outcome
 # applies only to a task still in progress for the worker that sent it. The history rows, the tasks'
 # rows, and the successes meeting their pending dependents' `unmet`, in one statement, which also
-# notifies channel $11 when it applies any (PostgreSQL sends a transaction's identical notifications
+# notifies channel $12 when it applies any (PostgreSQL sends a transaction's identical notifications
 # once). Returns the tasks that ended without success and have dependents, whose cascade the backend
 # walks.
 COMPLETE = """
 WITH given AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-        $6::timestamptz[], $7::timestamptz[], $8::bytea[], $9::text[], $10::text[]) WITH ORDINALITY
+        $6::timestamptz[], $7::timestamptz[], $8::bytea[], $9::text[], $10::text[], $11::timestamptz[])
+        WITH ORDINALITY
     AS given (task_id, worker_id, status, outcome, finished_at, finished_at_or_null, retry_at, result,
-        error, traceback, position)
+        error, traceback, began, position)
 ), held AS (
-    SELECT tasks.seq, tasks.attempts, tasks.started_at, given.* FROM given
+    SELECT tasks.seq, tasks.attempts, coalesce(given.began, tasks.started_at) AS started_at, given.*
+    FROM given
     JOIN {s}.tasks ON tasks.id = given.task_id AND tasks.worker_id = given.worker_id
     WHERE tasks.status = 'in_progress'
     ORDER BY tasks.seq
@@ -205,10 +207,11 @@ WITH given AS (
     SELECT seq, attempts, worker_id, started_at, finished_at, outcome, error FROM held ORDER BY position
 ), ended AS (
     UPDATE {s}.tasks SET status = held.status, eta = coalesce(held.retry_at, tasks.eta),
-        finished_at = held.finished_at_or_null, error = held.error, result = held.result,
-        traceback = held.traceback, worker_id = NULL, lease_expires_at = NULL, cancel_requested = false
+        started_at = held.started_at, finished_at = held.finished_at_or_null, error = held.error,
+        result = held.result, traceback = held.traceback, worker_id = NULL, lease_expires_at = NULL,
+        cancel_requested = false
     FROM held WHERE tasks.seq = held.seq
-    RETURNING tasks.seq, tasks.id, tasks.status, held.finished_at, held.position, pg_notify($11, '')
+    RETURNING tasks.seq, tasks.id, tasks.status, held.finished_at, held.position, pg_notify($12, '')
 ), met AS (
     UPDATE {s}.tasks SET unmet = tasks.unmet - succeeded.parents
     FROM (

@@ -51,7 +51,7 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
     )
 
 
-OUTCOME_WIDTH = 10
+OUTCOME_WIDTH = 11
 
 
 def outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[tuple[object, ...]]:
@@ -72,6 +72,7 @@ def outcome_rows(outcomes: Sequence[TaskOutcome]) -> list[tuple[object, ...]]:
                 outcome.result,
                 outcome.error,
                 outcome.traceback,
+                outcome.started_at,
             )
         )
     return rows

@@ -183,12 +183,13 @@ STATUS = "SELECT status FROM tasks WHERE id = ?"
 
 # Recording an ended attempt (see rows.outcome_params): its history row, then its task's row.
 COMPLETE_HISTORY = f"""{_ADD_ATTEMPT}
-    attempts, worker_id, started_at, :finished_at, :outcome, :error
+    attempts, worker_id, coalesce(:started_at, started_at), :finished_at, :outcome, :error
 FROM tasks WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
 """
 COMPLETE = """
 UPDATE tasks SET status = :status, eta = coalesce(:retry_at, eta), finished_at = :finished_at_or_null,
-    error = :error, worker_id = NULL, lease_expires_at = NULL, cancel_requested = 0
+    started_at = coalesce(:started_at, started_at), error = :error, worker_id = NULL, lease_expires_at = NULL,
+    cancel_requested = 0
 WHERE id = :task_id AND status = 'in_progress' AND worker_id = :worker_id
 RETURNING seq, status
 """

@@ -56,6 +56,7 @@ def outcome_params(outcome: TaskOutcome) -> dict[str, object]:
         "worker_id": outcome.worker_id,
         "status": outcome.status.value,
         "outcome": outcome.outcome.value,
+        "started_at": None if outcome.started_at is None else outcome.started_at.timestamp(),
         "finished_at": finished_at,
         "finished_at_or_null": None if retrying else finished_at,
         "retry_at": outcome.retry_at.timestamp() if retrying and outcome.retry_at else None,

@@ -352,6 +352,7 @@ QUERY_PARAMS = {
     "queues": '["default", "other"]',
     "parents": '["a", "b"]',
     "cancelled": "cancelled",
+    "started_at": None,
     "finished_at": 1.0,
     "finished_at_or_null": 1.0,
     "outcome": "success",

@@ -271,6 +271,8 @@ class MemoryBackend:
             row = rows.get(outcome.task_id)
             if row is None or not _held_by(row, outcome.worker_id):
                 continue
+            if outcome.started_at is not None:
+                row.record = dataclasses.replace(row.record, started_at=outcome.started_at)
             _end_attempt(row, outcome.outcome, outcome.finished_at, outcome.error)
             retrying = outcome.status is TaskStatus.PENDING
             row.record = dataclasses.replace(

@@ -92,6 +92,47 @@ class OutcomeConformance(ConformanceFixtures):
         }
         assert [attempt.outcome for attempt in await store.history(parent.id)] == [AttemptOutcome.SUCCESS]
 
+    async def test_an_outcome_says_when_its_attempt_started(self, store: Backend) -> None:
+        """A worker that held a claimed task before it had a slot for it reports the real start, which
+        the task and the attempt's history keep instead of the claim's time; without one, they keep the
+        claim's, in a batch as alone, in a claim's write as in `complete`."""
+        held, plain, retried = new_task(), new_task(), new_task(max_attempts=2)
+        await store.enqueue([held, plain, retried])
+        await store.claim(worker_id="w", now=T0, lease=LEASE, limit=3, queues=QUEUES)
+        began = T0 + timedelta(seconds=2)
+        finished = T0 + timedelta(seconds=3)
+        retry_at = T0 + timedelta(seconds=10)
+        await store.claim(
+            worker_id="w",
+            now=T0,
+            lease=LEASE,
+            limit=0,
+            queues=QUEUES,
+            outcomes=[
+                outcome(held.id, "w", started_at=began, finished_at=finished),
+                outcome(plain.id, "w", finished_at=finished),
+            ],
+        )
+        await store.complete(
+            [
+                outcome(
+                    retried.id,
+                    "w",
+                    TaskStatus.PENDING,
+                    started_at=began,
+                    retry_at=retry_at,
+                    finished_at=finished,
+                )
+            ]
+        )
+        for task, start in ((held, began), (plain, T0), (retried, began)):
+            record = await store.get(task.id)
+            [attempt] = await store.history(task.id)
+            assert record is not None
+            assert_same_instant(record.started_at, start)
+            assert_same_instant(attempt.started_at, start)
+            assert_same_instant(attempt.finished_at, finished)
+
     async def test_a_retry_is_pending_again_at_its_time_with_the_attempt_in_history(
         self, store: Backend
     ) -> None:

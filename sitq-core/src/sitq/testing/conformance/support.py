@@ -52,7 +52,8 @@ def new_task(
 def outcome(
     task_id: str, worker_id: str, status: TaskStatus = TaskStatus.SUCCESS, **fields: Any
 ) -> TaskOutcome:
-    return TaskOutcome(task_id=task_id, worker_id=worker_id, status=status, finished_at=T0, **fields)
+    fields.setdefault("finished_at", T0)
+    return TaskOutcome(task_id=task_id, worker_id=worker_id, status=status, **fields)
 
 
 def assert_same_instant(actual: datetime | None, expected: datetime) -> None:
