@@ -6,6 +6,9 @@ import io
 import pickle
 from typing import Any, ClassVar
 
+_ATOMS = frozenset({type(None), bool, int, float, str, bytes})
+"""Types cloudpickle leaves to pickle itself: its Pickler adds nothing to their bytes."""
+
 
 class CloudpickleSerializer:
     """sitq's default serializer when installed. Loading needs only the standard library's pickle.
@@ -24,6 +27,8 @@ class CloudpickleSerializer:
         self._pickler = FilenamePreservingPickler
 
     def dumps(self, obj: Any) -> bytes:
+        if type(obj) in _ATOMS:  # what most tasks return: pickle writes the same bytes, without a Pickler
+            return pickle.dumps(obj, protocol=self.protocol)
         with io.BytesIO() as file:
             self._pickler(file, protocol=self.protocol).dump(obj)
             return file.getvalue()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
 from sitq.errors import PluginNotFoundError, SerializationError, ValidationError
@@ -106,7 +106,7 @@ class Codec:
 
     def decode_call(self, task_id: str, payload: bytes, serializer: str) -> Call:
         data = self.open(payload, task_id, Part.CALL, serializer)
-        with _reraised(f"cannot decode the call of task {task_id} with {serializer!r}"):
+        with _Reraised(f"cannot decode the call of task {task_id} with {serializer!r}"):
             function, args, kwargs = self._by_name(serializer).loads(data)
         return function, args, kwargs
 
@@ -115,14 +115,14 @@ class Codec:
 
     def dump_value(self, value: Any, serializer: str) -> bytes:
         """A return value as its serializer writes it, not yet sealed."""
-        with _reraised(
+        with _Reraised(
             f"the task returned a {type(value).__name__} that the {serializer} serializer cannot store"
         ):
             return self._by_name(serializer).dumps(value)
 
     def decode_value(self, task_id: str, data: bytes, serializer: str) -> Any:
         opened = self.open(data, task_id, Part.RESULT, serializer)
-        with _reraised(f"cannot decode the result of task {task_id} with {serializer!r}"):
+        with _Reraised(f"cannot decode the result of task {task_id} with {serializer!r}"):
             return self._by_name(serializer).loads(opened)
 
     def decode_parent_results(self, parents: ParentResults) -> dict[str, Any]:
@@ -153,12 +153,20 @@ class Codec:
         )
 
 
-@contextlib.contextmanager
-def _reraised(doing: str) -> Iterator[None]:
-    """Turn whatever a serializer raises into a `SerializationError` that says what was being done."""
-    try:
-        yield
-    except SerializationError:
-        raise
-    except Exception as exc:
-        raise SerializationError(f"{doing}: {type(exc).__name__}: {exc}") from exc
+class _Reraised:
+    """Turn whatever a serializer raises into a `SerializationError` that says what was being done.
+
+    A class, not a `contextlib.contextmanager`: it wraps every call and result a worker decodes, and a
+    generator-based one costs several times as much to enter and leave."""
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, SerializationError):
+            raise SerializationError(f"{self._doing}: {type(exc).__name__}: {exc}") from exc

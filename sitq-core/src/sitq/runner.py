@@ -283,15 +283,16 @@ class TaskRunner:
         running = asyncio.current_task()
         assert running is not None
         self._calls[reserved.id] = running
+        timeout = reserved.options.timeout
         try:
-            async with asyncio.timeout(reserved.options.timeout) as deadline:
+            if timeout is None:  # no deadline to keep: the cheapest path, for the many small tasks
+                return await coroutine
+            async with asyncio.timeout(timeout) as deadline:
                 return await coroutine
         except TimeoutError:
-            if not deadline.expired():
+            if timeout is None or not deadline.expired():
                 raise  # the task's own TimeoutError: an ordinary failure
-            raise TaskTimeoutError(
-                f"the attempt ran longer than its {reserved.options.timeout}s timeout"
-            ) from None
+            raise TaskTimeoutError(f"the attempt ran longer than its {timeout}s timeout") from None
         except asyncio.CancelledError:
             if self.abandoning or reserved.id not in self._cancel_requested:
                 raise
