@@ -69,3 +69,13 @@ def test_close_is_idempotent_and_the_queue_reopens() -> None:
     queue.close()
     with queue:
         queue.enqueue(multiply, 1, 2)
+
+
+def test_an_interrupt_inside_a_call_reaches_its_caller_and_the_queue_carries_on() -> None:
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with SyncTaskQueue(MemoryBackend()) as queue:
+        with pytest.raises(KeyboardInterrupt):
+            queue._call(interrupted)
+        assert queue.get_status(queue.enqueue(multiply, 1, 2)) == "pending"

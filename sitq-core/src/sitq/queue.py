@@ -89,7 +89,7 @@ class TaskQueue:
             Sealer.configured(signing_key, encryption_key),
             accepted(accept, self.plugins, self.serializer),
         )
-        self._enqueuer = GroupCommit(self.backend.enqueue)
+        self._enqueuer = GroupCommit(self.backend.enqueue, immediate=True)
         self._holds_connection = False
         self._connecting = asyncio.Lock()
 

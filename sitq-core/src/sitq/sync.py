@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sitq.backend import Backend
 from sitq.errors import SyncTaskQueueError
@@ -60,7 +60,9 @@ class SyncTaskQueue:
                 "SyncTaskQueue blocks, so it cannot be used inside a running event loop (an async web "
                 "handler, a notebook cell); use `await` on a TaskQueue there instead"
             )
-        return asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._running_loop()).result()
+        call = _BlockingCall(method(*args, **kwargs))
+        self._running_loop().call_soon_threadsafe(call.start)
+        return call.result()
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -158,3 +160,41 @@ class SyncTaskQueue:
     def deserialize_result(self, result: Result) -> Any:
         """See `TaskQueue.deserialize_result`."""
         return self.queue.deserialize_result(result)
+
+
+class _BlockingCall(Generic[T]):
+    """A coroutine run on the private loop for a thread that blocks until it ends.
+
+    Leaner than `asyncio.run_coroutine_threadsafe`, which matters for a call as short as an enqueue: the
+    coroutine itself lets the caller go as it ends, a loop turn before a task's done callbacks would,
+    and the caller waits on a bare lock rather than a future's condition."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, T]) -> None:
+        self._coroutine = coroutine
+        self._ended = threading.Lock()
+        self._ended.acquire()
+        self._task: asyncio.Task[None] | None = None  # held here, since the loop holds its tasks weakly
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """On the loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            self._value = await self._coroutine
+        except BaseException as exc:  # every outcome, even an interrupt, goes to the caller
+            self._error = exc
+        finally:
+            self._ended.release()
+
+    def result(self) -> T:
+        """In the calling thread: wait for the coroutine; return what it returned, or raise what it raised."""
+        self._ended.acquire()
+        if self._error is not None:
+            try:
+                raise self._error
+            finally:
+                self._error = None  # no cycle from the error, through its traceback's frames, back to it
+        return self._value  # type: ignore[return-value]  # the coroutine's value, once it raised nothing

@@ -2,10 +2,10 @@
 
 Each backend object owns one aiosqlite connection (one thread) in autocommit mode, guarded by one
 asyncio.Lock so that coroutines never interleave statements into each other's transactions. A change that
-is one statement (an enqueue without dependencies, a renewal) runs alone in autocommit mode; one that is
-several (a claim recovers dead workers' tasks first, an ended attempt also writes its history row and may
-cancel the tasks that depend on it) runs in one `BEGIN IMMEDIATE` transaction, which takes the write lock
-before anything is read, so it is atomic across processes.
+is one statement (a renewal) runs alone in autocommit mode; one that is several (an enqueue stores a row
+and its payload, a claim recovers dead workers' tasks first, an ended attempt also writes its history row
+and may cancel the tasks that depend on it) runs in one `BEGIN IMMEDIATE` transaction, which takes the
+write lock before anything is read, so it is atomic across processes.
 
 The statements themselves are named in `queries`; `rows` maps their rows to sitq's models.
 """
@@ -87,6 +87,7 @@ class SQLiteBackend:
         self._file = os.path.realpath(path)
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
+        self._waits: connection.BusyWait  # set by `_open`, for each new connection
         self._shared = SharedConnection()
         self._locks: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._signal = ChangeSignal()
@@ -150,6 +151,7 @@ class SQLiteBackend:
             await conn.close()
             raise
         self._conn = conn
+        self._waits = connection.BusyWait(self._busy_timeout)
         watch.open_files.add(self._file, self._signal)
         self._ensure_watching()
 
@@ -267,9 +269,13 @@ class SQLiteBackend:
         commit or rollback before aiosqlite's thread takes anything else.
         """
         async with self._connection(doing) as conn:
-            result: _T = await connection.on_thread(conn, connection.in_transaction, body, self._busy_timeout)
+            result: _T = await connection.on_thread(conn, connection.in_transaction, body, self._waits)
         self._keep_wal_small()
         return result
+
+    async def _fetch_all(self, conn: aiosqlite.Connection, sql: str, parameters: Any = ()) -> list[Any]:
+        """One statement on its own, in one hop, waiting for a lock as SQLite does (`connection.BusyWait`)."""
+        return await connection.on_thread(conn, connection.fetch_all, self._waits, sql, parameters)
 
     def _keep_wal_small(self) -> None:
         """Checkpoint in the background when the WAL has grown past its limit (see `maintenance`)."""
@@ -281,7 +287,7 @@ class SQLiteBackend:
     async def _checkpoint(self) -> None:
         try:
             async with self._connection("checkpointing the WAL") as conn:
-                await connection.on_thread(conn, maintenance.checkpoint, self._busy_timeout)
+                await connection.on_thread(conn, maintenance.checkpoint, self._waits)
         except BackendError as exc:
             self._wal.failed(exc)
         else:
@@ -403,7 +409,7 @@ class SQLiteBackend:
         }
         # A longer lease makes nothing claimable or finished, so no waiter needs waking (as in memory).
         async with self._connection(f"renewing the leases of {len(task_ids)} task(s)") as conn:
-            rows = await conn.execute_fetchall(queries.RENEW, params)
+            rows = await self._fetch_all(conn, queries.RENEW, params)
         return {task_id for task_id, cancel_requested in rows if cancel_requested}
 
     async def release(self, task_ids: Sequence[str], *, worker_id: str, now: datetime) -> None:
@@ -460,12 +466,12 @@ class SQLiteBackend:
 
     async def history(self, task_id: str) -> list[AttemptRecord]:
         async with self._connection(f"reading the history of task {task_id!r}") as conn:
-            rows = await conn.execute_fetchall(queries.HISTORY, (task_id,))
+            rows = await self._fetch_all(conn, queries.HISTORY, (task_id,))
         return [attempt_record(row) for row in rows]
 
     async def get(self, task_id: str) -> TaskRecord | None:
         async with self._connection(f"reading task {task_id!r}") as conn:
-            rows = list(await conn.execute_fetchall(queries.GET, (task_id,)))
+            rows = await self._fetch_all(conn, queries.GET, (task_id,))
         return record(rows[0]) if rows else None
 
     async def list_tasks(
@@ -479,16 +485,16 @@ class SQLiteBackend:
         }
         async with self._connection("listing tasks") as conn:
             if after is not None:
-                found = list(await conn.execute_fetchall(queries.CURSOR, (after,)))
+                found = await self._fetch_all(conn, queries.CURSOR, (after,))
                 if not found:
                     raise TaskNotFoundError(after)
                 params["after"] = found[0][0]
-            rows = await conn.execute_fetchall(queries.LIST, params)
+            rows = await self._fetch_all(conn, queries.LIST, params)
         return [record(row) for row in rows]
 
     async def stats(self) -> dict[tuple[str, TaskStatus], int]:
         async with self._connection("counting tasks") as conn:
-            rows = await conn.execute_fetchall(queries.STATS)
+            rows = await self._fetch_all(conn, queries.STATS)
         return {(queue, TaskStatus(status)): count for queue, status, count in rows}
 
     async def requeue(self, task_id: str, *, now: datetime) -> TaskStatus | None:
@@ -526,13 +532,13 @@ class SQLiteBackend:
 
     async def workflow_counts(self, workflow_id: str) -> dict[TaskStatus, int]:
         async with self._connection(f"counting the tasks of workflow {workflow_id!r}") as conn:
-            rows = await conn.execute_fetchall(queries.WORKFLOW_COUNTS, (workflow_id,))
+            rows = await self._fetch_all(conn, queries.WORKFLOW_COUNTS, (workflow_id,))
         return {TaskStatus(status): count for status, count in rows}
 
     async def next_due(self, queues: Sequence[str]) -> datetime | None:
         params = {"queues": json.dumps(list(dict.fromkeys(queues)))}
         async with self._connection("finding the next due task") as conn:
-            ((due,),) = await conn.execute_fetchall(queries.NEXT_DUE, params)
+            ((due,),) = await self._fetch_all(conn, queries.NEXT_DUE, params)
         self._keep_wal_small()  # asked when a worker is idle: a gap in which to shrink the WAL
         return None if due is None else utc_time(due)
 
@@ -541,7 +547,7 @@ class SQLiteBackend:
         compaction of a file created before schema version 4 rewrites it whole (VACUUM)."""
         async with self._connection("compacting the database") as conn:
             before = maintenance.disk_bytes(self._path)
-            await connection.on_thread(conn, maintenance.compact, self._busy_timeout)
+            await connection.on_thread(conn, maintenance.compact, self._waits)
             return Compaction(bytes_before=before, bytes_after=maintenance.disk_bytes(self._path))
 
     # Change notification
@@ -564,7 +570,7 @@ class SQLiteBackend:
 
     async def describe(self) -> dict[str, str]:
         async with self._connection("describing the database") as conn:
-            ((version, journal_mode, page_size, free_pages),) = await conn.execute_fetchall(queries.DESCRIBE)
+            ((version, journal_mode, page_size, free_pages),) = await self._fetch_all(conn, queries.DESCRIBE)
         durability = (
             "every commit survives an application crash, an OS crash and a power cut (synchronous=full)"
             if self._synchronous == "full"

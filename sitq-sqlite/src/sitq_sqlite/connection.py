@@ -1,7 +1,8 @@
 """sitq-sqlite's connection to its file: aiosqlite's thread, and transactions run on it in one hop.
 
 Every change of several statements runs as one call on aiosqlite's thread (`on_thread`) inside one
-`BEGIN IMMEDIATE` transaction (`in_transaction`), taken with a busy wait tuned to sitq's short writes.
+`BEGIN IMMEDIATE` transaction (`in_transaction`), taken with a busy wait tuned to sitq's short writes;
+every other statement runs with `fetch_all`, and waits with SQLite's own busy handler (`BusyWait`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,39 @@ async def on_thread(conn: aiosqlite.Connection, function: Callable[..., _T], *ar
     return result
 
 
-def in_transaction(
-    db: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T], busy_timeout: float
-) -> _T:
-    begin_immediate(db, busy_timeout)
+class BusyWait:
+    """Who waits for another connection's lock on one connection, for up to `seconds`: SQLite's own busy
+    handler (``PRAGMA busy_timeout``) for a statement on its own, `begin_immediate` for a transaction.
+
+    Only aiosqlite's thread uses it. The pragma is run only when the waiter changes, so that a run of
+    transactions (a producer enqueueing one task after another) runs none.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pragma = f"PRAGMA busy_timeout = {int(seconds * 1000)}"
+        self._by_sqlite = True  # as sqlite3.connect(timeout=seconds) leaves a new connection
+
+    def by_sqlite(self, db: sqlite3.Connection) -> None:
+        if not self._by_sqlite:
+            db.execute(self._pragma)
+            self._by_sqlite = True
+
+    def by_sitq(self, db: sqlite3.Connection) -> None:
+        """SQLite's handler off: a busy lock fails at once, and the caller decides how to wait."""
+        if self._by_sqlite:
+            db.execute("PRAGMA busy_timeout = 0")
+            self._by_sqlite = False
+
+
+def fetch_all(db: sqlite3.Connection, waits: BusyWait, sql: str, parameters: Any = ()) -> list[Any]:
+    """One statement on its own (a read, or a change of one statement), waiting as SQLite does."""
+    waits.by_sqlite(db)
+    return db.execute(sql, parameters).fetchall()
+
+
+def in_transaction(db: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T], waits: BusyWait) -> _T:
+    begin_immediate(db, waits)
     try:
         result = body(db)
         db.execute("COMMIT")
@@ -64,31 +94,29 @@ def roll_back(db: sqlite3.Connection, cause: BaseException) -> None:
         faults.rollback_failed(cause, failed)
 
 
-def begin_immediate(db: sqlite3.Connection, busy_timeout: float) -> None:
+def begin_immediate(db: sqlite3.Connection, waits: BusyWait) -> None:
     """Take the write lock, retrying every fraction of a millisecond while another connection holds it.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10 ms and more between tries, while a sitq write holds the
     lock for well under a millisecond: with several workers on one file, they would spend more time
     asleep than writing. Here the waits start at 50 µs and double up to 5 ms (with jitter, so that
-    waiters do not retry in step), until `busy_timeout` seconds have passed.
+    waiters do not retry in step), until `waits.seconds` have passed. SQLite's handler stays off for the
+    rest of the transaction, which holds the write lock and in WAL mode waits for no one.
     """
-    db.execute("PRAGMA busy_timeout = 0")
-    try:
-        deadline = time.monotonic() + busy_timeout
-        delay = _FIRST_BUSY_DELAY
-        while True:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, _MAX_BUSY_DELAY)
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    waits.by_sitq(db)
+    deadline = time.monotonic() + waits.seconds
+    delay = _FIRST_BUSY_DELAY
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, _MAX_BUSY_DELAY)
 
 
 async def check_json(conn: aiosqlite.Connection) -> None:

@@ -30,6 +30,8 @@ import os
 import sqlite3
 import time
 
+from sitq_sqlite.connection import BusyWait
+
 logger = logging.getLogger(__name__)
 
 WAL_LIMIT = 4 * 1024 * 1024
@@ -64,19 +66,17 @@ def configure(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_BYTES // page_size}").fetchall()
 
 
-def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
+def checkpoint(db: sqlite3.Connection, waits: BusyWait) -> bool:
     """Copy the WAL back and empty its file, without waiting for readers or writers; True if it emptied
     it, False if someone still needed it (what could be copied is copied all the same)."""
-    db.execute("PRAGMA busy_timeout = 0")
-    try:
-        ((busy, _, _),) = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    waits.by_sitq(db)
+    ((busy, _, _),) = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return not busy
 
 
-def compact(db: sqlite3.Connection, busy_timeout: float) -> None:
+def compact(db: sqlite3.Connection, waits: BusyWait) -> None:
     """Give the file's free pages back to the file system, then empty the WAL if no reader needs it."""
+    waits.by_sqlite(db)
     ((auto_vacuum,),) = db.execute("PRAGMA auto_vacuum").fetchall()
     if auto_vacuum == _INCREMENTAL:
         # executescript steps it to the end; execute() would stop after its first page (it yields an
@@ -87,7 +87,7 @@ def compact(db: sqlite3.Connection, busy_timeout: float) -> None:
         # auto_vacuum mode every connection asks for, so the next compaction is incremental.
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         db.execute("VACUUM")
-    checkpoint(db, busy_timeout)
+    checkpoint(db, waits)
 
 
 class WalWatch:

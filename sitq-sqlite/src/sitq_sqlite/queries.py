@@ -14,7 +14,8 @@ import functools
 # A task's payload, result and traceback live beside its row (see schema version 4), so that the
 # statements that move a task along rewrite its small row only.
 
-# Enqueueing. A batch's rows are numbered in the write that stores them (see backend._store).
+# Enqueueing. A batch's rows are numbered in the write that stores them (see transitions.store); a
+# lone row is numbered by SQLite (a NULL seq).
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
 INSERT = (
     "INSERT INTO tasks (seq, id, name, status, serializer, enqueued_at, eta, queue, priority,"

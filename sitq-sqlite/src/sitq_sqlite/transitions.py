@@ -30,9 +30,15 @@ from sitq_sqlite.rows import task_row
 def store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tuple[object, ...]]) -> None:
     """Insert the tasks' rows (from `rows.task_row`), then their payloads beside them.
 
-    The rows get the seqs SQLite would give them (one past the largest, in order), numbered here so that
-    the payloads need no lookup by id: the caller's write lock keeps the largest from moving meanwhile.
+    A lone row (one `enqueue`) gets its seq from SQLite, and its payload the rowid SQLite reports. A
+    batch's rows get the seqs SQLite would give them (one past the largest, in order), numbered here so
+    that two `executemany` calls store it all, with no lookup by id: the caller's write lock keeps the
+    largest from moving meanwhile.
     """
+    if len(rows) == 1:
+        seq = db.execute(queries.INSERT, (None, *rows[0])).lastrowid
+        db.execute(queries.INSERT_PAYLOAD, (seq, tasks[0].payload))
+        return
     ((last,),) = db.execute(queries.LAST_SEQ).fetchall()
     db.executemany(queries.INSERT, [(seq, *row) for seq, row in enumerate(rows, last + 1)])
     db.executemany(queries.INSERT_PAYLOAD, [(seq, task.payload) for seq, task in enumerate(tasks, last + 1)])

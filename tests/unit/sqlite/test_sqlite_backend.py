@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from sitq import Task, TaskQueue
 from sitq.backend import Backend
 from sitq.backends.memory import MemoryBackend
 from sitq.errors import BackendError, TaskNotFoundError
@@ -660,3 +662,26 @@ async def test_a_queue_never_closed_lets_the_process_exit_and_keeps_its_task(tmp
     record = await backend.get(done.stdout.strip())
     await backend.close()
     assert record is not None and record.status is TaskStatus.PENDING
+
+
+async def test_a_cancelled_enqueue_is_stored_whole_once_it_reached_sqlite_and_not_at_all_before(
+    tmp_path: Path,
+) -> None:
+    """A lone `enqueue` writes in its caller's task: cancelled while it waits for the connection, it has
+    stored nothing; cancelled once its transaction is on aiosqlite's thread, its task is stored whole."""
+    path = tmp_path / "tasks.db"
+    async with TaskQueue(SQLiteBackend(path)) as queue:
+        async with queue.backend._lock():  # another coroutine's statement holds the connection
+            waiting = asyncio.create_task(queue.enqueue(Task(len, (b"x",), name="waiting")))
+            await asyncio.sleep(0)
+            waiting.cancel()
+        on_its_way = asyncio.create_task(queue.enqueue(Task(len, (b"x",), name="on-its-way")))
+        await asyncio.sleep(0)
+        on_its_way.cancel()
+        for cancelled in (waiting, on_its_way):
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+        await queue.enqueue(Task(len, (b"x",), name="after"))
+        assert [task.name for task in await queue.list_tasks()] == ["on-its-way", "after"]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT count(*) FROM tasks JOIN payloads ON task_seq = seq").fetchall() == [(2,)]

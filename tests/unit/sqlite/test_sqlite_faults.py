@@ -8,7 +8,10 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,9 @@ import pytest
 import sitq
 from sitq import SyncTaskQueue, TaskQueue
 from sitq_sqlite import SQLiteBackend, faults
-from sitq_sqlite.connection import in_transaction
+from sitq_sqlite.connection import BusyWait, in_transaction
+
+LEASE = timedelta(seconds=30)
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX mode bits")
 
@@ -141,6 +146,27 @@ async def test_a_lock_held_past_the_busy_timeout_is_named(tmp_path: Path) -> Non
     assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
 
 
+async def test_a_statement_on_its_own_waits_for_a_lock_even_right_after_a_transaction(tmp_path: Path) -> None:
+    """Transactions turn SQLite's busy handler off to wait by themselves; a renewal, one statement in
+    autocommit mode, must still wait with it for another connection's write lock."""
+    db = tmp_path / "tasks.db"
+    backend = SQLiteBackend(db, busy_timeout=10)
+    async with TaskQueue(backend) as queue:
+        task_id = await queue.enqueue(len, b"x")
+        now = datetime.now(UTC)
+        [claimed] = await backend.claim(worker_id="w", now=now, lease=LEASE, limit=1, queues=["default"])
+        holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            threading.Timer(0.2, holder.execute, ("COMMIT",)).start()
+            started = time.monotonic()
+            assert await backend.renew([task_id], worker_id="w", now=now, lease=LEASE) == set()
+            assert time.monotonic() - started >= 0.1
+        finally:
+            holder.close()
+    assert claimed.id == task_id
+
+
 class _RollbackFails(sqlite3.Connection):
     """A connection whose ROLLBACK fails, as one may after an I/O error."""
 
@@ -161,7 +187,7 @@ def test_a_failed_rollback_does_not_replace_the_error_that_caused_it(
 
     try:
         with pytest.raises(ValueError, match="the real cause") as raised:
-            in_transaction(db, body, busy_timeout=1)
+            in_transaction(db, body, BusyWait(1))
     finally:
         db.close()
     assert raised.value.__notes__ == ["rolling back after this error failed too: disk I/O error"]
@@ -178,7 +204,7 @@ def test_no_rollback_when_sqlite_has_rolled_back_already(tmp_path: Path) -> None
 
     try:
         with pytest.raises(sqlite3.OperationalError, match="database or disk is full") as raised:
-            in_transaction(db, body, busy_timeout=1)
+            in_transaction(db, body, BusyWait(1))
     finally:
         db.close()
     assert not hasattr(raised.value, "__notes__")
