@@ -17,6 +17,7 @@ from sitq.prefetch import HORIZON, PATIENCE, Prefetch
 # What the held tasks do, in this process: the test lets the first one end when it chooses.
 _GATE: dict[str, asyncio.Event] = {}
 _RAN: list[str] = []
+_STARTED: dict[str, asyncio.Event] = {}
 
 
 async def quick() -> None:
@@ -25,6 +26,7 @@ async def quick() -> None:
 
 async def gated(name: str) -> str:
     _RAN.append(name)
+    _STARTED[name].set()
     await _GATE[name].wait()
     return name
 
@@ -77,6 +79,7 @@ async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     backend = MemoryBackend() if request.param == "memory" else f"sqlite:///{tmp_path / 'queue.db'}"
     _GATE.clear()
     _RAN.clear()
+    _STARTED.clear()
     async with TaskQueue(backend) as opened:
         yield opened
 
@@ -88,13 +91,12 @@ async def _holding_one_ahead(queue: TaskQueue, worker: Worker) -> tuple[str, str
     warm_up = await queue.enqueue_many([Task(quick) for _ in range(20)])
     for task_id in warm_up:
         await queue.get_result(task_id, timeout=10)
-    _GATE["first"] = asyncio.Event()
+    _GATE["first"], _STARTED["first"] = asyncio.Event(), asyncio.Event()
     first = await queue.enqueue(gated, "first")
     async with asyncio.timeout(10):
-        while _RAN != ["first"]:
-            await asyncio.sleep(0.01)
+        await _STARTED["first"].wait()
         second = await queue.enqueue(record, "second")  # a slot is busy: it can only be held ahead
-        while (await queue.get_task(second)).status is not TaskStatus.IN_PROGRESS:
+        while (await queue.get_task(second)).status is not TaskStatus.IN_PROGRESS:  # noqa: ASYNC110 - the store's state
             await asyncio.sleep(0.01)
     assert _RAN == ["first"]
     return first, second
@@ -131,7 +133,7 @@ async def test_a_held_task_is_renewed_then_given_back_when_it_waited_too_long(qu
     """Tasks became slow: the held one goes back uncounted for another worker, and this one holds no
     other until a task ends."""
     worker = Worker(queue, max_concurrency=1, poll_interval=0.05, lease=0.3)
-    first, second = await _holding_one_ahead(queue, worker)
+    _, second = await _holding_one_ahead(queue, worker)
     await asyncio.sleep(PATIENCE / 2)  # longer than the lease: renewed, it stays this worker's
     assert (await queue.get_task(second)).status is TaskStatus.IN_PROGRESS
     await asyncio.sleep(PATIENCE)
