@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import sys
 import threading
+from collections import Counter
 
 
 async def add(a: int, b: int) -> int:
@@ -104,3 +105,33 @@ def log_in(user: str, password: str, *, pin: int) -> None:
 def digest(password: str) -> str:
     """Needs the plain str: a `Secret` has no `encode`."""
     return hashlib.sha256(password.encode()).hexdigest()
+
+
+GATES: dict[str, threading.Event] = {}
+"""Opened by a test to let `wait_at_gate(token)` return (in the worker's process)."""
+
+
+def wait_at_gate(token: str) -> str:
+    """Blocks its thread until `GATES[token]` is set (30 s at most)."""
+    GATES.setdefault(token, threading.Event()).wait(30)
+    return token
+
+
+PEAKS: Counter[str] = Counter()
+"""The most calls of `block_counted(token, ...)` that ever ran at once, by token."""
+_RUNNING: Counter[str] = Counter()
+_COUNTING = threading.Lock()
+
+
+def block_counted(token: str, seconds: float) -> None:
+    """Blocks its thread for `seconds`, counted in `PEAKS[token]` while it does."""
+    with _COUNTING:
+        _RUNNING[token] += 1
+        PEAKS[token] = max(PEAKS[token], _RUNNING[token])
+    threading.Event().wait(seconds)
+    with _COUNTING:
+        _RUNNING[token] -= 1
+
+
+def raise_stop_iteration() -> None:
+    raise StopIteration("from the task")

@@ -3,6 +3,8 @@
 import asyncio
 import os
 import signal
+import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -10,19 +12,25 @@ from pathlib import Path
 import pytest
 from sample_tasks import (
     CANCELLED,
+    GATES,
+    PEAKS,
     add,
+    block_counted,
     blocking_sleep_then,
     exit_process,
     fail,
+    multiply,
     raise_base_exception,
     raise_base_exception_async,
+    raise_stop_iteration,
     return_unpicklable,
     sleep_then,
     sleep_until_cancelled,
     thread_name,
+    wait_at_gate,
 )
 
-from sitq import MemoryBackend, TaskQueue, ValidationError, Worker, WorkerError
+from sitq import MemoryBackend, Task, TaskQueue, ValidationError, Worker, WorkerError
 from sitq.models import AttemptOutcome, TaskStatus, utcnow
 
 
@@ -60,6 +68,76 @@ async def test_sync_functions_run_in_the_worker_threads_and_async_ones_on_the_lo
         on_loop = await queue.get_result(await queue.enqueue(add, 1, 1), timeout=5)
     assert in_thread is not None and in_thread.value.startswith("sitq-task")
     assert on_loop is not None and on_loop.value == 2
+
+
+async def test_sync_tasks_use_every_slot_and_never_one_more() -> None:
+    token = uuid.uuid4().hex
+    async with TaskQueue(MemoryBackend()) as queue:
+        ids = await queue.enqueue_many([Task(block_counted, [token, 0.2]) for _ in range(9)])
+        await asyncio.wait_for(Worker(queue, max_concurrency=3).run(burst=True), 30)
+        statuses = [await queue.get_status(task_id) for task_id in ids]
+    assert statuses == [TaskStatus.SUCCESS] * 9
+    assert PEAKS[token] == 3
+
+
+async def test_many_quick_sync_tasks_are_all_run_once_and_recorded(tmp_path: Path) -> None:
+    async with TaskQueue(f"sqlite:///{tmp_path / 'tasks.db'}") as queue:
+        ids = await queue.enqueue_many([Task(multiply, [n, 2]) for n in range(500)])
+        await asyncio.wait_for(Worker(queue).run(burst=True), 60)
+        results = [await queue.get_result(task_id, timeout=0) for task_id in ids]
+        histories = [(await queue.get_task(task_id)).history for task_id in ids]
+    assert [result.value for result in results if result is not None] == [n * 2 for n in range(500)]
+    assert all(len(history) == 1 for history in histories)
+
+
+async def test_a_sync_task_raising_stop_iteration_fails_as_an_async_one_would() -> None:
+    async with TaskQueue(MemoryBackend()) as queue, Worker(queue):
+        result = await queue.get_result(await queue.enqueue(raise_stop_iteration), timeout=5)
+    assert result is not None and result.status is TaskStatus.FAILED
+    assert result.error == "RuntimeError: coroutine raised StopIteration"
+
+
+async def test_a_sync_task_cancelled_while_running_keeps_its_slot_until_its_thread_returns() -> None:
+    token = uuid.uuid4().hex
+    gate = GATES.setdefault(token, threading.Event())
+    started = _Started(1)
+    # A short lease: the worker learns of the cancellation when it renews.
+    async with (
+        TaskQueue(MemoryBackend()) as queue,
+        Worker(queue, max_concurrency=1, lease=0.3, plugins=[started]),
+    ):
+        stuck = await queue.enqueue(wait_at_gate, token)
+        await started.all.wait()
+        assert await queue.cancel(stuck) == "in_progress"
+        cancelled = await queue.get_result(stuck, timeout=5)
+        after = await queue.enqueue(multiply, 2, 3)
+        await asyncio.sleep(0.2)
+        assert await queue.get_status(after) == TaskStatus.PENDING
+        gate.set()
+        # With no slot free the worker waits without polling: the thread's return wakes it.
+        result = await queue.get_result(after, timeout=5)
+    assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
+    assert cancelled.error == "TaskCancelledError: cancelled on request while running"
+    assert result is not None and result.value == 6
+
+
+async def test_a_thread_abandoned_at_shutdown_keeps_its_slot_when_the_worker_starts_again() -> None:
+    token = uuid.uuid4().hex
+    gate = GATES.setdefault(token, threading.Event())
+    started = _Started(1)
+    async with TaskQueue(MemoryBackend()) as queue:
+        worker = Worker(queue, max_concurrency=1, grace_period=0.05, plugins=[started])
+        await worker.start()
+        stuck = await queue.enqueue(wait_at_gate, token)
+        await started.all.wait()
+        await worker.stop()  # gives the task back, without waiting for its thread
+        await worker.start()
+        await asyncio.sleep(0.2)
+        assert await queue.get_status(stuck) == TaskStatus.PENDING
+        gate.set()
+        result = await queue.get_result(stuck, timeout=5)
+        await worker.stop()
+    assert result is not None and result.value == token
 
 
 async def test_a_task_enqueued_in_this_process_starts_without_waiting_for_a_poll() -> None:

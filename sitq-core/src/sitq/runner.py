@@ -9,14 +9,10 @@ run, when, and how outcomes are written (claims, leases, draining, signals, back
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import contextvars
 import inspect
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence, Set
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -30,6 +26,7 @@ from sitq.processes import Job, ProcessPool
 from sitq.sealing import Part
 from sitq.secret import Redactor
 from sitq.tasks import TaskContext, enter_task, reset_task
+from sitq.threads import ThreadPool
 
 # The worker's logger, not one of this module's own: the docs name it for these lines, and `sitq worker`
 # quiets its INFO lines, which repeat what the command prints for each task.
@@ -66,38 +63,34 @@ class TaskRunner:
         self._worker_id = worker_id
         self._max_concurrency = max_concurrency
         self._processes = processes
-        self._wake = wake
         self.abandoning = False
         """Set while the worker gives its running tasks back: a cancelled call is then given back, not
         recorded as cancelled."""
-        # What to cancel when a running task's cancellation is requested: the task running an async call,
-        # or the future of a sync call's thread.
+        # What to cancel when a running task's cancellation is requested: the asyncio task awaiting its call.
         self._calls: dict[str, asyncio.Future[Any]] = {}
         self._cancel_requested: set[str] = set()
-        self._busy_threads: set[concurrent.futures.Future[Any]] = set()
-        self._executor: ThreadPoolExecutor | None = None
+        self._threads = ThreadPool(max_concurrency, wake) if processes is None else None
         self._pool: ProcessPool | None = None
 
     @property
     def held_slots(self) -> int:
         """Slots still held by the threads of abandoned tasks, which cannot be stopped."""
-        return len(self._busy_threads)
+        return 0 if self._threads is None else self._threads.held
 
     async def start(self) -> None:
         """Make ready what calls run in: the child processes in process mode, else the threads."""
-        if self._processes is not None:
-            if self._pool is None:
-                pool = ProcessPool(self._processes, self._codec.serializer)
-                await pool.start()
-                self._pool = pool
-        elif self._executor is None:
-            self._executor = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="sitq-task")
+        if self._threads is not None:
+            self._threads.start()
+        elif self._pool is None:
+            assert self._processes is not None
+            pool = ProcessPool(self._processes, self._codec.serializer)
+            await pool.start()
+            self._pool = pool
 
     async def close(self) -> None:
         """Let go of the threads (without waiting for those still running) and stop the child processes."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+        if self._threads is not None:
+            self._threads.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -205,6 +198,7 @@ class TaskRunner:
             parents = codec.open_parent_results(await self._parent_results(reserved))
             job = Job(payload, reserved.serializer, context, reserved.options.retry, parents)
             async with self._pool.child() as child:  # waited for outside the task's timeout
+                self._check_cancelled(reserved)  # asked for while it waited for a child process
                 value = await self._call_async(reserved, self._pool.run(child, job))
             return codec.sealer.seal(value, reserved.id, Part.RESULT, reserved.serializer)
         function, args, kwargs = codec.decode_call(reserved.id, reserved.payload, reserved.serializer)
@@ -247,39 +241,31 @@ class TaskRunner:
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
     ) -> Any:
-        """Run the call, async on the loop or sync in the pool, within its timeout and until cancelled."""
+        """Run the call, async on the loop or sync in a thread, within its timeout and until cancelled."""
         if inspect.iscoroutinefunction(function):
             return await self._call_async(reserved, function(*args, **kwargs))
-        assert self._executor is not None
-        thread = self._executor.submit(contextvars.copy_context().run, function, *args, **kwargs)
-        call = asyncio.wrap_future(thread)
-        self._calls[reserved.id] = call
+        assert self._threads is not None
+        call = self._threads.submit(function, args, kwargs)
         try:
-            timeout = reserved.options.timeout
-            try:
-                done, _ = await asyncio.wait({call}, timeout=timeout)
-            except asyncio.CancelledError:  # the worker is shutting down: stop the task's own code too
-                call.cancel()
-                raise
-            if not done:
-                call.cancel()
-                await asyncio.wait({call})
-                raise TaskTimeoutError(f"the attempt ran longer than its {timeout}s timeout")
-            if call.cancelled():
-                raise TaskCancelledError("cancelled on request while running")
-            value = call.result()
+            # Held to its timeout and cancelled as a coroutine is: cancelling this task cancels the future.
+            await self._call_async(reserved, call.future)
         finally:
-            del self._calls[reserved.id]
-            if not thread.done():
-                self._hold_slot_until_done(reserved, thread)
+            if self._threads.let_go(call):
+                logger.warning(
+                    "task %s (%s) was abandoned, but its thread cannot be stopped: it keeps one of the %d "
+                    "slots until it returns",
+                    reserved.id,
+                    reserved.name,
+                    self._max_concurrency,
+                )
+        value = call.result()
         if inspect.isawaitable(value):
             value = await value
         return value
 
-    async def _call_async(self, reserved: ReservedTask, coroutine: Coroutine[Any, Any, T]) -> T:
+    async def _call_async(self, reserved: ReservedTask, coroutine: Awaitable[T]) -> T:
         """Await the coroutine in this very asyncio task, with no task of its own (the cheapest way to run
         many small tasks); a requested cancellation cancels this task while it awaits the coroutine."""
-        self._check_cancelled(reserved)  # asked for while it waited for a child process
         running = asyncio.current_task()
         assert running is not None
         self._calls[reserved.id] = running
@@ -304,25 +290,3 @@ class TaskRunner:
     def _check_cancelled(self, reserved: ReservedTask) -> None:
         if reserved.id in self._cancel_requested:
             raise TaskCancelledError(_CANCELLED)
-
-    def _hold_slot_until_done(self, reserved: ReservedTask, thread: concurrent.futures.Future[Any]) -> None:
-        """A thread cannot be stopped: it keeps its slot until it returns, so no more run than allowed."""
-        logger.warning(
-            "task %s (%s) was abandoned, but its thread cannot be stopped: it keeps one of the %d slots "
-            "until it returns",
-            reserved.id,
-            reserved.name,
-            self._max_concurrency,
-        )
-        loop = asyncio.get_running_loop()
-        self._busy_threads.add(thread)
-
-        def returned(_: concurrent.futures.Future[Any]) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop may have closed while the thread ran on
-                loop.call_soon_threadsafe(self._thread_returned, thread)
-
-        thread.add_done_callback(returned)
-
-    def _thread_returned(self, thread: concurrent.futures.Future[Any]) -> None:
-        self._busy_threads.discard(thread)
-        self._wake()
