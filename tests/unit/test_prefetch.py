@@ -146,3 +146,14 @@ async def test_a_held_task_is_renewed_then_given_back_when_it_waited_too_long(qu
     assert _RAN == ["first", "second"]
     ran = await queue.get_task(second)
     assert [attempt.outcome for attempt in ran.history] == [AttemptOutcome.RELEASED, AttemptOutcome.SUCCESS]
+
+
+async def test_process_task_runs_a_held_task_at_once(queue: TaskQueue) -> None:
+    worker = Worker(queue, max_concurrency=1, poll_interval=0.05)
+    first, second = await _holding_one_ahead(queue, worker)
+    result = await worker.process_task(second)  # while the one slot is still busy
+    assert (result.status, result.value) == (TaskStatus.SUCCESS, "second")
+    _GATE["first"].set()
+    assert (await queue.get_result(first, timeout=10)).value == "first"
+    await worker.stop()
+    assert _RAN == ["first", "second"]

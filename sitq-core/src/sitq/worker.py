@@ -346,6 +346,14 @@ class Worker:
             reserved, _ = self._waiting.popleft()
             self._spawn(reserved, self._wakeup)
 
+    def _unhold(self, task_id: str) -> ReservedTask | None:
+        """The task this worker holds ahead with this id, no longer held; None if it holds none."""
+        for held in self._waiting:
+            if held[0].id == task_id:
+                self._waiting.remove(held)
+                return held[0]
+        return None
+
     def _let_go_of_held(self, cancelled: Set[str]) -> list[str]:
         """Stop holding the tasks whose cancellation was requested, and those that waited too long for a
         slot (tasks have slowed down: another worker may have one free); return their ids."""
@@ -559,11 +567,12 @@ class Worker:
         reserved = await self.backend.claim_task(
             task_id, worker_id=self.worker_id, now=utcnow(), lease=self.lease
         )
-        if reserved is not None:
-            self._spawn(reserved, self._wakeup)
-        else:
+        if reserved is None:
             async with self._claiming:
                 pass  # a claim of this worker's own loop may have taken it, and not yet started it
+            reserved = self._unhold(task_id)  # or holds it ahead: it starts now
+        if reserved is not None:
+            self._spawn(reserved, self._wakeup)
         if (running := self._in_flight.get(task_id)) is not None:
             await asyncio.shield(running)  # claimed just now, or earlier by this worker's own loop
         record = await self.backend.get(task_id)
