@@ -5,7 +5,9 @@ long wait gives it back uncounted, and that one cancelled while it waited never 
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,24 @@ async def test_process_task_runs_a_held_task_at_once(queue: TaskQueue) -> None:
     assert (await queue.get_result(first, timeout=10)).value == "first"
     await worker.stop()
     assert _RAN == ["first", "second"]
+
+
+def block(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def test_a_held_task_starts_when_an_abandoned_thread_gives_its_slot_back(queue: TaskQueue) -> None:
+    """A sync task past its timeout keeps its thread's slot until its function returns; the task held
+    behind it starts then, not when its wait runs out of patience."""
+    async with Worker(queue, max_concurrency=1, poll_interval=0.05):
+        warm_up = await queue.enqueue_many([Task(quick) for _ in range(20)])
+        for task_id in warm_up:
+            await queue.get_result(task_id, timeout=10)
+        # The timeout makes the recent tasks look slow: the worker holds no more, and claims none for a
+        # while, so only the returning thread can start the held task.
+        stuck, after = await queue.enqueue_many([Task(block, [0.6], timeout=0.2), Task(record, ["after"])])
+        ran = await queue.get_result(after, timeout=10)
+        timed_out = await queue.get_task(stuck)
+    assert timed_out.status is TaskStatus.TIMEOUT and timed_out.started_at and ran.started_at
+    assert timedelta(seconds=0.6) <= ran.started_at - timed_out.started_at < timedelta(seconds=0.9)
+    assert [attempt.outcome for attempt in (await queue.get_task(after)).history] == [AttemptOutcome.SUCCESS]

@@ -13,7 +13,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sitq.backend import Backend
@@ -119,7 +119,7 @@ class TaskRunner:
         )
         token = enter_task(context)
         redactor = Redactor()
-        started = time.perf_counter()
+        began, started = utcnow(), time.perf_counter()
         try:
             result = await self._run(reserved, context, redactor)
             self._limits.check_result(len(result))
@@ -137,15 +137,16 @@ class TaskRunner:
             self._cancel_requested.discard(reserved.id)
         duration = time.perf_counter() - started
         if failure is None:
-            outcome = self._outcome(reserved, TaskStatus.SUCCESS, duration, result=result)
+            outcome = self._outcome(reserved, TaskStatus.SUCCESS, began, result=result)
             await self._plugins.task_succeeded(**identity, duration=duration)
             return outcome
-        return await self._failed(reserved, failure, duration, identity, redactor)
+        return await self._failed(reserved, failure, began, duration, identity, redactor)
 
     async def _failed(
         self,
         reserved: ReservedTask,
         failure: BaseException,
+        began: datetime,
         duration: float,
         identity: dict[str, str],
         redactor: Redactor,
@@ -159,7 +160,7 @@ class TaskRunner:
         error, formatted = self._limits.clip(described.error), self._limits.clip(described.traceback)
         if isinstance(failure, TaskCancelledError):
             await self._plugins.task_cancelled(**identity)
-            return self._outcome(reserved, TaskStatus.CANCELLED, duration, error=error)
+            return self._outcome(reserved, TaskStatus.CANCELLED, began, error=error)
         if isinstance(failure, TaskTimeoutError):
             assert options.timeout is not None
             await self._plugins.task_timed_out(**identity, attempt=reserved.attempt, timeout=options.timeout)
@@ -176,7 +177,7 @@ class TaskRunner:
             return self._outcome(
                 reserved,
                 TaskStatus.PENDING,
-                duration,
+                began,
                 error=error,
                 traceback=formatted,
                 retry_at=retry_at,
@@ -185,7 +186,7 @@ class TaskRunner:
         logger.info("task %s (%s) failed: %s", reserved.id, reserved.name, error)
         await self._plugins.task_failed(**identity, duration=duration, error=error, traceback=formatted)
         status = TaskStatus.TIMEOUT if isinstance(failure, TaskTimeoutError) else TaskStatus.FAILED
-        return self._outcome(reserved, status, duration, error=error, traceback=formatted)
+        return self._outcome(reserved, status, began, error=error, traceback=formatted)
 
     async def _run(self, reserved: ReservedTask, context: TaskContext, redactor: Redactor) -> bytes:
         """Decode, call and encode the task: here, or in a child process that does all three."""
@@ -220,17 +221,16 @@ class TaskRunner:
         return tuple(results)
 
     def _outcome(
-        self, reserved: ReservedTask, status: TaskStatus, duration: float, **fields: Any
+        self, reserved: ReservedTask, status: TaskStatus, began: datetime, **fields: Any
     ) -> TaskOutcome:
-        """The attempt's outcome, started `duration` seconds before now (later than its claim, when the
-        worker held the task before it had a slot for it)."""
-        finished_at = utcnow()
+        """The attempt's outcome; it `began` later than its claim when the worker held the task before it
+        had a slot for it."""
         return TaskOutcome(
             task_id=reserved.id,
             worker_id=self._worker_id,
             status=status,
-            finished_at=finished_at,
-            started_at=finished_at - timedelta(seconds=duration),
+            finished_at=utcnow(),
+            started_at=began,
             **fields,
         )
 

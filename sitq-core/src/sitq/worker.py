@@ -307,6 +307,7 @@ class Worker:
         self._taking = True
         try:
             while not self._stopping:
+                self._start_waiting()  # an abandoned thread's slot may have come free
                 timeout: float | None = None
                 # While outcomes are being written, that write claims for the slots it frees.
                 if not self._completions.busy and self._room() > 0:
