@@ -25,6 +25,7 @@ from sitq.plugins import Plugins
 from sitq.processes import Job, ProcessPool
 from sitq.sealing import Part
 from sitq.secret import Redactor
+from sitq.semantics import CANCELLED_ON_REQUEST
 from sitq.tasks import TaskContext, enter_task, reset_task
 from sitq.threads import ThreadPool
 
@@ -33,8 +34,6 @@ from sitq.threads import ThreadPool
 logger = logging.getLogger("sitq.worker")
 
 T = TypeVar("T")
-
-_CANCELLED = "cancelled on request while running"
 
 
 class TaskRunner:
@@ -283,10 +282,10 @@ class TaskRunner:
             if self.abandoning or reserved.id not in self._cancel_requested:
                 raise
             running.uncancel()
-            raise TaskCancelledError(_CANCELLED) from None
+            raise TaskCancelledError(CANCELLED_ON_REQUEST) from None
         finally:
             del self._calls[reserved.id]
 
     def _check_cancelled(self, reserved: ReservedTask) -> None:
         if reserved.id in self._cancel_requested:
-            raise TaskCancelledError(_CANCELLED)
+            raise TaskCancelledError(CANCELLED_ON_REQUEST)

@@ -18,7 +18,9 @@ from sitq.models import NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStat
 
 _Node = TypeVar("_Node")
 
-CANCELLED_WHILE_RUNNING: Final = f"{TaskCancelledError.__name__}: cancelled on request while running"
+CANCELLED_ON_REQUEST: Final = "cancelled on request while running"
+"""The message of the `TaskCancelledError` that stops a running task whose cancellation was requested."""
+CANCELLED_WHILE_RUNNING: Final = f"{TaskCancelledError.__name__}: {CANCELLED_ON_REQUEST}"
 """The error of a running task whose cancellation was requested, whatever stopped it (its worker
 cancelled it, let it go at shutdown, or died)."""
 

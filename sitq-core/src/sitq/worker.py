@@ -593,14 +593,13 @@ class Worker:
         while this worker lives, a finished attempt is not lost (the task stays in flight, its lease
         renewed, until it is recorded). Its slot is free, and the next task held ahead starts, as soon as
         the call has ended."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         try:
             outcome = await self._runner.run(reserved)
         finally:
             if (this := asyncio.current_task()) is not None:  # it is: this runs in the task _spawn made
                 self._calling.discard(this)
-        self._prefetch.ran(loop.time() - started)
+        if outcome.started_at is not None:  # always, from the runner: how long the call took
+            self._prefetch.ran((outcome.finished_at - outcome.started_at).total_seconds())
         self._start_waiting()
         while True:
             try:
