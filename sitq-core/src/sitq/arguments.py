@@ -33,6 +33,10 @@ MAX_SECONDS = 100 * 365 * 86400.0
 """The longest duration sitq takes, in seconds or as a timedelta: 100 years. Longer ones would overflow
 a date or a timer, and "never" is said with None."""
 
+MAX_KEY_CHARS = 255
+"""The longest unique key: room for an HTTP idempotency key (Stripe takes 255) or a digest of a request,
+short enough to index."""
+
 MAX_LIST_LIMIT = 10_000
 """The most tasks `list_tasks` returns at once; page through more with `after`."""
 
@@ -84,6 +88,31 @@ def check_ids(values: object, argument: str) -> tuple[str, ...]:
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise ValidationError(f"{argument} takes a list of task ids, not {shown(values)}")
     return tuple(check_id(value, f"each of {argument}") for value in values)
+
+
+def check_unique_key(value: object, argument: str) -> str:
+    """A unique key: a non-empty str of printable characters (so it can be shown and typed in a filter)."""
+    if type(value) is str and 0 < len(value) <= MAX_KEY_CHARS and value.isprintable():
+        return value
+    raise ValidationError(
+        f"{argument} must be a non-empty str of at most {MAX_KEY_CHARS} printable characters, such as "
+        f"'invoice-42', not {shown(value)}"
+    )
+
+
+def check_unique_for(value: object) -> float:
+    """How long a succeeded task keeps its unique key: a timedelta or seconds, from 0 to 100 years."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= MAX_SECONDS
+    ):
+        raise ValidationError(
+            "unique_for must be a timedelta or a number of seconds from 0 to 100 years, such as "
+            f"timedelta(hours=1), or None for no window after success; not {shown(value)}"
+        )
+    return float(seconds)
 
 
 def check_int(value: object, argument: str, low: int = MIN_INT, high: int = MAX_INT) -> int:

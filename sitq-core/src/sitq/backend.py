@@ -100,8 +100,20 @@ class Backend(Protocol):
         """Count one user less; the last user's close really closes. Closing a closed backend is a no-op."""
         ...
 
-    async def enqueue(self, tasks: Sequence[NewTask]) -> None:
-        """Store new pending tasks, atomically: every one of them is durable, or none is.
+    async def enqueue(self, tasks: Sequence[NewTask]) -> list[str]:
+        """Store new pending tasks, atomically: every one of them is durable, or none is. Return the id
+        each task goes by, one per task, in order: its own id when it was stored, else the id of the
+        stored task that holds its unique key.
+
+        A task with a `unique_key` is stored only if no stored task holds that key. Which task holds it
+        is `sitq.semantics.key_holders`'s rule (a pending or running task; a task that succeeded within
+        the new task's `unique_for`; within a batch, the first task with the key): read, with the batch's
+        write lock or a lock per key held, the stored tasks with one of the batch's keys that are pending,
+        running, or succeeded after `sitq.semantics.cached_since(tasks)`, in enqueue order, pass them
+        with the batch to `key_holders`, and store exactly the tasks it gives their own id. The check and
+        the insert must be atomic against every other enqueue of the same keys, by any process: two
+        racing batches with one key store one task between them, and neither raises for it. Keys are
+        global, across queues. A task not stored leaves no trace (no row, no notification).
 
         Every id in a task's `depends_on` must name a stored task or one earlier in the batch, else
         nothing is stored and `TaskNotFoundError` names it. A task whose parent already ended without
@@ -109,13 +121,13 @@ class Backend(Protocol):
         """
         ...
 
-    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
-        """Store new tasks as `enqueue` does, but through `connection`, the application's own open
-        connection to this same store (of the driver the backend documents), inside the transaction it
-        has open: the tasks exist if and only if that transaction commits. Nothing is committed or rolled
-        back here. A backend without `Capability.TRANSACTIONAL_ENQUEUE` raises `ConfigurationError`
-        saying so; one given a connection it cannot use (another driver, another store) raises
-        `ConfigurationError` naming what it takes."""
+    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> list[str]:
+        """Store new tasks as `enqueue` does (unique keys included) and return their ids as it does, but
+        through `connection`, the application's own open connection to this same store (of the driver
+        the backend documents), inside the transaction it has open: the tasks exist if and only if that
+        transaction commits. Nothing is committed or rolled back here. A backend without
+        `Capability.TRANSACTIONAL_ENQUEUE` raises `ConfigurationError` saying so; one given a connection
+        it cannot use (another driver, another store) raises `ConfigurationError` naming what it takes."""
         ...
 
     async def claim(

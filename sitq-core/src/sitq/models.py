@@ -11,7 +11,7 @@ import enum
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sitq.arguments import (
@@ -20,6 +20,8 @@ from sitq.arguments import (
     check_int,
     check_name,
     check_seconds,
+    check_unique_for,
+    check_unique_key,
 )
 from sitq.errors import PayloadTooLargeError, SignatureError, TaskExecutionError, ValidationError
 
@@ -138,6 +140,10 @@ class TaskOptions:
     timeout: float | None = None
     """Seconds one attempt may run."""
     description: str | None = None
+    unique_for: float | None = None
+    """Seconds after a task with the same `Task.unique_key` succeeded during which enqueueing that key
+    again returns the finished task's id (its cached result) instead of storing a new task; a
+    `timedelta` is taken too. None (or 0): only a pending or running task holds its key."""
 
     def __post_init__(self) -> None:
         check_name(self.queue, "queue")
@@ -149,6 +155,8 @@ class TaskOptions:
             check_seconds(self.timeout, "timeout", none="for no limit")
         if self.description is not None and not isinstance(self.description, str):
             raise ValidationError(f"description must be a str or None, not {self.description!r}")
+        if self.unique_for is not None:
+            object.__setattr__(self, "unique_for", check_unique_for(self.unique_for))
 
 
 _MiB = 1024 * 1024
@@ -234,6 +242,11 @@ class Task:
     description: str | None = None
     depends_on: Sequence[str] = ()
     """Ids of tasks that must succeed before this one runs."""
+    unique_key: str | None = None
+    """While a task with this key is pending or running (or, within `unique_for`, succeeded), enqueueing
+    this one stores nothing and returns that task's id (see the unique tasks how-to). None: the key of
+    the function's `@sitq.task(unique_key=...)`, if any."""
+    unique_for: float | timedelta | None = None
 
     def __post_init__(self) -> None:
         check_callable(self.function, "a task's function")
@@ -252,6 +265,10 @@ class Task:
             check_name(self.name, "name")
         if self.depends_on:
             object.__setattr__(self, "depends_on", check_ids(self.depends_on, "depends_on"))
+        if self.unique_key is not None:
+            check_unique_key(self.unique_key, "unique_key")
+        if self.unique_for is not None:
+            object.__setattr__(self, "unique_for", check_unique_for(self.unique_for))
 
     def options(self) -> TaskOptions:
         """This call's options: its own, over the function's decorator defaults, over sitq's defaults."""
@@ -279,6 +296,9 @@ _DEFAULT_OPTIONS = TaskOptions()
 _OPTION_NAMES = tuple(option.name for option in fields(TaskOptions))
 TASK_OPTIONS_ATTRIBUTE = "__sitq_options__"
 TASK_NAME_ATTRIBUTE = "__sitq_name__"
+TASK_UNIQUE_KEY_ATTRIBUTE = "__sitq_unique_key__"
+"""Where `@sitq.task(unique_key=...)` keeps its key (a str, or a callable of the call's arguments), apart
+from the options: those stay plain data, the same for every call."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +339,8 @@ class NewTask:
     options: TaskOptions = field(default_factory=TaskOptions)
     depends_on: tuple[str, ...] = ()
     workflow_id: str | None = None
+    unique_key: str | None = None
+    """The task's key, resolved: `Backend.enqueue` stores no second task while one holds it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +419,7 @@ class TaskInfo:
     depends_on: tuple[str, ...]
     workflow_id: str | None
     history: tuple[AttemptRecord, ...]
+    unique_key: str | None = None
 
     @classmethod
     def from_record(cls, record: TaskRecord, history: Sequence[AttemptRecord]) -> TaskInfo:
@@ -417,6 +440,7 @@ class TaskInfo:
             depends_on=record.depends_on,
             workflow_id=record.workflow_id,
             history=tuple(history),
+            unique_key=record.unique_key,
         )
 
 
@@ -441,6 +465,7 @@ class TaskRecord:
     cancel_requested: bool = False
     depends_on: tuple[str, ...] = ()
     workflow_id: str | None = None
+    unique_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from sitq.arguments import (
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, accepted, task_name
-from sitq.errors import TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
+from sitq.errors import BackendError, TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
 from sitq.models import (
     TASK_NAME_ATTRIBUTE,
     Compaction,
@@ -38,6 +38,7 @@ from sitq.models import (
 from sitq.plugins import plugins_with
 from sitq.sealing import Keys, Sealer
 from sitq.serializer import Serializer
+from sitq.tasks import unique_key_of
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 
 # get_result re-reads at least this often, in case a backend cannot signal every change.
@@ -89,7 +90,7 @@ class TaskQueue:
             Sealer.configured(signing_key, encryption_key),
             accepted(accept, self.plugins, self.serializer),
         )
-        self._enqueuer = GroupCommit(self.backend.enqueue, immediate=True)
+        self._enqueuer = GroupCommit(self._write, immediate=True)
         self._holds_connection = False
         self._connecting = asyncio.Lock()
 
@@ -128,18 +129,22 @@ class TaskQueue:
         ``eta=`` (a timezone-aware datetime) delays the task; it is consumed here, so a function that
         takes its own ``eta`` argument receives it through ``Task(function, kwargs={"eta": ...})``.
         A `Task` may be passed instead of a function, alone.
+
+        A call with a unique key (``Task(..., unique_key=...)`` or ``@sitq.task(unique_key=...)``) that a
+        stored task holds stores nothing and returns that task's id (see the unique tasks how-to).
         """
         new_task = self._prepare(_one_task(function, args, kwargs))
         await self._ready()
-        await self._enqueuer.submit(new_task)  # concurrent callers share a write
-        await self._stored([new_task])
-        return new_task.id
+        task_id = await self._enqueuer.submit(new_task)  # concurrent callers share a write
+        await self._stored([new_task], [task_id])
+        return task_id
 
     async def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
-        """Store many tasks in one atomic write: all of them are durable, or none is."""
+        """Store many tasks in one atomic write: all of them are durable, or none is. Returns their ids
+        in order; a task whose unique key is held (by a stored task, or by a task earlier in the list)
+        is not stored and gets the holder's id."""
         new_tasks = [self._prepare(task) for task in _many_tasks(tasks)]
-        await self._store(new_tasks)
-        return [new_task.id for new_task in new_tasks]
+        return await self._store(new_tasks)
 
     async def submit(self, workflow: Workflow) -> WorkflowRun:
         """Store every task of a workflow in one atomic write: all of them are durable, or none is."""
@@ -160,21 +165,30 @@ class TaskQueue:
         Raises `ConfigurationError` for a backend without `Capability.TRANSACTIONAL_ENQUEUE`."""
         return QueueInTransaction(self, connection)
 
-    async def _store(self, new_tasks: list[NewTask]) -> None:
-        """One atomic write for a batch."""
+    async def _store(self, new_tasks: list[NewTask]) -> list[str]:
+        """One atomic write for a batch; the id each task goes by."""
         await self._ready()
-        await self.backend.enqueue(new_tasks)
-        await self._stored(new_tasks)
+        task_ids = await self._write(new_tasks)
+        await self._stored(new_tasks, task_ids)
+        return task_ids
 
-    async def _stored(self, new_tasks: list[NewTask], *, committed: bool = True) -> None:
-        """After the write: one `sitq_task_enqueued` per task, and in eager mode, the runs (of committed
-        tasks: one written in an application's transaction is not there to run until it commits)."""
-        for new_task in new_tasks:
+    async def _write(self, new_tasks: Sequence[NewTask]) -> list[str]:
+        """`Backend.enqueue`, its answer checked: a backend written before unique keys answers None."""
+        return answered(self.backend, new_tasks, await self.backend.enqueue(new_tasks))
+
+    async def _stored(
+        self, new_tasks: list[NewTask], task_ids: Sequence[str], *, committed: bool = True
+    ) -> None:
+        """After the write: one `sitq_task_enqueued` per task stored (not for one whose key another task
+        holds), and in eager mode, their runs (of committed tasks: one written in an application's
+        transaction is not there to run until it commits)."""
+        stored = [new_task for new_task, task_id in zip(new_tasks, task_ids, strict=True) if new_task.id == task_id]
+        for new_task in stored:
             await self.plugins.task_enqueued(
                 task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
             )
         if self.eager and committed:
-            await self._run_now([new_task.id for new_task in new_tasks])
+            await self._run_now([new_task.id for new_task in stored])
 
     async def _run_now(self, task_ids: Sequence[str]) -> None:
         """Eager mode: run the tasks in order, each attempt after attempt until it has finished.
@@ -217,6 +231,12 @@ class TaskQueue:
         for task, parents in workflow.steps:
             depends_on = tuple(new_tasks[parent].id for parent in parents)
             new_tasks.append(self._prepare(task, depends_on, workflow_id))
+        if keyed := next((new_task for new_task in new_tasks if new_task.unique_key is not None), None):
+            raise ValidationError(
+                f"a workflow's tasks cannot have unique keys ({keyed.name} has {keyed.unique_key!r}): a "
+                "task left out for its key would leave its dependents waiting on a task of another run; "
+                "enqueue the keyed task on its own, and pass its id in depends_on"
+            )
         run = WorkflowRun(workflow_id, workflow.name, tuple(new_task.id for new_task in new_tasks), workflow)
         return run, new_tasks
 
@@ -241,6 +261,7 @@ class TaskQueue:
             options=options,
             depends_on=depends_on,
             workflow_id=workflow_id,
+            unique_key=unique_key_of(task),
         )
 
     async def get_status(self, task_id: str) -> TaskStatus:
@@ -363,6 +384,21 @@ class TaskQueue:
         return result.value
 
 
+def answered(backend: Backend, new_tasks: Sequence[NewTask], task_ids: object) -> list[str]:
+    """A backend's answer to an enqueue, once known to be one id per task (see `Backend.enqueue`)."""
+    if (
+        not isinstance(task_ids, list)
+        or len(task_ids) != len(new_tasks)
+        or not all(isinstance(task_id, str) for task_id in task_ids)
+    ):
+        raise BackendError(
+            f"{type(backend).__name__}.enqueue answered {task_ids!r:.200} for {len(new_tasks)} task(s); "
+            "the protocol asks for a list of the id each task goes by (sitq.backend.Backend.enqueue): "
+            "upgrade the backend's package"
+        )
+    return task_ids
+
+
 def checked_limits(limits: Limits | None) -> Limits:
     """`limits` as given, once known to be a `Limits`; `Limits()` for None."""
     if limits is None:
@@ -426,10 +462,11 @@ class QueueInTransaction:
         return run
 
     async def _store(self, new_tasks: list[NewTask]) -> list[str]:
+        backend = self.queue.backend
         await self.queue._ready()
-        await self.queue.backend.enqueue_in_transaction(self.connection, new_tasks)
-        await self.queue._stored(new_tasks, committed=False)
-        return [new_task.id for new_task in new_tasks]
+        task_ids = answered(backend, new_tasks, await backend.enqueue_in_transaction(self.connection, new_tasks))
+        await self.queue._stored(new_tasks, task_ids, committed=False)
+        return task_ids
 
 
 def _one_task(function: Callable[..., Any] | Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:

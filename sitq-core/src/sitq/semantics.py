@@ -1,8 +1,8 @@
 """The queue's semantics that every backend applies the same way, written once.
 
 A backend stores and claims; what a stored error says, which dependents a failure cancels and in which
-order, how options travel to and from storage, and which of two outcomes of one attempt counts, are the
-queue's rules. Backends call these helpers (a SQL backend binds their text as parameters), so the
+order, how options travel to and from storage, which of two outcomes of one attempt counts, and which
+stored task holds a unique key, are the queue's rules. Backends call these helpers (a SQL backend binds their text as parameters), so the
 rules cannot drift between backends and a backend author learns them here, not from another backend.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from sitq.errors import TaskCancelledError, WorkerLostError
@@ -189,3 +190,65 @@ def option_fields(options: TaskOptions) -> tuple[str, int, int, str | None, floa
         options.timeout,
         options.description,
     )
+
+
+HOLDS_KEY_WHILE: Final = frozenset({TaskStatus.PENDING, TaskStatus.IN_PROGRESS})
+"""The statuses in which a task holds its unique key whatever the new task's `unique_for`; a succeeded
+task holds it only within that window (`cached_since`), and a failed, timed-out or cancelled one never."""
+
+
+def cached_since(tasks: Sequence[NewTask]) -> datetime | None:
+    """The earliest finish of a succeeded task that may still hold the key of one of these new tasks
+    (each judged by its own `unique_for` back from its `enqueued_at`); None when none of them has a
+    window, so that only pending and running tasks need looking up. A backend reads the tasks with one
+    of the batch's keys that are pending, running, or succeeded after this, and hands them to `key_holders`."""
+    windows = [
+        task.enqueued_at - timedelta(seconds=task.options.unique_for)
+        for task in tasks
+        if task.unique_key is not None and task.options.unique_for
+    ]
+    return min(windows, default=None)
+
+
+def key_holders(
+    tasks: Sequence[NewTask], stored: Iterable[tuple[str, str, TaskStatus | str, datetime | None]]
+) -> list[str]:
+    """The id each new task of a batch goes by, in order: its own when it is to be stored, or the id of
+    the task that holds its unique key. `Backend.enqueue` stores exactly the tasks given their own id.
+
+    `stored` is (key, id, status, finished_at) of stored tasks with one of the batch's keys, in the order
+    they were enqueued (what `cached_since` says to read; more is harmless). A key is held by its
+    pending or running task (the first enqueued, should there be several), else by the task that
+    succeeded last, if it finished after the new task's `enqueued_at` minus its `unique_for`. A key
+    not held is taken by the first task of the batch with it; later ones in the batch go by that id.
+    """
+    live: dict[str, str] = {}
+    succeeded: dict[str, tuple[datetime, str]] = {}
+    for key, task_id, status, finished_at in stored:
+        if status in HOLDS_KEY_WHILE:
+            live.setdefault(key, task_id)
+        elif status == TaskStatus.SUCCESS and finished_at is not None:
+            if key not in succeeded or finished_at >= succeeded[key][0]:
+                succeeded[key] = (finished_at, task_id)
+    taken: dict[str, str] = {}
+    ids = []
+    for task in tasks:
+        key = task.unique_key
+        if key is None:
+            ids.append(task.id)
+            continue
+        holder = live.get(key) or taken.get(key)
+        if holder is None and key in succeeded and task.options.unique_for:
+            finished_at, task_id = succeeded[key]
+            if finished_at > task.enqueued_at - timedelta(seconds=task.options.unique_for):
+                holder = task_id
+        if holder is None:
+            holder = taken[key] = task.id
+        ids.append(holder)
+    return ids
+
+
+def keyed(tasks: Sequence[NewTask]) -> list[str]:
+    """The distinct unique keys of a batch, sorted: the order in which a backend that locks each key
+    takes its locks, so that two batches sharing keys never wait for each other in a cycle."""
+    return sorted({task.unique_key for task in tasks if task.unique_key is not None})

@@ -6,12 +6,21 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sitq import registry
-from sitq.arguments import check_callable, check_name
-from sitq.errors import SitqError
-from sitq.models import TASK_NAME_ATTRIBUTE, TASK_OPTIONS_ATTRIBUTE, RetryPolicy, TaskOptions
+from sitq.arguments import check_callable, check_name, check_unique_for, check_unique_key
+from sitq.codec import task_name
+from sitq.errors import SitqError, ValidationError
+from sitq.models import (
+    TASK_NAME_ATTRIBUTE,
+    TASK_OPTIONS_ATTRIBUTE,
+    TASK_UNIQUE_KEY_ATTRIBUTE,
+    RetryPolicy,
+    Task,
+    TaskOptions,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,12 +34,18 @@ def task(
     timeout: float | None = None,
     name: str | None = None,
     description: str | None = None,
+    unique_key: str | Callable[..., str] | None = None,
+    unique_for: float | timedelta | None = None,
 ) -> Callable[[F], F]:
     """Attach default options to a task function; `Task(...)` fields override them per call.
 
     The function itself is returned, unchanged but for the options it carries, so it can still be
     called directly and is still pickled by reference. It is registered as a task of this process, which
     lets the `json` serializer call it when a stored payload names it (see `sitq.register_tasks`).
+
+    `unique_key` is a str, or a callable that takes the call's own arguments (``*args, **kwargs``) and
+    returns the key as a str, called as each call is enqueued: ``unique_key=lambda order_id:
+    f"receipt-{order_id}"``. See the unique tasks how-to.
     """
     options = TaskOptions(
         queue=queue,
@@ -39,19 +54,41 @@ def task(
         retry=RetryPolicy() if retry is None else retry,
         timeout=timeout,
         description=description,
+        unique_for=None if unique_for is None else check_unique_for(unique_for),
     )
     if name is not None:
         check_name(name, "name")
+    if unique_key is not None and not callable(unique_key):
+        check_unique_key(unique_key, "@sitq.task(unique_key=...)")
 
     def attach(function: F) -> F:
         check_callable(function, "@sitq.task(...) decorates a function: what it decorates")
         setattr(function, TASK_OPTIONS_ATTRIBUTE, options)
         if name is not None:
             setattr(function, TASK_NAME_ATTRIBUTE, name)
+        if unique_key is not None:
+            setattr(function, TASK_UNIQUE_KEY_ATTRIBUTE, unique_key)
         registry.know(function)
         return function
 
     return attach
+
+
+def unique_key_of(task: Task) -> str | None:
+    """The call's unique key: its own, else its function's `@sitq.task(unique_key=...)` (a callable one
+    called with the call's arguments), else None. A callable that raises or returns anything but a
+    valid key is refused with `ValidationError` naming the function, before anything is stored."""
+    if task.unique_key is not None:
+        return task.unique_key
+    key = getattr(task.function, TASK_UNIQUE_KEY_ATTRIBUTE, None)
+    if not callable(key):
+        return key
+    where = f"the unique_key of @sitq.task on {task_name(task.function)}"
+    try:
+        made = key(*task.args, **task.kwargs)
+    except Exception as exc:
+        raise ValidationError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    return check_unique_key(made, f"the key that {where} returned")
 
 
 @dataclass(frozen=True)

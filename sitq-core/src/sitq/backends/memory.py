@@ -32,6 +32,8 @@ from sitq.semantics import (
     dependents_to_cancel,
     ended_parent,
     first_outcomes,
+    key_holders,
+    keyed,
     lost_error,
     missing_parent,
 )
@@ -48,6 +50,8 @@ class _Row:
 class _Store:
     def __init__(self) -> None:
         self.rows: dict[str, _Row] = {}
+        self.keys: dict[str, list[str]] = {}
+        """The ids of the stored tasks with each unique key, in enqueue order."""
         self.changes = ChangeSignal()
 
 
@@ -92,13 +96,18 @@ class MemoryBackend:
         self._connection.check_loop()
         return self._store.rows
 
-    async def enqueue(self, tasks: Sequence[NewTask]) -> None:
+    async def enqueue(self, tasks: Sequence[NewTask]) -> list[str]:
         rows = self._rows()
         if duplicate := next((t.id for t in tasks if t.id in rows), None):
             raise BackendError(f"a task with id {duplicate!r} already exists")
+        # Nothing awaits from here to the last insert: the check and the insert are one atomic step.
+        task_ids = key_holders(tasks, self._holding(tasks))
+        tasks = [task for task, task_id in zip(tasks, task_ids, strict=True) if task.id == task_id]
         if missing := missing_parent(tasks, rows):
             raise TaskNotFoundError(missing)
         for task in tasks:
+            if task.unique_key is not None:
+                self._store.keys.setdefault(task.unique_key, []).append(task.id)
             rows[task.id] = _Row(
                 task,
                 TaskRecord(
@@ -111,14 +120,26 @@ class MemoryBackend:
                     options=task.options,
                     depends_on=task.depends_on,
                     workflow_id=task.workflow_id,
+                    unique_key=task.unique_key,
                 ),
             )
         for task in tasks:
             if (ended := ended_parent(task, lambda parent: rows[parent].record.status)) is not None:
                 self._cascade(rows[ended], rows[ended].record.finished_at or task.enqueued_at)
-        self._store.changes.notify()
+        if tasks:
+            self._store.changes.notify()
+        return task_ids
 
-    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
+    def _holding(self, tasks: Sequence[NewTask]) -> list[tuple[str, str, TaskStatus, datetime | None]]:
+        """The stored tasks with one of the batch's unique keys, as `key_holders` takes them."""
+        rows = self._rows()
+        return [
+            (key, task_id, rows[task_id].record.status, rows[task_id].record.finished_at)
+            for key in keyed(tasks)
+            for task_id in self._store.keys.get(key, ())
+        ]
+
+    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> list[str]:
         raise ConfigurationError(
             "the memory backend has no transactions of an application's to join: enqueue with "
             "queue.enqueue, or use a backend with transactional enqueue (SQLite, PostgreSQL)"
@@ -355,7 +376,10 @@ class MemoryBackend:
             and task_id not in needed
         ]
         for task_id in old:
-            del rows[task_id]
+            if (key := rows.pop(task_id).record.unique_key) is not None:
+                self._store.keys[key].remove(task_id)
+                if not self._store.keys[key]:
+                    del self._store.keys[key]
         return len(old)
 
     async def compact(self) -> Compaction:

@@ -18,6 +18,7 @@ from sitq.testing.conformance.signing import SigningConformance
 from sitq.testing.conformance.storage import StorageConformance
 from sitq.testing.conformance.support import ApplicationTransaction, ConformanceFixtures, lacking, requires
 from sitq.testing.conformance.transactions import TransactionalEnqueueConformance
+from sitq.testing.conformance.unique import UniqueConformance
 from sitq.testing.conformance.worker import WorkerConformance
 from sitq.testing.conformance.workflow import WorkflowConformance
 
@@ -34,6 +35,7 @@ __all__ = [
     "SigningConformance",
     "StorageConformance",
     "TransactionalEnqueueConformance",
+    "UniqueConformance",
     "WorkerConformance",
     "WorkflowConformance",
     "lacking",
@@ -53,6 +55,7 @@ class BackendConformance(
     SharedStoreConformance,
     TransactionalEnqueueConformance,
     SigningConformance,
+    UniqueConformance,
 ):
     """The whole backend suite. Subclass it and override the `backend` fixture to return a new,
     unconnected backend on an empty store; for a backend that declares `Capability.SHARED_STORE`, also
