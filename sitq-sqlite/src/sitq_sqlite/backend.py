@@ -298,18 +298,20 @@ class SQLiteBackend:
 
     # The Backend protocol
 
-    async def enqueue(self, tasks: Sequence[NewTask]) -> None:
+    async def enqueue(self, tasks: Sequence[NewTask]) -> list[str]:
         doing = f"storing {len(tasks)} new task(s)"
-        if any(task.depends_on for task in tasks):
-            await self._atomically(doing, functools.partial(transitions.store_with_parents, tasks=tasks))
+        if any(task.depends_on or task.unique_key is not None for task in tasks):
+            task_ids = await self._atomically(doing, functools.partial(transitions.store_checked, tasks=tasks))
         else:
             rows = [task_row(task, unmet=0) for task in tasks]
             # Even an empty batch checks that the backend is connected.
             await self._atomically(doing, lambda db: transitions.store(db, tasks, rows))
-        if tasks:
+            task_ids = [task.id for task in tasks]
+        if any(task.id == task_id for task, task_id in zip(tasks, task_ids, strict=True)):
             self._notify()
+        return task_ids
 
-    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
+    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> list[str]:
         """Store the tasks through the application's own `sqlite3.Connection` to this backend's file, in
         the transaction it has open (one is begun if none is, as `sqlite3` begins one for a write; the
         application commits it). A savepoint keeps a refused batch from leaving rows in that transaction.
@@ -322,11 +324,12 @@ class SQLiteBackend:
         async with self._connection("checking the application's connection"):
             pass  # connected, in this loop: the schema is in place
         try:
-            transitions.store_in_savepoint(connection, self._path, tasks)
+            task_ids = transitions.store_in_savepoint(connection, self._path, tasks)
         except sqlite3.Error as exc:
             doing = f"storing {len(tasks)} new task(s) in the application's transaction"
             raise self._fault(doing, exc) from exc
         self._notify()
+        return task_ids
 
     async def claim(
         self,

@@ -19,10 +19,19 @@ import functools
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
 INSERT = (
     "INSERT INTO tasks (seq, id, name, status, serializer, enqueued_at, eta, queue, priority,"
-    " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id, unique_key)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) VALUES (?, ?)"
+# The tasks that may hold one of a batch's unique keys (`sitq.semantics.key_holders` picks), in enqueue
+# order: pending or running, or succeeded after :since (NULL: none). The IS NOT NULL term is the partial
+# index's own, so that the planner uses tasks_by_unique_key.
+KEY_HOLDERS = """
+SELECT unique_key, id, status, finished_at FROM tasks
+WHERE unique_key IS NOT NULL AND unique_key IN (SELECT value FROM json_each(:keys))
+    AND (status IN ('pending', 'in_progress') OR (status = 'success' AND finished_at > :since))
+ORDER BY seq
+"""
 
 # What an attempt left (a result, a traceback), beside its task's row: set, and forgotten.
 SET_RESULT = (
@@ -198,7 +207,7 @@ RETURNING seq, status
 # Reading: the columns of `rows.record`; a task's attempts in the order they ended.
 _RECORD_COLUMNS = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    f" result, error, traceback, cancel_requested, depends_on, workflow_id, {_OPTIONS}"
+    f" result, error, traceback, cancel_requested, depends_on, workflow_id, unique_key, {_OPTIONS}"
     " FROM tasks LEFT JOIN results ON results.task_seq = tasks.seq"
 )
 GET = f"{_RECORD_COLUMNS} WHERE id = ?"

@@ -39,6 +39,7 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         unmet,
         parents_to_json(task.depends_on),
         task.workflow_id,
+        task.unique_key,
     )
 
 
@@ -85,6 +86,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested,
         depends_on,
         workflow_id,
+        unique_key,
         *options,
     ) = row
     return TaskRecord(
@@ -105,6 +107,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested=bool(cancel_requested),
         depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
+        unique_key=unique_key,
     )
 
 

@@ -19,12 +19,15 @@ from sitq.semantics import (
     LOST_BEFORE_WORKER,
     NO_ATTEMPTS_LEFT,
     cascade_over_edges,
+    cached_since,
     ended_parent,
+    key_holders,
+    keyed,
     missing_parent,
     unmet_parents,
 )
 from sitq_sqlite import queries
-from sitq_sqlite.rows import task_row
+from sitq_sqlite.rows import task_row, utc_time
 
 
 def store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tuple[object, ...]]) -> None:
@@ -44,7 +47,27 @@ def store(db: sqlite3.Connection, tasks: Sequence[NewTask], rows: Sequence[tuple
     db.executemany(queries.INSERT_PAYLOAD, [(seq, task.payload) for seq, task in enumerate(tasks, last + 1)])
 
 
-def store_in_savepoint(connection: sqlite3.Connection, path: str, tasks: Sequence[NewTask]) -> None:
+def store_checked(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> list[str]:
+    """Store a batch that may name parents or unique keys, in the caller's write transaction, leaving out
+    the tasks whose key another task holds; return the id each task goes by (`Backend.enqueue`). The
+    write lock is held from the read of the keys' holders to the insert, so nothing comes between."""
+    task_ids = [task.id for task in tasks]
+    if keys := keyed(tasks):
+        since = cached_since(tasks)
+        found = db.execute(
+            queries.KEY_HOLDERS, {"keys": json.dumps(keys), "since": None if since is None else since.timestamp()}
+        )
+        stored = [
+            (key, task_id, status, None if finished_at is None else utc_time(finished_at))
+            for key, task_id, status, finished_at in found
+        ]
+        task_ids = key_holders(tasks, stored)
+        tasks = [task for task, task_id in zip(tasks, task_ids, strict=True) if task.id == task_id]
+    store_with_parents(db, tasks)
+    return task_ids
+
+
+def store_in_savepoint(connection: sqlite3.Connection, path: str, tasks: Sequence[NewTask]) -> list[str]:
     """Store a batch through the application's connection to `path`, in its transaction (begun if none
     is), inside a savepoint that undoes the batch alone when it is refused."""
     ((_, _, file),) = connection.execute("PRAGMA main.database_list").fetchall()
@@ -57,7 +80,7 @@ def store_in_savepoint(connection: sqlite3.Connection, path: str, tasks: Sequenc
         connection.execute("BEGIN")
     connection.execute("SAVEPOINT sitq_enqueue")
     try:
-        store_with_parents(connection, tasks)
+        return store_checked(connection, tasks)
     except BaseException:
         connection.execute("ROLLBACK TO sitq_enqueue")
         raise
