@@ -36,7 +36,8 @@ from sitq.semantics import (
 )
 from sitq_postgres import faults, queries, url
 from sitq_postgres import schema as sql_schema
-from sitq_postgres.dependencies import cancel_dependents, store_with_parents
+from sitq_postgres.dependencies import cancel_dependents
+from sitq_postgres.keys import store_checked
 from sitq_postgres.listener import Listener, channel, listen, unlisten
 from sitq_postgres.rows import (
     OUTCOME_WIDTH,
@@ -235,21 +236,24 @@ class PostgresBackend:
 
     # The Backend protocol
 
-    async def enqueue(self, tasks: Sequence[NewTask]) -> None:
+    async def enqueue(self, tasks: Sequence[NewTask]) -> list[str]:
         doing = f"storing {len(tasks)} new task(s)"
-        if any(task.depends_on for task in tasks):
-            await self._atomically(
-                doing, lambda connection: store_with_parents(connection, self._sql, self._channel, tasks)
+        task_ids = [task.id for task in tasks]
+        if any(task.depends_on or task.unique_key is not None for task in tasks):
+            task_ids = await self._atomically(
+                doing,
+                lambda connection: store_checked(connection, self._sql, self._channel, self._schema, tasks),
             )
         else:
             arrays = columns((task_row(task, unmet=0) for task in tasks), TASK_WIDTH)
             async with self._connection(doing) as connection:  # even an empty batch checks the connection
                 if tasks:
                     await connection.execute(self._sql(queries.INSERT_AND_NOTIFY), *arrays, self._channel)
-        if tasks:
+        if any(task.id == task_id for task, task_id in zip(tasks, task_ids, strict=True)):
             self._notify()
+        return task_ids
 
-    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> None:
+    async def enqueue_in_transaction(self, connection: object, tasks: Sequence[NewTask]) -> list[str]:
         """Store the tasks through the application's own asyncpg connection (or pooled connection) to this
         backend's database, inside the transaction it has open; the application commits or rolls back.
         A savepoint keeps a refused batch from leaving rows (or an aborted transaction) behind."""
@@ -268,7 +272,7 @@ class PostgresBackend:
             pass  # connected, in this loop: the schema is in place
         doing = f"storing {len(tasks)} new task(s) in the application's transaction"
         try:
-            await _in_transaction(connection, lambda same: self._store_in_application(same, tasks))
+            task_ids = await _in_transaction(connection, lambda same: self._store_in_application(same, tasks))
         except asyncpg.UndefinedTableError as exc:
             raise ConfigurationError(
                 f"the application's connection does not see sitq's schema {self._schema!r} ({exc}): "
@@ -277,8 +281,9 @@ class PostgresBackend:
         except faults.DRIVER_ERRORS as exc:
             raise faults.backend_error(doing, exc) from exc
         self._notify()
+        return task_ids
 
-    async def _store_in_application(self, connection: Any, tasks: Sequence[NewTask]) -> None:
+    async def _store_in_application(self, connection: Any, tasks: Sequence[NewTask]) -> list[str]:
         """Check that the application's connection reaches this database and schema, then store."""
         database, version = await connection.fetchrow(self._sql(queries.SAME_STORE))
         if database != self._database or version != self._version:
@@ -287,7 +292,7 @@ class PostgresBackend:
                 f"version {version}; the queue's is {self._database!r} at version {self._version}: "
                 "connect it to the queue's database"
             )
-        await store_with_parents(connection, self._sql, self._channel, tasks)
+        return await store_checked(connection, self._sql, self._channel, self._schema, tasks)
 
     async def _recover_lost(self, connection: Any, now: datetime, *, end: bool) -> list[str]:
         """Take back the tasks whose leases expired before `now`: pending again, or with `end`, also ended

@@ -27,20 +27,35 @@ NOTIFY = "SELECT pg_notify($1, '')"
 # Enqueueing: a batch is one INSERT of unnested arrays (see rows.task_columns), numbered in batch order.
 _TASK_ARRAYS = (
     "$1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::timestamptz[], $7::text[],"
-    " $8::int[], $9::int[], $10::text[], $11::float8[], $12::text[], $13::int[], $14::text[], $15::text[]"
+    " $8::int[], $9::int[], $10::text[], $11::float8[], $12::text[], $13::int[], $14::text[], $15::text[],"
+    " $16::text[]"
 )
 _INSERT = f"""
 INSERT INTO {{s}}.tasks (id, name, serializer, payload, enqueued_at, eta, queue, priority, max_attempts,
-    retry, timeout, description, unmet, depends_on, workflow_id, status)
+    retry, timeout, description, unmet, depends_on, workflow_id, unique_key, status)
 SELECT id, name, serializer, payload, enqueued_at, eta, queue, priority, max_attempts, retry, timeout,
-    description, unmet, depends_on::jsonb, workflow_id, 'pending'
+    description, unmet, depends_on::jsonb, workflow_id, unique_key, 'pending'
 FROM unnest({_TASK_ARRAYS}) WITH ORDINALITY AS new (id, name, serializer, payload, enqueued_at, eta, queue,
-    priority, max_attempts, retry, timeout, description, unmet, depends_on, workflow_id, position)
+    priority, max_attempts, retry, timeout, description, unmet, depends_on, workflow_id, unique_key, position)
 ORDER BY position
 """
 # A batch without parents, and its notification, in one statement: atomic without a transaction.
-INSERT_AND_NOTIFY = f"WITH inserted AS ({_INSERT} RETURNING 1) SELECT pg_notify($16, '')"
+INSERT_AND_NOTIFY = f"WITH inserted AS ({_INSERT} RETURNING 1) SELECT pg_notify($17, '')"
 INSERT = _INSERT
+
+# Unique keys: a transaction-scoped advisory lock per key, taken in the order of the array (unnest keeps
+# it; `keys.lock_ids` sorts it, so two batches never wait for each other in a cycle) and held to the end
+# of the transaction; then the tasks that may hold the keys (`sitq.semantics.key_holders` picks), in
+# enqueue order: pending or running, or succeeded after $2 (NULL: none). Each statement at READ
+# COMMITTED sees what committed before it began, so the read sees every task that another holder of the
+# lock committed: the lock is released only once its transaction's rows are visible.
+LOCK_KEYS = "SELECT count(pg_advisory_xact_lock(lock_id)) FROM unnest($1::bigint[]) AS lock_id"
+KEY_HOLDERS = """
+SELECT unique_key, id, status, finished_at FROM {s}.tasks
+WHERE unique_key = ANY($1::text[])
+    AND (status IN ('pending', 'in_progress') OR (status = 'success' AND finished_at > $2))
+ORDER BY seq
+"""
 
 # Dependencies: the parents a batch names, as stored before it, locked against a concurrent change of
 # status (an ending parent updates its row first, so it waits for this batch's edges, or this batch for
@@ -231,7 +246,8 @@ ORDER BY position
 # Reading: the columns of `rows.record`; a task's attempts in the order they ended.
 _RECORD_COLUMNS = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    " result, error, traceback, cancel_requested, depends_on, workflow_id, queue, priority, max_attempts,"
+    " result, error, traceback, cancel_requested, depends_on, workflow_id, unique_key, queue, priority,"
+    " max_attempts,"
     " retry, timeout, description FROM {s}.tasks"
 )
 GET = f"{_RECORD_COLUMNS} WHERE id = $1"

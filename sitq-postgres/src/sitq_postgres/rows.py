@@ -32,7 +32,7 @@ def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[Any]]:
     return arrays
 
 
-TASK_WIDTH = 15
+TASK_WIDTH = 16
 
 
 def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
@@ -48,6 +48,7 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         unmet,
         parents_to_json(task.depends_on),
         task.workflow_id,
+        task.unique_key,
     )
 
 
@@ -97,6 +98,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested,
         depends_on,
         workflow_id,
+        unique_key,
         *options,
     ) = row
     return TaskRecord(
@@ -117,6 +119,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested=cancel_requested,
         depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
+        unique_key=unique_key,
     )
 
 
