@@ -103,11 +103,7 @@ def check_unique_key(value: object, argument: str) -> str:
 def check_unique_for(value: object) -> float:
     """How long a succeeded task keeps its unique key: a timedelta or seconds, from 0 to 100 years."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not 0 <= seconds <= MAX_SECONDS
-    ):
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_SECONDS:
         raise ValidationError(
             "unique_for must be a timedelta or a number of seconds from 0 to 100 years, such as "
             f"timedelta(hours=1), or None for no window after success; not {shown(value)}"

@@ -182,7 +182,9 @@ class TaskQueue:
         """After the write: one `sitq_task_enqueued` per task stored (not for one whose key another task
         holds), and in eager mode, their runs (of committed tasks: one written in an application's
         transaction is not there to run until it commits)."""
-        stored = [new_task for new_task, task_id in zip(new_tasks, task_ids, strict=True) if new_task.id == task_id]
+        stored = [
+            new_task for new_task, task_id in zip(new_tasks, task_ids, strict=True) if new_task.id == task_id
+        ]
         for new_task in stored:
             await self.plugins.task_enqueued(
                 task_id=new_task.id, task_name=new_task.name, queue=new_task.options.queue, eta=new_task.eta
@@ -464,7 +466,9 @@ class QueueInTransaction:
     async def _store(self, new_tasks: list[NewTask]) -> list[str]:
         backend = self.queue.backend
         await self.queue._ready()
-        task_ids = answered(backend, new_tasks, await backend.enqueue_in_transaction(self.connection, new_tasks))
+        task_ids = answered(
+            backend, new_tasks, await backend.enqueue_in_transaction(self.connection, new_tasks)
+        )
         await self.queue._stored(new_tasks, task_ids, committed=False)
         return task_ids
 

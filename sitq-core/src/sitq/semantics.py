@@ -2,8 +2,9 @@
 
 A backend stores and claims; what a stored error says, which dependents a failure cancels and in which
 order, how options travel to and from storage, which of two outcomes of one attempt counts, and which
-stored task holds a unique key, are the queue's rules. Backends call these helpers (a SQL backend binds their text as parameters), so the
-rules cannot drift between backends and a backend author learns them here, not from another backend.
+stored task holds a unique key, are the queue's rules. Backends call these helpers (a SQL backend binds
+their text as parameters), so the rules cannot drift between backends and a backend author learns them
+here, not from another backend.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def cached_since(tasks: Sequence[NewTask]) -> datetime | None:
     """The earliest finish of a succeeded task that may still hold the key of one of these new tasks
     (each judged by its own `unique_for` back from its `enqueued_at`); None when none of them has a
     window, so that only pending and running tasks need looking up. A backend reads the tasks with one
-    of the batch's keys that are pending, running, or succeeded after this, and hands them to `key_holders`."""
+    of the batch's keys that are pending, running, or succeeded after this, for `key_holders`."""
     windows = [
         task.enqueued_at - timedelta(seconds=task.options.unique_for)
         for task in tasks
@@ -228,27 +229,29 @@ def key_holders(
         if status in HOLDS_KEY_WHILE:
             live.setdefault(key, task_id)
         elif status == TaskStatus.SUCCESS and finished_at is not None:
-            if key not in succeeded or finished_at >= succeeded[key][0]:
-                succeeded[key] = (finished_at, task_id)
+            succeeded[key] = max(succeeded.get(key, (finished_at, task_id)), (finished_at, task_id))
     taken: dict[str, str] = {}
-    ids = []
+    task_ids = []
     for task in tasks:
-        key = task.unique_key
-        if key is None:
-            ids.append(task.id)
+        if (wanted := task.unique_key) is None:
+            task_ids.append(task.id)
             continue
-        holder = live.get(key) or taken.get(key)
-        if holder is None and key in succeeded and task.options.unique_for:
-            finished_at, task_id = succeeded[key]
-            if finished_at > task.enqueued_at - timedelta(seconds=task.options.unique_for):
-                holder = task_id
+        holder = live.get(wanted) or taken.get(wanted) or _cached(task, succeeded.get(wanted))
         if holder is None:
-            holder = taken[key] = task.id
-        ids.append(holder)
-    return ids
+            holder = taken[wanted] = task.id
+        task_ids.append(holder)
+    return task_ids
+
+
+def _cached(task: NewTask, success: tuple[datetime, str] | None) -> str | None:
+    """The id of the last task with the new task's key to succeed, if it did within its `unique_for`."""
+    if success is None or not task.options.unique_for:
+        return None
+    finished_at, task_id = success
+    return task_id if finished_at > task.enqueued_at - timedelta(seconds=task.options.unique_for) else None
 
 
 def keyed(tasks: Sequence[NewTask]) -> list[str]:
-    """The distinct unique keys of a batch, sorted: the order in which a backend that locks each key
-    takes its locks, so that two batches sharing keys never wait for each other in a cycle."""
+    """The distinct unique keys of a batch, sorted (a backend that locks each key takes the locks in one
+    order, so that two batches sharing keys never wait for each other in a cycle)."""
     return sorted({task.unique_key for task in tasks if task.unique_key is not None})

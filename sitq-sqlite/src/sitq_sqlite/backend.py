@@ -301,7 +301,9 @@ class SQLiteBackend:
     async def enqueue(self, tasks: Sequence[NewTask]) -> list[str]:
         doing = f"storing {len(tasks)} new task(s)"
         if any(task.depends_on or task.unique_key is not None for task in tasks):
-            task_ids = await self._atomically(doing, functools.partial(transitions.store_checked, tasks=tasks))
+            task_ids = await self._atomically(
+                doing, functools.partial(transitions.store_checked, tasks=tasks)
+            )
         else:
             rows = [task_row(task, unmet=0) for task in tasks]
             # Even an empty batch checks that the backend is connected.

@@ -18,8 +18,8 @@ from sitq.semantics import (
     LOST_AFTER_WORKER,
     LOST_BEFORE_WORKER,
     NO_ATTEMPTS_LEFT,
-    cascade_over_edges,
     cached_since,
+    cascade_over_edges,
     ended_parent,
     key_holders,
     keyed,
@@ -55,7 +55,8 @@ def store_checked(db: sqlite3.Connection, tasks: Sequence[NewTask]) -> list[str]
     if keys := keyed(tasks):
         since = cached_since(tasks)
         found = db.execute(
-            queries.KEY_HOLDERS, {"keys": json.dumps(keys), "since": None if since is None else since.timestamp()}
+            queries.KEY_HOLDERS,
+            {"keys": json.dumps(keys), "since": None if since is None else since.timestamp()},
         )
         stored = [
             (key, task_id, status, None if finished_at is None else utc_time(finished_at))

@@ -135,9 +135,8 @@ class UniqueConformance(ConformanceFixtures):
             assert await store.enqueue_in_transaction(connection, [again]) == [first.id]
         assert await store.get(first.id) is not None
         assert await store.get(again.id) is None and await store.get(taken.id) is None
-        async with TaskQueue(store) as queue:
-            async with application_transaction() as connection:
-                task_id = await queue.using(connection).enqueue(Task(add, [1, 2], unique_key="new"))
+        async with TaskQueue(store) as queue, application_transaction() as connection:
+            task_id = await queue.using(connection).enqueue(Task(add, [1, 2], unique_key="new"))
         assert task_id == first.id
 
     async def test_an_enqueue_within_unique_for_gets_the_cached_result(self, backend: Backend) -> None:
