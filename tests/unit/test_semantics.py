@@ -134,12 +134,13 @@ def test_a_retry_policy_round_trips_through_compact_json() -> None:
         TaskOptions(),
         TaskOptions("emails", priority=-3, max_attempts=4, retry=RetryPolicy(backoff=0), timeout=1.5),
         TaskOptions(description="nightly report"),
+        TaskOptions(unique_for=3600),
     ],
-    ids=["defaults", "every-field", "description"],
+    ids=["defaults", "every-field", "description", "unique-for"],
 )
 def test_options_round_trip_through_their_stored_fields(options: TaskOptions) -> None:
     fields = semantics.option_fields(options)
     assert fields[:3] == (options.queue, options.priority, options.max_attempts)
     assert (fields[3] is None) == (options.retry == RetryPolicy())
-    assert fields[4:] == (options.timeout, options.description)
+    assert fields[4:] == (options.timeout, options.description, options.unique_for)
     assert semantics.task_options(*fields) == options

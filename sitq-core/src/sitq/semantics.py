@@ -166,6 +166,7 @@ def task_options(
     retry: str | None,
     timeout: float | None,
     description: str | None,
+    unique_for: float | None,
 ) -> TaskOptions:
     """Options from their stored fields (the retry policy as `retry_to_json` stored it); cached, since
     the tasks of one function usually share one options object."""
@@ -176,13 +177,17 @@ def task_options(
         retry=retry_from_json(retry),
         timeout=timeout,
         description=description,
+        unique_for=unique_for,
     )
 
 
 @functools.lru_cache(maxsize=256)
-def option_fields(options: TaskOptions) -> tuple[str, int, int, str | None, float | None, str | None]:
+def option_fields(
+    options: TaskOptions,
+) -> tuple[str, int, int, str | None, float | None, str | None, float | None]:
     """The fields `task_options` takes back, in its order: queue, priority, max_attempts, retry (JSON or
-    None), timeout, description. A backend stores these as columns it can index (queue, priority)."""
+    None), timeout, description, unique_for. A backend stores these as columns it can index (queue,
+    priority)."""
     return (
         options.queue,
         options.priority,
@@ -190,6 +195,7 @@ def option_fields(options: TaskOptions) -> tuple[str, int, int, str | None, floa
         retry_to_json(options.retry),
         options.timeout,
         options.description,
+        options.unique_for,
     )
 
 

@@ -27,20 +27,21 @@ NOTIFY = "SELECT pg_notify($1, '')"
 # Enqueueing: a batch is one INSERT of unnested arrays (see rows.task_columns), numbered in batch order.
 _TASK_ARRAYS = (
     "$1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::timestamptz[], $7::text[],"
-    " $8::int[], $9::int[], $10::text[], $11::float8[], $12::text[], $13::int[], $14::text[], $15::text[],"
-    " $16::text[]"
+    " $8::int[], $9::int[], $10::text[], $11::float8[], $12::text[], $13::float8[], $14::int[], $15::text[],"
+    " $16::text[], $17::text[]"
 )
 _INSERT = f"""
 INSERT INTO {{s}}.tasks (id, name, serializer, payload, enqueued_at, eta, queue, priority, max_attempts,
-    retry, timeout, description, unmet, depends_on, workflow_id, unique_key, status)
+    retry, timeout, description, unique_for, unmet, depends_on, workflow_id, unique_key, status)
 SELECT id, name, serializer, payload, enqueued_at, eta, queue, priority, max_attempts, retry, timeout,
-    description, unmet, depends_on::jsonb, workflow_id, unique_key, 'pending'
+    description, unique_for, unmet, depends_on::jsonb, workflow_id, unique_key, 'pending'
 FROM unnest({_TASK_ARRAYS}) WITH ORDINALITY AS new (id, name, serializer, payload, enqueued_at, eta, queue,
-    priority, max_attempts, retry, timeout, description, unmet, depends_on, workflow_id, unique_key, position)
+    priority, max_attempts, retry, timeout, description, unique_for, unmet, depends_on, workflow_id,
+    unique_key, position)
 ORDER BY position
 """
 # A batch without parents, and its notification, in one statement: atomic without a transaction.
-INSERT_AND_NOTIFY = f"WITH inserted AS ({_INSERT} RETURNING 1) SELECT pg_notify($17, '')"
+INSERT_AND_NOTIFY = f"WITH inserted AS ({_INSERT} RETURNING 1) SELECT pg_notify($18, '')"
 INSERT = _INSERT
 
 # Unique keys: a transaction-scoped advisory lock per key, taken in the order of the array (unnest keeps
@@ -127,7 +128,7 @@ RETURNING tasks.seq, tasks.id, tasks.status, tasks.finished_at
 _RESERVED_COLUMNS = (
     "tasks.seq, tasks.id, tasks.name, tasks.payload, tasks.serializer, tasks.attempts, tasks.enqueued_at,"
     " tasks.eta, tasks.queue, tasks.priority, tasks.max_attempts, tasks.retry, tasks.timeout,"
-    " tasks.description, tasks.depends_on"
+    " tasks.description, tasks.unique_for, tasks.depends_on"
 )
 _RESERVE = (
     "UPDATE {s}.tasks SET status = 'in_progress', attempts = tasks.attempts + 1, worker_id = $1,"
@@ -248,7 +249,7 @@ _RECORD_COLUMNS = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
     " result, error, traceback, cancel_requested, depends_on, workflow_id, unique_key, queue, priority,"
     " max_attempts,"
-    " retry, timeout, description FROM {s}.tasks"
+    " retry, timeout, description, unique_for FROM {s}.tasks"
 )
 GET = f"{_RECORD_COLUMNS} WHERE id = $1"
 GET_MANY = f"{_RECORD_COLUMNS} WHERE id = ANY($1::text[]) ORDER BY seq"

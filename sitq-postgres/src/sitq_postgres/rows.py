@@ -32,7 +32,7 @@ def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[Any]]:
     return arrays
 
 
-TASK_WIDTH = 16
+TASK_WIDTH = 17
 
 
 def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:

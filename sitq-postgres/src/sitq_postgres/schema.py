@@ -90,13 +90,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX tasks_finished ON {s}.tasks (finished_at) WHERE finished_at IS NOT NULL",
         "CREATE INDEX tasks_by_workflow ON {s}.tasks (workflow_id) WHERE workflow_id IS NOT NULL",
     ),
-    # unique keys: a task's `unique_key`, NULL for none (every task stored before). An enqueue with keys
+    # unique keys: a task's `unique_key`, NULL for none (every task stored before), and its option
+    # `unique_for` (seconds, NULL for none), kept to be shown like the other options. An enqueue with keys
     # takes a transaction-scoped advisory lock per key (`keys.lock_ids`), then reads the tasks holding
     # them (`queries.KEY_HOLDERS`): the partial index makes that one probe per key, and holds keyed
     # tasks only. Not a unique index: whether a succeeded task holds its key depends on the new task's
     # `unique_for`, which no index can say.
     (
         "ALTER TABLE {s}.tasks ADD COLUMN unique_key text",
+        "ALTER TABLE {s}.tasks ADD COLUMN unique_for double precision",
         "CREATE INDEX tasks_by_unique_key ON {s}.tasks (unique_key) WHERE unique_key IS NOT NULL",
     ),
 ]

@@ -19,8 +19,8 @@ import functools
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
 INSERT = (
     "INSERT INTO tasks (seq, id, name, status, serializer, enqueued_at, eta, queue, priority,"
-    " max_attempts, retry, timeout, description, unmet, depends_on, workflow_id, unique_key)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " max_attempts, retry, timeout, description, unique_for, unmet, depends_on, workflow_id, unique_key)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) VALUES (?, ?)"
 # The tasks that may hold one of a batch's unique keys (`sitq.semantics.key_holders` picks), in enqueue
@@ -40,7 +40,7 @@ SET_RESULT = (
 )
 FORGET_RESULTS = "DELETE FROM results WHERE task_seq IN (SELECT value FROM json_each(?))"
 # The option columns, in the order `sitq.semantics.task_options` takes them.
-_OPTIONS = "queue, priority, max_attempts, retry, timeout, description"
+_OPTIONS = "queue, priority, max_attempts, retry, timeout, description, unique_for"
 
 # Dependencies: the parents a batch names, as stored before it; its edges, by seq; a success meeting one
 # of each child's unmet parents.

@@ -160,12 +160,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "DROP TABLE attempts",
         "ALTER TABLE attempts_clustered RENAME TO attempts",
     ),
-    # unique keys: a task's `unique_key`, NULL for none (every task of an older file). An enqueue with
+    # unique keys: a task's `unique_key`, NULL for none (every task of an older file), and its option
+    # `unique_for` (seconds, NULL for none), kept to be shown like the other options. An enqueue with
     # keys reads the tasks holding them (`queries.KEY_HOLDERS`) inside its BEGIN IMMEDIATE write, so
     # the check and the insert are atomic; the partial index makes that read one probe per key and
     # holds keyed tasks only, costing nothing to the others.
     (
         "ALTER TABLE tasks ADD COLUMN unique_key TEXT",
+        "ALTER TABLE tasks ADD COLUMN unique_for REAL",
         "CREATE INDEX tasks_by_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL",
     ),
 ]

@@ -47,6 +47,7 @@ class UniqueConformance(ConformanceFixtures):
         assert await store.get(while_running.id) is None
         record = await store.get(holder.id)
         assert record is not None and record.unique_key == "invoice-42"
+        assert record.options.unique_for is None and claimed.options.unique_for is None
         assert await store.stats() == {("default", TaskStatus.IN_PROGRESS): 1}
 
     async def test_a_task_that_failed_timed_out_or_was_cancelled_frees_its_key(self, store: Backend) -> None:
@@ -73,10 +74,13 @@ class UniqueConformance(ConformanceFixtures):
         assert await store.get(within.id) is None
         record = await store.get(holder.id)
         assert record is not None and record.result == b"cached"
+        assert record.options.unique_for is None, "the window is the new task's, not the holder's"
         without_window = keyed("report", at=T0 + timedelta(seconds=1))
         after_window = keyed("report", at=T0 + timedelta(seconds=61), unique_for=60)
         assert await store.enqueue([after_window]) == [after_window.id]
         assert await store.enqueue([without_window]) == [after_window.id]  # the new pending task holds it
+        fresh = await store.get(after_window.id)
+        assert fresh is not None and fresh.options.unique_for == 60.0 and fresh.unique_key == "report"
 
     async def test_a_success_without_a_window_frees_its_key(self, store: Backend) -> None:
         holder = keyed("once")
