@@ -74,6 +74,15 @@ EXPECTED_OUTPUT = {
         "archive: notified: 3 rows processed | report: 3 rows, largest 3",
         "finished: True, succeeded: True",
     ],
+    "09_unique_tasks.py": [
+        "three requests, one task: True",
+        "first run: charged 500 cents to acct-1",
+        "retry after success: same task True, value 'charged 500 cents to acct-1'",
+        "the charge ran 1 time(s) for 4 requests",
+        "after a failure (ValueError: cannot charge 0 cents): new task True",
+        "one batch, one key twice: True",
+        "stored key 'nightly-acct-3', unique_for 3600.0s",
+    ],
     "api_demo.py": [
         "sitq.TaskQueue",
         "SQLiteBackend(path",
