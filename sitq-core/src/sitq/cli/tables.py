@@ -141,6 +141,7 @@ def task_detail(info: TaskInfo, result: RenderableType | None = None) -> Group:
         ("finished", when(info.finished_at)),
         ("workflow", _text(info.workflow_id)),
         ("depends on", _text(", ".join(info.depends_on))),
+        ("unique key", _text(info.unique_key)),
     ]
     if info.cancel_requested:
         rows.append(("cancel", Text("requested; its worker will stop it", style="yellow")))
