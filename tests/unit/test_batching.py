@@ -135,3 +135,14 @@ async def test_an_immediate_caller_cancelled_before_its_write_began_leaves_nothi
     await group.flush()
     assert written == [2]
     assert not group.busy
+
+
+async def test_each_submitter_gets_the_writes_answer_for_its_own_item() -> None:
+    async def write(items: Sequence[int]) -> list[str]:
+        await asyncio.sleep(0)
+        return [f"answer to {item}" for item in items]
+
+    group = GroupCommit(write, immediate=True)
+    answers = await asyncio.gather(*(group.submit(i) for i in range(50)))
+    assert answers == [f"answer to {i}" for i in range(50)]
+    assert await group.submit(7) == "answer to 7"
