@@ -4,11 +4,14 @@ what is refused and how, and what an enqueue whose key is held does (and does no
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sample_tasks import add, fail
 
 import sitq
@@ -206,3 +209,37 @@ def test_key_holders_prefers_a_live_task_then_the_last_success_within_the_window
 def test_cached_since_is_the_earliest_window_start_of_a_keyed_task() -> None:
     assert cached_since([new("k"), new(None, 100)]) is None
     assert cached_since([new("k", 10), new("j", 60)]) == T0 - timedelta(seconds=60)
+
+
+_KEYS = st.sampled_from(["a", "b", "c", None])
+_STATUSES = st.sampled_from(list(TaskStatus))
+
+
+@given(
+    stored=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), _STATUSES, st.integers(0, 100)), max_size=8),
+    batch=st.lists(st.tuples(_KEYS, st.sampled_from([None, 0, 30, 200])), max_size=8),
+)
+def test_an_enqueue_repeated_at_once_stores_nothing_more(
+    stored: list[tuple[str, TaskStatus, int]], batch: list[tuple[str | None, float | None]]
+) -> None:
+    """Whatever is stored, each key ends with at most one new task, every keyed task goes by a task with
+    its key, and enqueueing the same calls again at the same moment stores nothing."""
+    rows = [
+        (key, f"stored-{n}", status, T0 - timedelta(seconds=age) if status.is_finished else None)
+        for n, (key, status, age) in enumerate(stored)
+    ]
+    tasks = [dataclasses.replace(new(key, window), id=f"new-{n}") for n, (key, window) in enumerate(batch)]
+    ids = key_holders(tasks, rows)
+    kept = [task for task, task_id in zip(tasks, ids, strict=True) if task.id == task_id]
+    keyed = [task.unique_key for task in kept if task.unique_key is not None]
+    assert len(keyed) == len(set(keyed))
+    keys = {row[1]: row[0] for row in rows} | {task.id: task.unique_key for task in tasks}
+    assert all(keys[task_id] == task.unique_key for task, task_id in zip(tasks, ids, strict=True))
+    now_stored = rows + [
+        (task.unique_key, task.id, TaskStatus.PENDING, None) for task in kept if task.unique_key
+    ]
+    again = [dataclasses.replace(task, id=f"again-{n}") for n, task in enumerate(tasks)]
+    assert all(
+        task.unique_key is None or task_id != task.id
+        for task, task_id in zip(again, key_holders(again, now_stored), strict=True)
+    )
