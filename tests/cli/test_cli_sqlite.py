@@ -91,6 +91,16 @@ def test_enqueue_options_set_queue_priority_and_eta(sitq: Sitq) -> None:
     assert datetime.fromisoformat(local["eta"]) == datetime(2030, 1, 2, 3, 4, 5).astimezone()
 
 
+def test_enqueue_with_a_unique_key_prints_the_holders_id(sitq: Sitq) -> None:
+    first = sitq.json("enqueue", "cli_tasks:add", "1", "2", "--unique-key", "nightly", "--unique-for", "1h")
+    assert (first["unique_key"], first["options"]["unique_for"]) == ("nightly", 3600.0)
+    assert sitq.enqueue("cli_tasks:add", "3", "4", "--unique-key", "nightly") == first["id"]
+    assert sitq.enqueue("cli_tasks:add", "3", "4", "--unique-key", "other") != first["id"]
+    assert "--unique-for takes a number and a unit" in sitq.fails(
+        2, "enqueue", "cli_tasks:add", "1", "2", "--unique-key", "k", "--unique-for", "soon"
+    )
+
+
 def test_list_filters_and_pages_with_a_cursor(sitq: Sitq) -> None:
     ids = [sitq.enqueue("cli_tasks:add", str(n), "0") for n in range(3)]
     other = sitq.enqueue("cli_tasks:add", "9", "0", "--queue", "other")

@@ -186,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--priority", type=int, metavar="N", help="higher runs first (default: the function's, else 0)"
     )
     sub.add_argument("--queue", metavar="Q", help="the queue (default: the function's, else default)")
+    sub.add_argument(
+        "--unique-key",
+        metavar="KEY",
+        help="store nothing, and print its id, if a task with KEY waits or runs",
+    )
+    sub.add_argument(
+        "--unique-for",
+        metavar="DURATION",
+        help=f"with --unique-key, also a task with KEY that succeeded this long ago: {DURATION_FORMS}",
+    )
 
     sub = command("list", commands.list_tasks, "list tasks, oldest first", backend, as_json)
     sub.add_argument(

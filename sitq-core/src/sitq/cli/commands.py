@@ -34,6 +34,8 @@ async def enqueue(args: argparse.Namespace, output: Output) -> ExitCode:
         eta=None if args.eta is None else parse_eta(args.eta, utcnow()),
         queue=args.queue,
         priority=args.priority,
+        unique_key=args.unique_key,
+        unique_for=None if args.unique_for is None else parse_duration(args.unique_for, "--unique-for"),
     )
     async with open_queue(args.url) as queue:
         task_id = await queue.enqueue(task)
