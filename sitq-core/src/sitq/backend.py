@@ -115,9 +115,9 @@ class Backend(Protocol):
         racing batches with one key store one task between them, and neither raises for it. Keys are
         global, across queues. A task not stored leaves no trace (no row, no notification).
 
-        Every id in a task's `depends_on` must name a stored task or one earlier in the batch, else
-        nothing is stored and `TaskNotFoundError` names it. A task whose parent already ended without
-        success is stored cancelled, like the dependents of a parent that ends so later.
+        Every id in the `depends_on` of a task to be stored must name a stored task or one earlier in the
+        batch, else nothing is stored and `TaskNotFoundError` names it. A task whose parent already ended
+        without success is stored cancelled, like the dependents of a parent that ends so later.
         """
         ...
 
