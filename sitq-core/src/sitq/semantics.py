@@ -228,6 +228,9 @@ def key_holders(
     pending or running task (the first enqueued, should there be several), else by the task that
     succeeded last, if it finished after the new task's `enqueued_at` minus its `unique_for`. A key
     not held is taken by the first task of the batch with it; later ones in the batch go by that id.
+
+    The window is the new task's, not the succeeded task's: the caller says how old a cached result it
+    accepts, so a call without `unique_for` never gets a finished task back, whatever earlier calls asked.
     """
     live: dict[str, str] = {}
     succeeded: dict[str, tuple[datetime, str]] = {}
