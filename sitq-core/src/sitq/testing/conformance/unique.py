@@ -3,6 +3,7 @@ holder's id (`Backend.enqueue`, `sitq.semantics.key_holders`), at the protocol a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,6 +118,23 @@ class UniqueConformance(ConformanceFixtures):
         await store.enqueue([held])
         assert await store.enqueue([keyed("held"), keyed("held")]) == [held.id, held.id]
         assert await store.stats() == {("default", TaskStatus.PENDING): 1}
+
+    async def test_concurrent_enqueues_of_one_key_store_one_task(self, store: Backend) -> None:
+        """Concurrent batches on one backend object (on a pool, on separate connections) that share keys,
+        in different orders, each store their keys' tasks once and agree on the ids."""
+        batches = [[keyed(f"race-{(n + i) % 5}") for i in range(5)] for n in range(10)]
+        answers = await asyncio.gather(*(store.enqueue(batch) for batch in batches))
+        ids = {
+            task.unique_key: task_id
+            for batch, got in zip(batches, answers, strict=True)
+            for task, task_id in zip(batch, got, strict=True)
+        }
+        assert all(
+            got == [ids[task.unique_key] for task in batch]
+            for batch, got in zip(batches, answers, strict=True)
+        )
+        assert len(set(ids.values())) == 5
+        assert await store.stats() == {("default", TaskStatus.PENDING): 5}
 
     async def test_a_purged_task_no_longer_holds_its_key(self, store: Backend) -> None:
         holder = keyed("k")
