@@ -47,6 +47,10 @@ class Part(StrEnum):
 
     CALL = "call"
     RESULT = "result"
+    SCHEDULE = "schedule"
+    """The call a schedule stores, sealed for the schedule's id: it never opens as a task's call, so a
+    schedule's bytes copied into a task fail verification; a worker opens it and seals it anew for each
+    task it enqueues (`Codec.reseal_scheduled_call`)."""
 
 
 class Sealer:
