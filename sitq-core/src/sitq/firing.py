@@ -108,7 +108,9 @@ class ScheduleFirer:
             task = None
             if firing.tick is not None:
                 task_id = secrets.token_hex(16)
-                payload = self._codec.reseal_scheduled_call(stored.id, stored.payload, stored.serializer, task_id)
+                payload = self._codec.reseal_scheduled_call(
+                    stored.id, stored.payload, stored.serializer, task_id
+                )
                 task = NewTask(
                     id=task_id,
                     name=stored.task_name,
@@ -128,12 +130,16 @@ class ScheduleFirer:
                 exc,
             )
             return None
-        won = await self._backend.fire_schedule(stored.id, due=stored.next_run, next_run=firing.next_run, task=task)
+        won = await self._backend.fire_schedule(
+            stored.id, due=stored.next_run, next_run=firing.next_run, task=task
+        )
         if not won or task is None:
             if won:
                 logger.info("schedule %r skipped its missed tick(s) (catch_up='skip')", stored.name)
             return None, firing.next_run
-        logger.info("schedule %r enqueued task %s for its tick at %s", stored.name, task.id, task.eta.isoformat())
+        logger.info(
+            "schedule %r enqueued task %s for its tick at %s", stored.name, task.id, task.eta.isoformat()
+        )
         await self._plugins.task_enqueued(
             task_id=task.id, task_name=task.name, queue=task.options.queue, eta=task.eta
         )

@@ -286,7 +286,9 @@ class TaskQueue:
             cron=ticks.expression,
             timezone=ticks.timezone,
             catch_up=check_catch_up(catch_up),
-            task_name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function),
+            task_name=task.name
+            or getattr(task.function, TASK_NAME_ATTRIBUTE, None)
+            or _name_of(task.function),
             payload=payload,
             serializer=self.serializer.name,
             options=task.options(),

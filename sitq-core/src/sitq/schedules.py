@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from cronsim import CronSim, CronSimError
 
 from sitq.errors import ValidationError
 from sitq.models import TaskOptions
+from sitq.semantics import option_fields, task_options
 
 
 class CatchUp(enum.StrEnum):
@@ -175,5 +177,17 @@ def check_catch_up(catch_up: object) -> CatchUp:
         return CatchUp(catch_up)
     except ValueError:
         raise ValidationError(
-            f"catch_up must be one of {', '.join(repr(str(choice)) for choice in CatchUp)}, not {catch_up!r:.100}"
+            f"catch_up must be {' or '.join(repr(str(choice)) for choice in CatchUp)} (sitq.CatchUp), "
+            f"not {catch_up!r:.100}"
         ) from None
+
+
+def options_to_json(options: TaskOptions) -> str:
+    """A schedule's task options as one JSON text to store: the fields `sitq.semantics.option_fields`
+    gives, in its order, so that a backend needs no column per option for its schedules."""
+    return json.dumps(option_fields(options), separators=(",", ":"))
+
+
+def options_from_json(stored: str) -> TaskOptions:
+    """The options `options_to_json` stored."""
+    return task_options(*json.loads(stored))

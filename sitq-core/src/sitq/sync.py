@@ -120,7 +120,14 @@ class SyncTaskQueue:
     ) -> Schedule:
         """See `TaskQueue.schedule`."""
         return self._call(
-            self.queue.schedule, name, function, *args, cron=cron, timezone=timezone, catch_up=catch_up, **kwargs
+            self.queue.schedule,
+            name,
+            function,
+            *args,
+            cron=cron,
+            timezone=timezone,
+            catch_up=catch_up,
+            **kwargs,
         )
 
     def unschedule(self, name: str) -> None:
