@@ -56,7 +56,7 @@ class ScheduleFirer:
         self._queues = frozenset(queues)
         self._poll_interval = poll_interval
         self._worker_id = worker_id
-        self._refused: set[tuple[str, datetime]] = set()  # ticks this worker cannot fire (see _fire)
+        self._refused: set[tuple[str, datetime]] = set()  # ticks it could not fire, logged once each
         self._looks = Backoff(f"worker {worker_id}: firing schedules")
 
     async def run(self) -> None:
@@ -99,10 +99,8 @@ class ScheduleFirer:
 
         A tick whose stored cron or call this worker cannot use (the payload fails verification under
         its keys, or was altered) is logged once and left to the other workers, never skipped: a worker
-        with the wrong keys must not eat the ticks of those with the right ones."""
-        refusal = (stored.id, stored.next_run)
-        if refusal in self._refused:
-            return None
+        with the wrong keys must not eat the ticks of those with the right ones. It tries again at each
+        look, so a schedule put right is fired."""
         try:
             firing = Cron(stored.cron, stored.timezone).firing(stored.next_run, now, stored.catch_up)
             task = None
@@ -121,6 +119,9 @@ class ScheduleFirer:
                     options=stored.options,
                 )
         except (SerializationError, ValidationError) as exc:
+            refusal = (stored.id, stored.next_run)
+            if refusal in self._refused:
+                return None
             self._refused.add(refusal)
             logger.error(
                 "worker %s cannot fire schedule %r for its tick at %s, and leaves it to other workers: %s",
