@@ -74,6 +74,15 @@ EXPECTED_OUTPUT = {
         "archive: notified: 3 rows processed | report: 3 rows, largest 3",
         "finished: True, succeeded: True",
     ],
+    "09_periodic_tasks.py": [
+        "nightly-report: next run 02:30 Europe/Paris",
+        "fired at its tick: 1 task, due 02:30",
+        "fired again for the same tick: 0 tasks",
+        "result: 'sales report for emea'",
+        "fired while paused: 0",
+        "after three days down: 1 task(s) enqueued",
+        "left: ['nightly-report']",
+    ],
     "api_demo.py": [
         "sitq.TaskQueue",
         "SQLiteBackend(path",
