@@ -128,15 +128,24 @@ class Cron:
         come."""
         tick, following = due, self.after(due)
         if following <= now:  # more than one tick passed unfired: find the latest, from the far end
-            tick = next(CronSim(self.expression, (now + _EPSILON).astimezone(self._zone), reverse=True))
-            tick = tick.astimezone(UTC)
+            tick = self._latest(now)
             following = self.after(now)
         late = now - tick
         run = catch_up is CatchUp.ONCE or late <= SKIP_AFTER
         return Firing(tick if run else None, following)
 
+    def _latest(self, moment: datetime) -> datetime:
+        """The last tick at or before `moment`. cronsim walks back from a whole minute (it drops seconds)
+        and yields the ticks strictly before it, so the walk starts a minute later and passes over a
+        tick after `moment`, if it meets one."""
+        start = (moment + _MINUTE).astimezone(self._zone)
+        for tick in CronSim(self.expression, start, reverse=True):
+            if tick <= moment:
+                return tick.astimezone(UTC)
+        raise AssertionError("unreachable: cronsim's reverse walk is endless")
 
-_EPSILON = timedelta(microseconds=1)  # cronsim's reverse walk yields the ticks strictly before its start
+
+_MINUTE = timedelta(minutes=1)
 
 
 @functools.lru_cache(maxsize=256)
@@ -174,7 +183,7 @@ def check_timezone(timezone: object) -> str:
 def check_catch_up(catch_up: object) -> CatchUp:
     """`catch_up` as a `CatchUp`; else `ValidationError` naming the choices."""
     try:
-        return CatchUp(catch_up)
+        return CatchUp(catch_up)  # type: ignore[arg-type]  # any value: the enum refuses what is not one
     except ValueError:
         raise ValidationError(
             f"catch_up must be {' or '.join(repr(str(choice)) for choice in CatchUp)} (sitq.CatchUp), "
