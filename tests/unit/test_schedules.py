@@ -99,11 +99,18 @@ def test_firing_runs_the_latest_due_tick_and_moves_past_now(
     [
         ({"expression": "* * *"}, r"cron '\* \* \*' is not a valid cron expression .*five fields"),
         ({"expression": 5}, "cron must be a string"),
+        ({"expression": ["*"]}, "cron must be a string"),
+        (
+            {"expression": "0 0 30 2 *"},
+            r"cron '0 0 30 2 \*' is not a valid cron expression \(Bad day-of-month\)",
+        ),
         (
             {"expression": "* * * * *", "timezone": "Europe/Pariss"},
             "timezone 'Europe/Pariss' is not a known IANA",
         ),
         ({"expression": "* * * * *", "timezone": None}, "timezone must be an IANA name"),
+        ({"expression": "* * * * *", "timezone": ["UTC"]}, "timezone must be an IANA name"),
+        ({"expression": "* * * * *", "timezone": "../etc/passwd"}, "is not a known IANA time zone"),
     ],
 )
 def test_bad_crons_and_zones_are_refused_saying_how_to_fix_them(

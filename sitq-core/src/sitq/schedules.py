@@ -148,11 +148,15 @@ class Cron:
 _MINUTE = timedelta(minutes=1)
 
 
-@functools.lru_cache(maxsize=256)
 def check_cron(expression: object) -> str:
     """`expression`, once cronsim accepts it; else `ValidationError` saying why and what a good one is."""
     if not isinstance(expression, str):
         raise ValidationError(f"cron must be a string such as '*/5 * * * *', not {expression!r:.100}")
+    return _valid_cron(expression)
+
+
+@functools.lru_cache(maxsize=256)  # a worker reads each stored schedule's cron at every look
+def _valid_cron(expression: str) -> str:
     try:
         CronSim(expression, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
@@ -164,13 +168,12 @@ def check_cron(expression: object) -> str:
     return expression
 
 
-@functools.lru_cache(maxsize=256)
 def check_timezone(timezone: object) -> str:
     """`timezone`, once known to name an IANA time zone; else `ValidationError` saying how to fix it."""
     if not isinstance(timezone, str):
         raise ValidationError(f"timezone must be an IANA name such as 'Europe/Paris', not {timezone!r:.100}")
     try:
-        zoneinfo.ZoneInfo(timezone)
+        zoneinfo.ZoneInfo(timezone)  # cached by zoneinfo itself
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
             f"timezone {timezone!r} is not a known IANA time zone: give a name such as 'UTC', "
