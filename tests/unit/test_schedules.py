@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sample_tasks import multiply
 
-from sitq import CatchUp, ScheduleNotFoundError, SyncTaskQueue, Task, TaskOptions, ValidationError
+from sitq import (
+    CatchUp,
+    ScheduleNotFoundError,
+    SyncTaskQueue,
+    Task,
+    TaskOptions,
+    TaskQueue,
+    ValidationError,
+    Worker,
+)
 from sitq.models import RetryPolicy
 from sitq.schedules import SKIP_AFTER, Cron, options_from_json, options_to_json
 
@@ -144,3 +153,23 @@ def test_a_scheduled_task_takes_no_eta_or_parents() -> None:
             queue.schedule("late", multiply, 1, 2, cron="* * * * *", eta=T0)
         with pytest.raises(ValidationError, match="name must be"):
             queue.schedule("", multiply, 1, 2, cron="* * * * *")
+
+
+async def test_an_encrypted_schedule_is_stored_unreadable_and_each_tick_sealed_for_its_task() -> None:
+    key = "unit-test-encryption-key-0123456789"
+    async with TaskQueue("memory://", "pickle", encryption_key=key, signing_key=key) as queue:
+        made = await queue.schedule("product", multiply, 6, 7, cron="* * * * *")
+        [stored] = await queue.backend.list_schedules()
+        assert b"multiply" not in stored.payload
+        worker = Worker(queue)
+        try:
+            [task_id] = await worker.fire_schedules(made.next_run)
+            assert (await worker.process_task(task_id)).value == 42
+            # A worker without the key cannot open the schedule, and leaves its tick alone.
+            keyless = Worker(queue, encryption_key=["another-encryption-key-0123456789"])
+            later = made.next_run + timedelta(minutes=1)
+            assert await keyless.fire_schedules(later) == []
+            assert (await queue.schedules())[0].next_run == later
+            await keyless.stop()
+        finally:
+            await worker.stop()
