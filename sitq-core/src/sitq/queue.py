@@ -240,7 +240,7 @@ class TaskQueue:
         now = utcnow()
         return NewTask(
             id=task_id,
-            name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function),
+            name=_task_name(task),
             payload=payload,
             serializer=self.serializer.name,
             enqueued_at=now,
@@ -286,9 +286,7 @@ class TaskQueue:
             cron=ticks.expression,
             timezone=ticks.timezone,
             catch_up=check_catch_up(catch_up),
-            task_name=task.name
-            or getattr(task.function, TASK_NAME_ATTRIBUTE, None)
-            or _name_of(task.function),
+            task_name=_task_name(task),
             payload=payload,
             serializer=self.serializer.name,
             options=task.options(),
@@ -466,6 +464,12 @@ def checked_limits(limits: Limits | None) -> Limits:
 
 
 _DEFAULT_LIMITS = Limits()
+
+
+def _task_name(task: Task) -> str:
+    """The name a task is stored under: its own, else its function's `@sitq.task(name=...)`, else the
+    function's."""
+    return task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function)
 
 
 def _name_of(function: Callable[..., Any]) -> str:
