@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reliability.harness import BACKENDS, DEADLINE, Fleet, Ledger, settle
-from reliability.tasks import work
+from reliability.tasks import tick
 
 from sitq import TaskQueue, TaskStatus
 
@@ -48,7 +48,7 @@ async def test_three_workers_enqueue_each_minute_tick_exactly_once(tmp_path: Pat
                 fleet.start_worker()
             async with TaskQueue(url) as queue:
                 schedule = await queue.schedule(
-                    "each-minute", work, str(ledger), "tick", 0.0, cron="* * * * *"
+                    "each-minute", tick, str(ledger), "each-minute", cron="* * * * *"
                 )
             first_ticks.append(schedule.next_run)
         assert first_ticks[0] == first_ticks[1], "the schedules were created across a minute boundary"
@@ -63,7 +63,9 @@ async def test_three_workers_enqueue_each_minute_tick_exactly_once(tmp_path: Pat
             expected = [first_ticks[0] + timedelta(minutes=n) for n in range(TICKS)]
             assert sorted(task.eta for task in tasks.values()) == expected, name
             assert all(task.status is TaskStatus.SUCCESS for task in tasks.values()), name
-            assert [execution.completed for execution in ledger.of("tick")] == [True] * TICKS, name
+            runs_by_key = ledger.executions()
+            assert sorted(runs_by_key) == sorted(f"each-minute:{task_id}" for task_id in tasks), name
+            assert all([run.completed for run in each] == [True] for each in runs_by_key.values()), name
             assert schedule.last_run == expected[-1] and schedule.next_run == expected[-1] + timedelta(
                 minutes=1
             )
