@@ -88,6 +88,14 @@ def end_own_process(ledger: str, key: str, how: str) -> None:
     raise ValueError(f"unknown way to die: {how!r}")
 
 
+async def tick(ledger: str, schedule: str) -> None:
+    """A periodic task's run. Every run of a schedule has the same arguments, so each notes its key as
+    the schedule's name and its own task id: runs in one process stay apart in the ledger."""
+    key = f"{schedule}:{current_task().task_id}"
+    note(ledger, "start", key)
+    note(ledger, "end", key)
+
+
 def note(ledger: str, event: str, key: str) -> None:
     """Append one ledger line in one O_APPEND write, which no other process's line can split."""
     line = f"{event} {key} {current_task().attempt} {os.getpid()}\n".encode()

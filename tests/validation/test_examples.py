@@ -83,6 +83,15 @@ EXPECTED_OUTPUT = {
         "one batch, one key twice: True",
         "stored key 'nightly-acct-3', unique_for 3600.0s",
     ],
+    "10_periodic_tasks.py": [
+        "nightly-report: next run 02:30 Europe/Paris",
+        "fired at its tick: 1 task, due 02:30",
+        "fired again for the same tick: 0 tasks",
+        "result: 'sales report for emea'",
+        "fired while paused: 0",
+        "after three days down: 1 task(s) enqueued",
+        "left: ['nightly-report']",
+    ],
     "api_demo.py": [
         "sitq.TaskQueue",
         "SQLiteBackend(path",

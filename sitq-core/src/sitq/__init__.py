@@ -15,6 +15,7 @@ from sitq.errors import (
     PayloadTooLargeError,
     PluginNotFoundError,
     Retry,
+    ScheduleNotFoundError,
     SerializationError,
     SignatureError,
     SitqError,
@@ -50,6 +51,7 @@ from sitq.models import (
 from sitq.plugins import lazy_exports
 from sitq.queue import QueueInTransaction, TaskQueue
 from sitq.registry import register_tasks
+from sitq.schedules import CatchUp, Schedule
 from sitq.secret import Secret
 from sitq.serializer import JsonSerializer, PickleSerializer, Serializer
 from sitq.sync import SyncTaskQueue
@@ -68,6 +70,7 @@ __all__ = [
     "AttemptRecord",
     "Backend",
     "BackendError",
+    "CatchUp",
     "Compaction",
     "ConfigurationError",
     "JsonSerializer",
@@ -81,6 +84,8 @@ __all__ = [
     "Result",
     "Retry",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleNotFoundError",
     "Secret",
     "SerializationError",
     "Serializer",

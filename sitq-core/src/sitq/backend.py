@@ -36,6 +36,7 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
+from sitq.schedules import CatchUp, StoredSchedule
 
 # Everything a backend author needs, from one module.
 __all__ = [
@@ -43,11 +44,13 @@ __all__ = [
     "AttemptRecord",
     "Backend",
     "Capability",
+    "CatchUp",
     "ChangeSignal",
     "Compaction",
     "NewTask",
     "ReservedTask",
     "SharedConnection",
+    "StoredSchedule",
     "Subscription",
     "TaskOptions",
     "TaskOutcome",
@@ -249,6 +252,38 @@ class Backend(Protocol):
         """When the next task of these `queues` becomes claimable: the earliest `eta` of a pending task
         whose parents have all succeeded, or lease expiry of a running one (its worker may be dead), so
         an idle worker sleeps exactly until then."""
+        ...
+
+    async def put_schedule(self, schedule: StoredSchedule) -> None:
+        """Store a schedule, replacing whole any stored under the same `name` (its id, call, cron, next run,
+        paused state and last run all become the new one's). Names are unique; ids are too."""
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Delete the schedule of this name; return False if there was none. Tasks it enqueued stay."""
+        ...
+
+    async def list_schedules(self) -> list[StoredSchedule]:
+        """Every stored schedule, as `put_schedule` stored it and the last `fire_schedule` or
+        `pause_schedule` changed it, ordered by name."""
+        ...
+
+    async def pause_schedule(self, name: str, *, paused: bool, next_run: datetime | None) -> bool:
+        """Set the schedule's `paused` flag and, when `next_run` is given, its next run (core gives one on
+        resuming, so that the ticks of the pause are not caught up); return False for an unknown name."""
+        ...
+
+    async def fire_schedule(
+        self, schedule_id: str, *, due: datetime, next_run: datetime, task: NewTask | None
+    ) -> bool:
+        """Fire one tick of a schedule, at most once however many workers race: in ONE atomic write,
+        check that a schedule with this id is stored (a schedule replaced since the caller read it has a
+        new id), is not paused, and has `next_run` exactly equal to `due`; if so, store `task` as
+        `enqueue` stores a task (if given: None means the tick is skipped), set the schedule's `next_run`
+        to `next_run` and, when a task is stored, its `last_run` to that task's `eta` (the tick it stands
+        for). Return True when this call did that; False, having changed nothing, when any check failed
+        (another caller fired the tick first, the schedule was paused, replaced or deleted). Wakes
+        `subscribe` waiters when it stores a task."""
         ...
 
     def subscribe(self) -> Subscription:

@@ -82,8 +82,14 @@ class Codec:
             raise SerializationError(f"this payload was written by the {name!r} serializer: {exc}") from exc
 
     def encode_call(
-        self, task_id: str, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+        self,
+        task_id: str,
+        function: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        part: Part = Part.CALL,
     ) -> bytes:
+        """The call as stored for task `task_id` (or, with `Part.SCHEDULE`, for the schedule of that id)."""
         try:
             data = self.serializer.dumps((function, tuple(args), dict(kwargs)))
         except Exception as exc:
@@ -93,7 +99,16 @@ class Codec:
                 f"the {self.serializer.name} serializer cannot store a call to {task_name(function)}: "
                 f"{exc}{hint}"
             ) from exc
-        return self.sealer.seal(data, task_id, Part.CALL, self.serializer.name)
+        return self.sealer.seal(data, task_id, part, self.serializer.name)
+
+    def reseal_scheduled_call(self, schedule_id: str, payload: bytes, serializer: str, task_id: str) -> bytes:
+        """A schedule's stored call, verified for the schedule and sealed anew for one task it enqueues.
+
+        The bytes are only opened and sealed, never decoded: firing a schedule imports nothing that the
+        stored data names. A payload altered or copied from elsewhere raises `SignatureError` here, as it
+        would when its task ran; one sealed with a key this process lacks raises it too."""
+        data = self.open(payload, schedule_id, Part.SCHEDULE, serializer)
+        return self.sealer.seal(data, task_id, Part.CALL, serializer)
 
     def open(self, blob: bytes, task_id: str, part: Part, serializer: str) -> bytes:
         """The serializer's bytes inside a stored blob, once its serializer is accepted and its seal holds."""

@@ -88,6 +88,14 @@ class WorkflowNotFoundError(TaskQueueError, LookupError):
         self.workflow_id = workflow_id
 
 
+class ScheduleNotFoundError(TaskQueueError, LookupError):
+    """No schedule with this name is stored in this backend (`unschedule`, `pause_schedule`, ...)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r} in this queue; queue.schedules() lists them")
+        self.name = name
+
+
 class WorkerError(SitqError):
     """A worker was used wrongly (started twice, asked to run a task it cannot claim)."""
 

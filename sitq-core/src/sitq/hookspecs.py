@@ -54,8 +54,9 @@ def sitq_register_serializers() -> list[type[Serializer]]:  # type: ignore[empty
 
 @hookspec
 def sitq_task_enqueued(task_id: str, task_name: str, queue: str, eta: datetime) -> Awaitable[None] | None:
-    """A task was stored durably. Fires in the producer's process, after `enqueue` committed it; not for
-    a call that stored nothing because another task holds its unique key."""
+    """A task was stored durably. Fires in the producer's process, after `enqueue` committed it (for
+    the tick of a schedule, in the worker whose fire enqueued it); not for a call that stored nothing
+    because another task holds its unique key."""
 
 
 @hookspec

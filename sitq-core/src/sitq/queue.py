@@ -23,7 +23,14 @@ from sitq.arguments import (
 from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, accepted, task_name
-from sitq.errors import BackendError, TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
+from sitq.errors import (
+    BackendError,
+    ScheduleNotFoundError,
+    TaskNotFoundError,
+    ValidationError,
+    WorkerError,
+    WorkflowNotFoundError,
+)
 from sitq.models import (
     TASK_NAME_ATTRIBUTE,
     Compaction,
@@ -36,7 +43,8 @@ from sitq.models import (
     utcnow,
 )
 from sitq.plugins import plugins_with
-from sitq.sealing import Keys, Sealer
+from sitq.schedules import CatchUp, Cron, Schedule, StoredSchedule, check_catch_up
+from sitq.sealing import Keys, Part, Sealer
 from sitq.serializer import Serializer
 from sitq.tasks import unique_key_of
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
@@ -255,7 +263,7 @@ class TaskQueue:
         now = utcnow()
         return NewTask(
             id=task_id,
-            name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function),
+            name=_task_name(task),
             payload=payload,
             serializer=self.serializer.name,
             enqueued_at=now,
@@ -265,6 +273,88 @@ class TaskQueue:
             workflow_id=workflow_id,
             unique_key=unique_key_of(task),
         )
+
+    async def schedule(
+        self,
+        name: str,
+        function: Callable[..., Any] | Task,
+        /,
+        *args: Any,
+        cron: str,
+        timezone: str = "UTC",
+        catch_up: CatchUp | str = CatchUp.ONCE,
+        **kwargs: Any,
+    ) -> Schedule:
+        """Create, or replace whole, the schedule `name`: enqueue ``function(*args, **kwargs)`` at every
+        tick of `cron` read in `timezone` (an IANA name), fired by the workers that serve its queue.
+
+        `cron`, `timezone` and `catch_up` are consumed here (a function taking arguments of those names
+        gets them through ``Task(function, kwargs=...)``). A `Task` may be passed instead of a function,
+        alone, for per-call options; `@sitq.task` options apply. `catch_up` says what happens to ticks
+        missed while no worker ran (`CatchUp`). Replacing a schedule starts it afresh from now.
+        """
+        check_name(name, "name")
+        task = _one_task(function, args, kwargs)
+        if task.eta is not None or task.depends_on:
+            raise ValidationError(
+                "a scheduled task runs at its ticks, on its own: leave eta and depends_on out of it"
+            )
+        ticks = Cron(cron, timezone)
+        schedule_id = secrets.token_hex(16)
+        check_call(task.function, task.args, task.kwargs, parent_results=False)
+        payload = self._codec.encode_call(schedule_id, task.function, task.args, task.kwargs, Part.SCHEDULE)
+        self.limits.check_call(len(payload))
+        stored = StoredSchedule(
+            id=schedule_id,
+            name=name,
+            cron=ticks.expression,
+            timezone=ticks.timezone,
+            catch_up=check_catch_up(catch_up),
+            task_name=_task_name(task),
+            payload=payload,
+            serializer=self.serializer.name,
+            options=task.options(),
+            next_run=ticks.after(utcnow()),
+        )
+        await self._ready()
+        await self.backend.put_schedule(stored)
+        return stored.public()
+
+    async def unschedule(self, name: str) -> None:
+        """Delete the schedule `name` (the tasks it already enqueued stay); `ScheduleNotFoundError` if
+        there is none, as for every schedule method given an unknown name."""
+        check_name(name, "name")
+        await self._ready()
+        if not await self.backend.delete_schedule(name):
+            raise ScheduleNotFoundError(name)
+
+    async def schedules(self) -> list[Schedule]:
+        """Every schedule, by name, with its next run."""
+        await self._ready()
+        return [stored.public() for stored in await self.backend.list_schedules()]
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Stop firing the schedule `name` until `resume_schedule`; the ticks in between are not run."""
+        return await self._set_paused(name, paused=True)
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Fire the paused schedule `name` again, from its next tick after now."""
+        return await self._set_paused(name, paused=False)
+
+    async def _set_paused(self, name: str, *, paused: bool) -> Schedule:
+        check_name(name, "name")
+        await self._ready()
+        stored = await self._stored_schedule(name)
+        next_run = None if paused else Cron(stored.cron, stored.timezone).after(utcnow())
+        if not await self.backend.pause_schedule(name, paused=paused, next_run=next_run):
+            raise ScheduleNotFoundError(name)
+        return (await self._stored_schedule(name)).public()
+
+    async def _stored_schedule(self, name: str) -> StoredSchedule:
+        found = [stored for stored in await self.backend.list_schedules() if stored.name == name]
+        if not found:
+            raise ScheduleNotFoundError(name)
+        return found[0]
 
     async def get_status(self, task_id: str) -> TaskStatus:
         """Where the task is now; `TaskNotFoundError` for an id never enqueued here."""
@@ -413,6 +503,12 @@ def checked_limits(limits: Limits | None) -> Limits:
 
 
 _DEFAULT_LIMITS = Limits()
+
+
+def _task_name(task: Task) -> str:
+    """The name a task is stored under: its own, else its function's `@sitq.task(name=...)`, else the
+    function's."""
+    return task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function)
 
 
 def _name_of(function: Callable[..., Any]) -> str:

@@ -47,6 +47,10 @@ class Part(StrEnum):
 
     CALL = "call"
     RESULT = "result"
+    SCHEDULE = "schedule"
+    """The call a schedule stores, sealed for the schedule's id: it never opens as a task's call, so a
+    schedule's bytes copied into a task fail verification; a worker opens it and seals it anew for each
+    task it enqueues (`Codec.reseal_scheduled_call`)."""
 
 
 class Sealer:
@@ -118,7 +122,11 @@ class Sealer:
         if not (self._macs or self._ciphers or blob.startswith(_SEALED)):
             return blob  # the common case of an unsigned queue: no context to build, nothing to check
         context = _context(task_id, part, serializer)
-        what = f"the stored {part} of task {task_id}"
+        what = (
+            f"the stored call of schedule {task_id}"
+            if part is Part.SCHEDULE
+            else f"the stored {part} of task {task_id}"
+        )
         if self.signing_keys:
             blob = self._verified(blob, context, what)
         elif blob.startswith(_SIGNED):

@@ -13,6 +13,7 @@ from sitq.backend import Backend
 from sitq.errors import SyncTaskQueueError
 from sitq.models import Compaction, Limits, Result, Task, TaskInfo, TaskStatus
 from sitq.queue import TaskQueue
+from sitq.schedules import CatchUp, Schedule
 from sitq.sealing import Keys
 from sitq.serializer import Serializer
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
@@ -105,6 +106,45 @@ class SyncTaskQueue:
     def enqueue_many(self, tasks: Iterable[Task]) -> list[str]:
         """See `TaskQueue.enqueue_many`."""
         return self._call(self.queue.enqueue_many, tasks)
+
+    def schedule(
+        self,
+        name: str,
+        function: Callable[..., Any] | Task,
+        /,
+        *args: Any,
+        cron: str,
+        timezone: str = "UTC",
+        catch_up: CatchUp | str = CatchUp.ONCE,
+        **kwargs: Any,
+    ) -> Schedule:
+        """See `TaskQueue.schedule`."""
+        return self._call(
+            self.queue.schedule,
+            name,
+            function,
+            *args,
+            cron=cron,
+            timezone=timezone,
+            catch_up=catch_up,
+            **kwargs,
+        )
+
+    def unschedule(self, name: str) -> None:
+        """See `TaskQueue.unschedule`."""
+        self._call(self.queue.unschedule, name)
+
+    def schedules(self) -> list[Schedule]:
+        """See `TaskQueue.schedules`."""
+        return self._call(self.queue.schedules)
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """See `TaskQueue.pause_schedule`."""
+        return self._call(self.queue.pause_schedule, name)
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """See `TaskQueue.resume_schedule`."""
+        return self._call(self.queue.resume_schedule, name)
 
     def get_status(self, task_id: str) -> TaskStatus:
         """See `TaskQueue.get_status`."""

@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence, Set
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
 from sitq.arguments import (
@@ -30,6 +30,7 @@ from sitq.batching import GroupCommit
 from sitq.changes import Subscription
 from sitq.codec import Codec, accepted
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError
+from sitq.firing import ScheduleFirer
 from sitq.models import Limits, ReservedTask, Result, TaskOutcome, TaskStatus, utcnow
 from sitq.plugins import plugins_with
 from sitq.prefetch import PATIENCE, Prefetch
@@ -154,6 +155,14 @@ class Worker:
             processes=processes,
             wake=self._wake,
         )
+        self._schedules = ScheduleFirer(
+            backend=self.backend,
+            codec=self._codec,
+            plugins=self.plugins,
+            queues=self.queues,
+            poll_interval=self.poll_interval,
+            worker_id=self.worker_id,
+        )
         self._holds_connection = False
         self._stopping = False
         self._taking = False
@@ -186,7 +195,10 @@ class Worker:
         await self.plugins.worker_started(worker_id=self.worker_id, max_concurrency=self.max_concurrency)
         self._wakeup = self.backend.subscribe()
         self._serving = asyncio.create_task(self._serve(self._wakeup), name=f"sitq-worker {self.worker_id}")
-        self._background = [asyncio.create_task(self._renew_leases(), name=f"sitq-leases {self.worker_id}")]
+        self._background = [
+            asyncio.create_task(self._renew_leases(), name=f"sitq-leases {self.worker_id}"),
+            asyncio.create_task(self._schedules.run(), name=f"sitq-schedules {self.worker_id}"),
+        ]
         if self.retention:
             self._background.append(
                 asyncio.create_task(self._keep_retention(), name=f"sitq-retention {self.worker_id}")
@@ -554,6 +566,18 @@ class Worker:
                         "worker %s purged %d finished task(s) of queue %s", self.worker_id, purged, queue
                     )
             await asyncio.sleep(max(interval, 0.01))
+
+    async def fire_schedules(self, now: datetime | None = None) -> list[str]:
+        """Fire the due schedules of this worker's queues once, as a running worker does at each tick,
+        and return the ids of the tasks this call enqueued (none for a tick another worker fired first).
+
+        `now` (aware; by default the current time) lets a test or a script see what firing at a given
+        moment does without waiting for it. A running worker fires schedules by itself."""
+        if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):
+            raise ValidationError(f"now must be a timezone-aware datetime, not {now!r:.100}")
+        await self._ready()
+        fired = await self._schedules.fire_due(utcnow() if now is None else now.astimezone(utcnow().tzinfo))
+        return list(fired.task_ids)
 
     # Running one task
 

@@ -27,6 +27,7 @@ from sitq.backend import Capability, SharedConnection
 from sitq.changes import ChangeSignal, Subscription
 from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
 from sitq.models import AttemptRecord, Compaction, NewTask, ReservedTask, TaskOutcome, TaskRecord, TaskStatus
+from sitq.schedules import StoredSchedule
 from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
     ENDED_WITHOUT_SUCCESS,
@@ -34,7 +35,7 @@ from sitq.semantics import (
     LOST_BEFORE_WORKER,
     NO_ATTEMPTS_LEFT,
 )
-from sitq_postgres import faults, queries, url
+from sitq_postgres import faults, queries, schedules, url
 from sitq_postgres import schema as sql_schema
 from sitq_postgres.dependencies import cancel_dependents
 from sitq_postgres.keys import store_checked
@@ -515,6 +516,37 @@ class PostgresBackend:
                 self._sql(queries.NEXT_DUE), list(dict.fromkeys(queues))
             )
         return due
+
+    async def put_schedule(self, schedule: StoredSchedule) -> None:
+        async with self._connection(f"storing schedule {schedule.name!r}") as connection:
+            await connection.execute(self._sql(queries.PUT_SCHEDULE), *schedules.schedule_row(schedule))
+
+    async def delete_schedule(self, name: str) -> bool:
+        async with self._connection(f"deleting schedule {name!r}") as connection:
+            deleted: str = await connection.execute(self._sql(queries.DELETE_SCHEDULE), name)
+        return deleted == "DELETE 1"
+
+    async def list_schedules(self) -> list[StoredSchedule]:
+        async with self._connection("listing schedules") as connection:
+            rows = await connection.fetch(self._sql(queries.LIST_SCHEDULES))
+        return [schedules.stored_schedule(row) for row in rows]
+
+    async def pause_schedule(self, name: str, *, paused: bool, next_run: datetime | None) -> bool:
+        async with self._connection(f"pausing or resuming schedule {name!r}") as connection:
+            changed: str = await connection.execute(self._sql(queries.PAUSE_SCHEDULE), name, paused, next_run)
+        return changed == "UPDATE 1"
+
+    async def fire_schedule(
+        self, schedule_id: str, *, due: datetime, next_run: datetime, task: NewTask | None
+    ) -> bool:
+        fields = (schedule_id, due, next_run, None if task is None else task.eta)
+        fired = await self._atomically(
+            f"firing schedule {schedule_id!r}",
+            lambda connection: schedules.fire(connection, self._sql, self._channel, fields, task),
+        )
+        if fired and task is not None:
+            self._notify()
+        return fired
 
     async def compact(self) -> Compaction:
         """VACUUM sitq's tables: the space of deleted rows is reused, and empty pages at the end of a

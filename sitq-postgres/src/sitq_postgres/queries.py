@@ -327,3 +327,25 @@ VACUUM = "VACUUM (ANALYZE) {s}.{table}"
 
 # Transactional enqueue: the application's connection must reach this database and this schema.
 SAME_STORE = "SELECT current_database(), (SELECT max(version) FROM {s}.migrations)"
+
+# Schedules (periodic tasks). A fire moves a schedule on only if it is still the version the caller read
+# (its id), not paused, and due exactly when the caller saw it: of racing workers, one updates the row,
+# and the others, once its transaction commits, find it no longer matching and change nothing.
+_SCHEDULE_COLUMNS = (
+    "id, name, cron, timezone, catch_up, task_name, payload, serializer, options, next_run, paused, last_run"
+)
+PUT_SCHEDULE = f"""
+INSERT INTO {{s}}.schedules ({_SCHEDULE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+ON CONFLICT (name) DO UPDATE SET
+    id = excluded.id, cron = excluded.cron, timezone = excluded.timezone, catch_up = excluded.catch_up,
+    task_name = excluded.task_name, payload = excluded.payload, serializer = excluded.serializer,
+    options = excluded.options, next_run = excluded.next_run, paused = excluded.paused,
+    last_run = excluded.last_run
+"""
+DELETE_SCHEDULE = "DELETE FROM {s}.schedules WHERE name = $1"
+LIST_SCHEDULES = f'SELECT {_SCHEDULE_COLUMNS} FROM {{s}}.schedules ORDER BY name COLLATE "C"'
+PAUSE_SCHEDULE = "UPDATE {s}.schedules SET paused = $2, next_run = coalesce($3, next_run) WHERE name = $1"
+FIRE_SCHEDULE = (
+    "UPDATE {s}.schedules SET next_run = $3, last_run = coalesce($4, last_run)"
+    " WHERE id = $1 AND next_run = $2 AND NOT paused"
+)

@@ -101,6 +101,27 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE {s}.tasks ADD COLUMN unique_for double precision",
         "CREATE INDEX tasks_by_unique_key ON {s}.tasks (unique_key) WHERE unique_key IS NOT NULL",
     ),
+    # schedules: periodic tasks (sitq.schedules), one row per schedule by name. `id` changes whenever a
+    # schedule is replaced, and fire_schedule's compare-and-set checks it with next_run. `options` is
+    # JSON text (sitq.schedules.options_to_json); `payload` the sealed call.
+    (
+        """
+        CREATE TABLE {s}.schedules (
+            name text PRIMARY KEY,
+            id text NOT NULL UNIQUE,
+            cron text NOT NULL,
+            timezone text NOT NULL,
+            catch_up text NOT NULL,
+            task_name text NOT NULL,
+            payload bytea NOT NULL,
+            serializer text NOT NULL,
+            options text NOT NULL,
+            next_run timestamptz NOT NULL,
+            paused boolean NOT NULL DEFAULT false,
+            last_run timestamptz
+        )
+        """,
+    ),
 ]
 
 _CREATE_BOOKKEEPING = (

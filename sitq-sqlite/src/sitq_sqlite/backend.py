@@ -36,10 +36,11 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
+from sitq.schedules import StoredSchedule
 from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
 )
-from sitq_sqlite import connection, faults, files, maintenance, queries, schema, transitions, watch
+from sitq_sqlite import connection, faults, files, maintenance, queries, schedules, schema, transitions, watch
 from sitq_sqlite import url as sqlite_url
 from sitq_sqlite.rows import attempt_record, outcome_rows, record, reserved, task_row, utc_time
 from sitq_sqlite.url import BUSY_TIMEOUT, Synchronous
@@ -546,6 +547,51 @@ class SQLiteBackend:
             ((due,),) = await self._fetch_all(conn, queries.NEXT_DUE, params)
         self._keep_wal_small()  # asked when a worker is idle: a gap in which to shrink the WAL
         return None if due is None else utc_time(due)
+
+    async def put_schedule(self, schedule: StoredSchedule) -> None:
+        row = schedules.schedule_row(schedule)
+        await self._atomically(
+            f"storing schedule {schedule.name!r}", lambda db: db.execute(queries.PUT_SCHEDULE, row)
+        )
+
+    async def delete_schedule(self, name: str) -> bool:
+        deleted = await self._atomically(
+            f"deleting schedule {name!r}", lambda db: db.execute(queries.DELETE_SCHEDULE, (name,)).rowcount
+        )
+        return bool(deleted)
+
+    async def list_schedules(self) -> list[StoredSchedule]:
+        async with self._connection("listing schedules") as conn:
+            rows = await self._fetch_all(conn, queries.LIST_SCHEDULES)
+        return [schedules.stored_schedule(row) for row in rows]
+
+    async def pause_schedule(self, name: str, *, paused: bool, next_run: datetime | None) -> bool:
+        params = {
+            "name": name,
+            "paused": int(paused),
+            "next_run": None if next_run is None else next_run.timestamp(),
+        }
+        changed = await self._atomically(
+            f"pausing or resuming schedule {name!r}",
+            lambda db: db.execute(queries.PAUSE_SCHEDULE, params).rowcount,
+        )
+        return bool(changed)
+
+    async def fire_schedule(
+        self, schedule_id: str, *, due: datetime, next_run: datetime, task: NewTask | None
+    ) -> bool:
+        params = {
+            "id": schedule_id,
+            "due": due.timestamp(),
+            "next_run": next_run.timestamp(),
+            "last_run": None if task is None else task.eta.timestamp(),
+        }
+        fired = await self._atomically(
+            f"firing schedule {schedule_id!r}", functools.partial(schedules.fire, params=params, task=task)
+        )
+        if fired and task is not None:
+            self._notify()
+        return fired
 
     async def compact(self) -> Compaction:
         """Give free pages back to the file system and empty the WAL (see `maintenance`). The first

@@ -300,3 +300,26 @@ DESCRIBE = (
     "SELECT user_version, journal_mode, page_size, freelist_count FROM pragma_user_version(),"
     " pragma_journal_mode(), pragma_page_size(), pragma_freelist_count()"
 )
+
+# Schedules (periodic tasks). A fire moves a schedule on only if it is still the version the caller read
+# (its id), not paused, and due exactly when the caller saw it: of racing workers, one changes a row.
+_SCHEDULE_COLUMNS = (
+    "id, name, cron, timezone, catch_up, task_name, payload, serializer, options, next_run, paused, last_run"
+)
+PUT_SCHEDULE = f"""
+INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    id = excluded.id, cron = excluded.cron, timezone = excluded.timezone, catch_up = excluded.catch_up,
+    task_name = excluded.task_name, payload = excluded.payload, serializer = excluded.serializer,
+    options = excluded.options, next_run = excluded.next_run, paused = excluded.paused,
+    last_run = excluded.last_run
+"""
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = ?"
+LIST_SCHEDULES = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
+PAUSE_SCHEDULE = (
+    "UPDATE schedules SET paused = :paused, next_run = coalesce(:next_run, next_run) WHERE name = :name"
+)
+FIRE_SCHEDULE = (
+    "UPDATE schedules SET next_run = :next_run, last_run = coalesce(:last_run, last_run)"
+    " WHERE id = :id AND next_run = :due AND paused = 0"
+)

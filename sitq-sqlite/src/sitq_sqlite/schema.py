@@ -170,6 +170,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE tasks ADD COLUMN unique_for REAL",
         "CREATE INDEX tasks_by_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL",
     ),
+    # schedules: periodic tasks (sitq.schedules), one row per schedule by name. `id` changes whenever a
+    # schedule is replaced, and fire_schedule's compare-and-set checks it with next_run (REAL unix
+    # seconds, as every time here: cron ticks are whole seconds, which a REAL holds exactly). `options`
+    # is JSON (sitq.schedules.options_to_json); `payload` the sealed call.
+    (
+        """
+        CREATE TABLE schedules (
+            name TEXT PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            cron TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            catch_up TEXT NOT NULL,
+            task_name TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            serializer TEXT NOT NULL,
+            options TEXT NOT NULL,
+            next_run REAL NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            last_run REAL
+        )
+        """,
+    ),
 ]
 
 PAGE_SIZE = 1024

@@ -58,7 +58,7 @@ async def test_connecting_twice_at_once_migrates_once(postgres_url: str) -> None
     await asyncio.gather(*(_connect(postgres_url) for _ in range(4)))
     schema = PostgresBackend.from_url(postgres_url).schema
     rows = await execute(f'SELECT version FROM "{schema}".migrations')
-    assert [row["version"] for row in rows] == list(range(1, len(MIGRATIONS) + 1))
+    assert sorted(row["version"] for row in rows) == list(range(1, len(MIGRATIONS) + 1))  # each once
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
+from sitq.schedules import StoredSchedule
 from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
     ENDED_WITHOUT_SUCCESS,
@@ -53,6 +54,7 @@ class _Store:
         self.keys: dict[str, list[str]] = {}
         """The ids of the stored tasks with each unique key, in enqueue order."""
         self.changes = ChangeSignal()
+        self.schedules: dict[str, StoredSchedule] = {}
 
 
 _named_stores: dict[str, _Store] = {}
@@ -97,6 +99,10 @@ class MemoryBackend:
         return self._store.rows
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> list[str]:
+        return self._store_tasks(tasks)
+
+    def _store_tasks(self, tasks: Sequence[NewTask]) -> list[str]:
+        """`enqueue`, without an await: atomic within `fire_schedule` too."""
         rows = self._rows()
         if duplicate := next((t.id for t in tasks if t.id in rows), None):
             raise BackendError(f"a task with id {duplicate!r} already exists")
@@ -406,6 +412,40 @@ class MemoryBackend:
         return [
             rows[task_id] for task_id in task_ids if task_id in rows and _held_by(rows[task_id], worker_id)
         ]
+
+    def _schedules(self) -> dict[str, StoredSchedule]:
+        self._rows()  # connected, in this loop
+        return self._store.schedules
+
+    async def put_schedule(self, schedule: StoredSchedule) -> None:
+        self._schedules()[schedule.name] = schedule
+
+    async def delete_schedule(self, name: str) -> bool:
+        return self._schedules().pop(name, None) is not None
+
+    async def list_schedules(self) -> list[StoredSchedule]:
+        return [schedule for _, schedule in sorted(self._schedules().items())]
+
+    async def pause_schedule(self, name: str, *, paused: bool, next_run: datetime | None) -> bool:
+        schedules = self._schedules()
+        if (schedule := schedules.get(name)) is None:
+            return False
+        next_run = schedule.next_run if next_run is None else next_run
+        schedules[name] = dataclasses.replace(schedule, paused=paused, next_run=next_run)
+        return True
+
+    async def fire_schedule(
+        self, schedule_id: str, *, due: datetime, next_run: datetime, task: NewTask | None
+    ) -> bool:
+        schedules = self._schedules()
+        found = next((each for each in schedules.values() if each.id == schedule_id), None)
+        if found is None or found.paused or found.next_run != due:
+            return False
+        if task is not None:
+            self._store_tasks([task])  # raises before the schedule moves on, if it cannot store the task
+        last_run = found.last_run if task is None else task.eta
+        schedules[found.name] = dataclasses.replace(found, next_run=next_run, last_run=last_run)
+        return True
 
     def subscribe(self) -> Subscription:
         return self._store.changes.subscribe()

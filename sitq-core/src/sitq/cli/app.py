@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from sitq.cli import commands
+from sitq.cli import commands, schedules
 from sitq.cli.errors import ExitCode, classify
 from sitq.cli.inputs import DURATION_FORMS
 from sitq.cli.output import Output
@@ -31,7 +31,7 @@ exit codes:
   0   done (wait: every task succeeded)
   1   the answer is no: a task did not succeed (wait), or could not be cancelled or requeued
   2   bad usage or input: unknown option, bad JSON, unknown module or function; or the cli extra is missing
-  3   no task or workflow with that id
+  3   no task or workflow with that id, or no schedule of that name
   4   the backend cannot be used: bad URL, missing plugin, unreachable or unreadable database
   5   wait --timeout ran out first
   70  an unexpected error (--debug shows the traceback)
@@ -252,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("task_ids", nargs="*", metavar="ID", help="the tasks to wait for")
     sub.add_argument("--workflow", metavar="ID", help="wait for every task of this workflow instead")
     sub.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long (exit 5)")
+
+    sub = command(
+        "schedule",
+        schedules.list_schedules,
+        "list (the default), add, pause, resume or remove periodic tasks",
+        backend,
+        as_json,
+    )
+    schedules.add_actions(sub, [common, backend, as_json])
 
     command("plugins", commands.plugins, "list installed plugins and what they provide", as_json)
 

@@ -11,6 +11,7 @@ import enum
 from sitq.errors import (
     BackendError,
     ConfigurationError,
+    ScheduleNotFoundError,
     SerializationError,
     SitqError,
     TaskNotFoundError,
@@ -30,7 +31,7 @@ class ExitCode(enum.IntEnum):
     """Bad usage or input (an unknown option, bad JSON, an unknown module or function), or the ``cli``
     extra is not installed."""
     NOT_FOUND = 3
-    """No task or workflow with that id."""
+    """No task or workflow with that id, or no schedule of that name."""
     BACKEND = 4
     """The backend could not be used: a bad URL, a missing or broken plugin, an unreachable database."""
     TIMEOUT = 5
@@ -54,7 +55,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
     match exc:
         case CliError():
             code, message = exc.code, str(exc)
-        case TaskNotFoundError() | WorkflowNotFoundError():
+        case TaskNotFoundError() | WorkflowNotFoundError() | ScheduleNotFoundError():
             code, message = ExitCode.NOT_FOUND, str(exc)
         case BackendError() | ConfigurationError():
             code, message = ExitCode.BACKEND, str(exc)

@@ -43,6 +43,11 @@ def _table(**options: Any) -> Table:
     return Table(box=box.SIMPLE_HEAVY, header_style="bold", collapse_padding=True, **options)
 
 
+def table(**options: Any) -> Table:
+    """The one table style, for a table drawn outside this module (`sitq schedule list`'s)."""
+    return _table(**options)
+
+
 def status(value: TaskStatus | str) -> Text:
     """A status in its colour, the same everywhere."""
     status = TaskStatus(value)

@@ -13,6 +13,7 @@ from sitq.testing.conformance.cancellation import CancellationConformance
 from sitq.testing.conformance.claim import ClaimConformance
 from sitq.testing.conformance.lease import LeaseConformance
 from sitq.testing.conformance.outcome import OutcomeConformance
+from sitq.testing.conformance.schedules import ScheduleConformance
 from sitq.testing.conformance.shared_store import SharedStoreConformance
 from sitq.testing.conformance.signing import SigningConformance
 from sitq.testing.conformance.storage import StorageConformance
@@ -31,6 +32,7 @@ __all__ = [
     "ConformanceFixtures",
     "LeaseConformance",
     "OutcomeConformance",
+    "ScheduleConformance",
     "SharedStoreConformance",
     "SigningConformance",
     "StorageConformance",
@@ -56,6 +58,7 @@ class BackendConformance(
     TransactionalEnqueueConformance,
     SigningConformance,
     UniqueConformance,
+    ScheduleConformance,
 ):
     """The whole backend suite. Subclass it and override the `backend` fixture to return a new,
     unconnected backend on an empty store; for a backend that declares `Capability.SHARED_STORE`, also
