@@ -22,6 +22,7 @@ from sitq.arguments import (
     check_seconds,
 )
 from sitq.errors import PayloadTooLargeError, SignatureError, TaskExecutionError, ValidationError
+from sitq.limiting import RateLimit
 
 
 def utcnow() -> datetime:
@@ -138,6 +139,12 @@ class TaskOptions:
     timeout: float | None = None
     """Seconds one attempt may run."""
     description: str | None = None
+    concurrency_limit: int | None = None
+    """At most this many tasks of the task's limit key in progress at once, across every worker (see
+    `sitq.limiting`)."""
+    rate_limit: RateLimit | None = None
+    """At most this many tasks of the task's limit key start per period, across every worker; given as
+    a `RateLimit` or its short form, such as ``"100/m"``."""
 
     def __post_init__(self) -> None:
         check_name(self.queue, "queue")
@@ -149,6 +156,10 @@ class TaskOptions:
             check_seconds(self.timeout, "timeout", none="for no limit")
         if self.description is not None and not isinstance(self.description, str):
             raise ValidationError(f"description must be a str or None, not {self.description!r}")
+        if self.concurrency_limit is not None:
+            check_int(self.concurrency_limit, "concurrency_limit", low=1)
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
 
 
 _MiB = 1024 * 1024
@@ -234,6 +245,11 @@ class Task:
     description: str | None = None
     depends_on: Sequence[str] = ()
     """Ids of tasks that must succeed before this one runs."""
+    concurrency_limit: int | None = None
+    rate_limit: RateLimit | str | None = None
+    concurrency_key: str | None = None
+    """The key this call's limits count by (see `sitq.limiting`); by default the decorator's, else the
+    task's name."""
 
     def __post_init__(self) -> None:
         check_callable(self.function, "a task's function")
@@ -252,6 +268,12 @@ class Task:
             check_name(self.name, "name")
         if self.depends_on:
             object.__setattr__(self, "depends_on", check_ids(self.depends_on, "depends_on"))
+        if self.concurrency_limit is not None:
+            check_int(self.concurrency_limit, "concurrency_limit", low=1)
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
+        if self.concurrency_key is not None:
+            check_name(self.concurrency_key, "concurrency_key")
 
     def options(self) -> TaskOptions:
         """This call's options: its own, over the function's decorator defaults, over sitq's defaults."""
@@ -279,6 +301,9 @@ _DEFAULT_OPTIONS = TaskOptions()
 _OPTION_NAMES = tuple(option.name for option in fields(TaskOptions))
 TASK_OPTIONS_ATTRIBUTE = "__sitq_options__"
 TASK_NAME_ATTRIBUTE = "__sitq_name__"
+TASK_KEY_ATTRIBUTE = "__sitq_concurrency_key__"
+"""Where `@sitq.task` keeps a function's `concurrency_key`: a str, or a callable of the call's arguments
+that returns one (resolved at enqueue), kept apart from the plain data of `TaskOptions`."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +344,8 @@ class NewTask:
     options: TaskOptions = field(default_factory=TaskOptions)
     depends_on: tuple[str, ...] = ()
     workflow_id: str | None = None
+    concurrency_key: str | None = None
+    """The key the task's limits count by (`sitq.limiting.limit_key`); None for a task without limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +424,8 @@ class TaskInfo:
     depends_on: tuple[str, ...]
     workflow_id: str | None
     history: tuple[AttemptRecord, ...]
+    concurrency_key: str | None = None
+    """The key the task's limits count by; None for a task without limits."""
 
     @classmethod
     def from_record(cls, record: TaskRecord, history: Sequence[AttemptRecord]) -> TaskInfo:
@@ -417,6 +446,7 @@ class TaskInfo:
             depends_on=record.depends_on,
             workflow_id=record.workflow_id,
             history=tuple(history),
+            concurrency_key=record.concurrency_key,
         )
 
 
@@ -441,6 +471,8 @@ class TaskRecord:
     cancel_requested: bool = False
     depends_on: tuple[str, ...] = ()
     workflow_id: str | None = None
+    concurrency_key: str | None = None
+    """The key the task's limits count by; None for a task without limits."""
 
 
 @dataclass(frozen=True, slots=True)

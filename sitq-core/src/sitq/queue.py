@@ -24,7 +24,9 @@ from sitq.backend import Backend
 from sitq.batching import GroupCommit
 from sitq.codec import Codec, accepted, task_name
 from sitq.errors import TaskNotFoundError, ValidationError, WorkerError, WorkflowNotFoundError
+from sitq.limiting import limit_key, resolve_key
 from sitq.models import (
+    TASK_KEY_ATTRIBUTE,
     TASK_NAME_ATTRIBUTE,
     Compaction,
     Limits,
@@ -231,9 +233,10 @@ class TaskQueue:
         payload = self._codec.encode_call(task_id, task.function, task.args, task.kwargs)
         self.limits.check_call(len(payload))
         now = utcnow()
+        name = task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function)
         return NewTask(
             id=task_id,
-            name=task.name or getattr(task.function, TASK_NAME_ATTRIBUTE, None) or _name_of(task.function),
+            name=name,
             payload=payload,
             serializer=self.serializer.name,
             enqueued_at=now,
@@ -241,6 +244,17 @@ class TaskQueue:
             options=options,
             depends_on=depends_on,
             workflow_id=workflow_id,
+            concurrency_key=limit_key(
+                name,
+                resolve_key(
+                    task.concurrency_key,
+                    getattr(task.function, TASK_KEY_ATTRIBUTE, None),
+                    task.args,
+                    task.kwargs,
+                ),
+                options.concurrency_limit,
+                options.rate_limit,
+            ),
         )
 
     async def get_status(self, task_id: str) -> TaskStatus:
