@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Final, TypeVar
 
 from sitq.errors import TaskCancelledError, WorkerLostError
+from sitq.limiting import RateLimit
 from sitq.models import NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 
 _Node = TypeVar("_Node")
@@ -164,9 +165,12 @@ def task_options(
     retry: str | None,
     timeout: float | None,
     description: str | None,
+    concurrency_limit: int | None = None,
+    rate_count: int | None = None,
+    rate_period: float | None = None,
 ) -> TaskOptions:
-    """Options from their stored fields (the retry policy as `retry_to_json` stored it); cached, since
-    the tasks of one function usually share one options object."""
+    """Options from their stored fields (the retry policy as `retry_to_json` stored it, the limits as
+    `limit_fields` gives them); cached, since the tasks of one function usually share one options object."""
     return TaskOptions(
         queue=queue,
         priority=priority,
@@ -174,6 +178,8 @@ def task_options(
         retry=retry_from_json(retry),
         timeout=timeout,
         description=description,
+        concurrency_limit=concurrency_limit,
+        rate_limit=None if rate_count is None or rate_period is None else RateLimit(rate_count, rate_period),
     )
 
 
@@ -188,4 +194,16 @@ def option_fields(options: TaskOptions) -> tuple[str, int, int, str | None, floa
         retry_to_json(options.retry),
         options.timeout,
         options.description,
+    )
+
+
+def limit_fields(options: TaskOptions) -> tuple[int | None, int | None, float | None]:
+    """The limit fields `task_options` takes after `option_fields`'s: concurrency_limit, and the rate
+    limit's count and period in seconds (None, None for no rate limit). A backend stores them as columns
+    its claim reads (see `sitq.limiting`)."""
+    rate = options.rate_limit
+    return (
+        options.concurrency_limit,
+        None if rate is None else rate.count,
+        None if rate is None else rate.period,
     )

@@ -19,7 +19,14 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq.semantics import first_outcomes, option_fields, parents_from_json, parents_to_json, task_options
+from sitq.semantics import (
+    first_outcomes,
+    limit_fields,
+    option_fields,
+    parents_from_json,
+    parents_to_json,
+    task_options,
+)
 
 
 def utc_time(seconds: float) -> datetime:
@@ -36,6 +43,8 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         task.enqueued_at.timestamp(),
         task.eta.timestamp(),
         *option_fields(task.options),
+        *limit_fields(task.options),
+        task.concurrency_key,
         unmet,
         parents_to_json(task.depends_on),
         task.workflow_id,
@@ -85,6 +94,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested,
         depends_on,
         workflow_id,
+        limit_key,
         *options,
     ) = row
     return TaskRecord(
@@ -105,6 +115,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested=bool(cancel_requested),
         depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
+        concurrency_key=limit_key,
     )
 
 
