@@ -140,7 +140,8 @@ def candidates_sql(queues: int) -> str:
         candidates = " UNION ALL ".join(_CLAIM_ARM.format(index) for index in range(queues))
     else:
         candidates = _CLAIM_MANY_QUEUES
-    return f"SELECT seq, priority, eta FROM ({candidates}) ORDER BY priority DESC, eta, seq LIMIT :limit"
+    # The ORDER BY of the compound itself, so that SQLite merges the arms (each already in claim order).
+    return f"{candidates} ORDER BY priority DESC, eta, seq LIMIT :limit"
 
 
 @functools.lru_cache(maxsize=32)
