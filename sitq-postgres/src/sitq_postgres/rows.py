@@ -20,7 +20,14 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq.semantics import first_outcomes, option_fields, parents_from_json, parents_to_json, task_options
+from sitq.semantics import (
+    first_outcomes,
+    limit_fields,
+    option_fields,
+    parents_from_json,
+    parents_to_json,
+    task_options,
+)
 
 
 def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[Any]]:
@@ -32,7 +39,7 @@ def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[Any]]:
     return arrays
 
 
-TASK_WIDTH = 15
+TASK_WIDTH = 19
 
 
 def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
@@ -45,6 +52,8 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         task.enqueued_at,
         task.eta,
         *option_fields(task.options),
+        *limit_fields(task.options),
+        task.concurrency_key,
         unmet,
         parents_to_json(task.depends_on),
         task.workflow_id,
@@ -97,6 +106,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested,
         depends_on,
         workflow_id,
+        limit_key,
         *options,
     ) = row
     return TaskRecord(
@@ -117,6 +127,7 @@ def record(row: Any) -> TaskRecord:
         cancel_requested=cancel_requested,
         depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
+        concurrency_key=limit_key,
     )
 
 
