@@ -354,8 +354,9 @@ class PostgresBackend:
                 await self._recover_lost(connection, now, end=False)
             if not names or limit <= 0:
                 return []
-            # Tasks with a limit key: a first read, without locks, says whether any may start.
-            hopeful = (await limits.read(connection, self._sql, now, limit, names)).admit(now, limit)
+            # Tasks with a limit key: a first read of each key's first task, without locks, says which
+            # keys may start one (a key held back costs one row).
+            hopeful = (await limits.read(connection, self._sql, now, 1, names)).heads_admitted(now)
             if hopeful:
                 async with connection.transaction():
                     rows = await limits.claim(

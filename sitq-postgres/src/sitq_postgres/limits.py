@@ -45,6 +45,10 @@ class KeyState:
     def admit(self, now: datetime, limit: int) -> list[Candidate[int]]:
         return admit(self.candidates, running=self.running, starts=self.starts, now=now, limit=limit)
 
+    def heads_admitted(self, now: datetime) -> list[Candidate[int]]:
+        """Of a read of one task per key, those whose limits let them start."""
+        return self.admit(now, len(self.candidates))
+
 
 async def read(
     connection: Any, sql: Sql, now: datetime, limit: int, queues: list[str], keys: list[str] | None = None

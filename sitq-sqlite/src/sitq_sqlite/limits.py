@@ -22,13 +22,20 @@ def limited_candidates(
     db: sqlite3.Connection, now: datetime, limit: int, queues: str
 ) -> list[Candidate[int]]:
     """The tasks with a limit key that a claim of at most `limit` tasks of `queues` (a JSON array) may
-    start at `now`, in claim order; their seqs are the candidates' refs."""
-    params = {"now": now.timestamp(), "limit": limit, "queues": queues}
-    found = [_candidate(row) for row in db.execute(queries.LIMITED_CANDIDATES, params)]
-    if not found:
+    start at `now`, in claim order; their seqs are the candidates' refs.
+
+    Each key's first task is judged first: a key held back reads one task, and only when some key may
+    start one are the keys' first `limit` tasks read."""
+    params = {"now": now.timestamp(), "limit": 1, "queues": queues}
+    heads = [_candidate(row) for row in db.execute(queries.LIMITED_CANDIDATES, params)]
+    if not heads:
         return []
     db.execute(queries.FORGET_STARTS, params)
-    return admit(found, running=_running(db, now.timestamp()), starts=_starts(db), now=now, limit=limit)
+    running, starts = _running(db, now.timestamp()), _starts(db)
+    if not admit(heads, running=running, starts=starts, now=now, limit=1) or limit == 1:
+        return admit(heads, running=running, starts=starts, now=now, limit=limit)
+    found = [_candidate(row) for row in db.execute(queries.LIMITED_CANDIDATES, {**params, "limit": limit})]
+    return admit(found, running=running, starts=starts, now=now, limit=limit)
 
 
 def limited_task(db: sqlite3.Connection, task_id: str) -> Candidate[int] | None:
