@@ -157,15 +157,19 @@ CLAIM_SEQS = (
 )
 
 # Limits per key (`sitq.limiting`). `keys` steps through the keys that have ready tasks, one probe of
-# tasks_limited each (a loose index scan); each key ($4: only these, or NULL for all) gives its first $2
-# due tasks of the queues $3 in claim order, with its running tasks (leases not expired at $1) and its
-# remembered starts, so a key's held-back tasks beyond those are never read.
+# tasks_limited each (a loose index scan, written with ORDER BY ... LIMIT 1, which the planner makes that
+# probe even before the table has statistics, where it may plan min() as a scan of the index); each key
+# ($4: only these, or NULL for all) gives its first $2 due tasks of the queues $3 in claim order, with
+# its running tasks (leases not expired at $1) and its remembered starts, so a key's held-back tasks
+# beyond those are never read.
 _LIMITED = "status = 'pending' AND unmet = 0 AND limit_key IS NOT NULL"
 _LIMIT_KEYS = f"""
 WITH RECURSIVE keys (key) AS (
-    SELECT min(limit_key) FROM {{s}}.tasks WHERE {_LIMITED}
+    SELECT (SELECT limit_key FROM {{s}}.tasks WHERE {_LIMITED} ORDER BY limit_key LIMIT 1)
     UNION ALL
-    SELECT (SELECT min(limit_key) FROM {{s}}.tasks WHERE {_LIMITED} AND limit_key > keys.key)
+    SELECT (
+        SELECT limit_key FROM {{s}}.tasks WHERE {_LIMITED} AND limit_key > keys.key ORDER BY limit_key LIMIT 1
+    )
     FROM keys WHERE keys.key IS NOT NULL
 )
 """
