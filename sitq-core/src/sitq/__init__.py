@@ -34,6 +34,7 @@ from sitq.errors import (
     WorkflowNotFoundError,
 )
 from sitq.hookspecs import hookimpl
+from sitq.limiting import RateLimit
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
@@ -77,6 +78,7 @@ __all__ = [
     "PickleSerializer",
     "PluginNotFoundError",
     "QueueInTransaction",
+    "RateLimit",
     "ReservedTask",
     "Result",
     "Retry",
