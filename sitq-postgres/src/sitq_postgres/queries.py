@@ -160,8 +160,8 @@ CLAIM_SEQS = (
 # tasks_limited each (a loose index scan, written with ORDER BY ... LIMIT 1, which the planner makes that
 # probe even before the table has statistics, where it may plan min() as a scan of the index); each key
 # ($4: only these, or NULL for all) gives its first $2 due tasks of the queues $3 in claim order, with
-# its running tasks (leases not expired at $1) and its remembered starts, so a key's held-back tasks
-# beyond those are never read.
+# its running tasks (leases not expired at $1) and its remembered starts (as two arrays in one order, so
+# that they pair up), so a key's held-back tasks beyond those are never read.
 _LIMITED = "status = 'pending' AND unmet = 0 AND limit_key IS NOT NULL"
 _LIMIT_KEYS = f"""
 WITH RECURSIVE keys (key) AS (
@@ -176,8 +176,10 @@ WITH RECURSIVE keys (key) AS (
 _KEY_STATE = """
     (SELECT count(*) FROM {s}.tasks AS running WHERE running.status = 'in_progress'
         AND running.limit_key = keys.key AND running.lease_expires_at >= $1) AS running,
-    (SELECT array_agg(started_at) FROM {s}.limit_starts WHERE limit_key = keys.key) AS started,
-    (SELECT array_agg(until) FROM {s}.limit_starts WHERE limit_key = keys.key) AS until
+    (SELECT array_agg(started_at ORDER BY started_at, until) FROM {s}.limit_starts
+        WHERE limit_key = keys.key) AS started,
+    (SELECT array_agg(until ORDER BY started_at, until) FROM {s}.limit_starts
+        WHERE limit_key = keys.key) AS until
 """
 _CANDIDATE_COLUMNS = (
     "task.seq, keys.key, task.priority, task.eta, task.concurrency_limit, task.rate_count, task.rate_period"
