@@ -4,11 +4,12 @@ Each measure starts from a fresh store holding `--tasks` claimable tasks without
 one also holds `--held` (10,000) pending tasks of one key with ``concurrency_limit=1`` whose slot another
 worker holds, so every one of them waits. The clock runs around claiming every free task through the
 `Backend` protocol, as a worker's loop does (each claim also records the previous claim's outcomes), in
-claims of `--batch` tasks, and the report gives microseconds per claimed task and the ratio of the two.
+claims of `--batch` tasks, and the report gives microseconds per claimed task, of the clock and of the
+process's CPU (less disturbed by whatever else the machine runs), and the ratios of the two cases.
 Measures alternate, `--repeat` times each; the report shows medians.
 
     python bench/held_back.py [--backend sqlite|postgres] [--tasks 2000] [--held 10000] [--batch 1,10]
-                              [--repeat 3] [--postgres-url URL] [--out bench/results/limits]
+                              [--repeat 5] [--postgres-url URL] [--out bench/results/limits]
 
 Runs in any environment with this repository's sitq installed (sitq-postgres and a server for
 ``--backend postgres``); it writes results.json and results.md into --out and prints the Markdown.
@@ -77,8 +78,11 @@ async def drop(url: str) -> None:
             await connection.close()
 
 
-async def measure(args: argparse.Namespace, directory: Path, *, held: bool, batch: int) -> float:
-    """Microseconds per claimed task, claiming every free task in claims of `batch`."""
+async def measure(
+    args: argparse.Namespace, directory: Path, *, held: bool, batch: int
+) -> tuple[float, float]:
+    """Microseconds per claimed task, of the clock and of this process's CPU (every thread's: SQLite's
+    runs in aiosqlite's), claiming every free task in claims of `batch`."""
     url = store_url(args, directory)
     async with TaskQueue(url) as queue:
         if held:
@@ -91,7 +95,7 @@ async def measure(args: argparse.Namespace, directory: Path, *, held: bool, batc
             await queue.enqueue_many([Task(noop) for _ in range(min(CHUNK, args.tasks - start))])
         settle(url)
         backend, claimed, outcomes = queue.backend, 0, []
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         while True:
             now = utcnow()
             tasks = await backend.claim(
@@ -102,10 +106,10 @@ async def measure(args: argparse.Namespace, directory: Path, *, held: bool, batc
             claimed += len(tasks)
             outcomes = [TaskOutcome(task.id, "w", TaskStatus.SUCCESS, now) for task in tasks]
             # (the last outcomes go unrecorded: the clock is about claims)
-        elapsed = time.perf_counter() - began
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
         assert claimed == args.tasks, f"claimed {claimed} of {args.tasks}: a held-back task was claimed"
     await drop(url)
-    return elapsed / claimed * 1e6
+    return elapsed / claimed * 1e6, cpu / claimed * 1e6
 
 
 def machine() -> dict[str, Any]:
@@ -127,15 +131,16 @@ def machine() -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, dict[str, list[list[float]]]] = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
         for batch in args.batch:
             runs = results.setdefault(str(batch), {"without": [], "held": []})
             for _ in range(args.repeat):
                 for held in (False, True):
-                    cost = await measure(args, Path(directory), held=held, batch=batch)
-                    runs["held" if held else "without"].append(cost)
-                    print(f"batch {batch}, {'held back' if held else 'without'}: {cost:.1f} µs per task")
+                    wall, cpu = await measure(args, Path(directory), held=held, batch=batch)
+                    runs["held" if held else "without"].append([wall, cpu])
+                    case = "held back" if held else "without"
+                    print(f"batch {batch}, {case}: {wall:.1f} µs per task, {cpu:.1f} µs of CPU")
     settings = {key: value for key, value in vars(args).items() if key not in ("out", "dir")}
     return {"machine": machine(), "settings": settings, "results": results}
 
@@ -150,13 +155,16 @@ def report(data: dict[str, Any]) -> str:
         f"claiming {settings['tasks']:,} free tasks; held back: {settings['held']:,} pending tasks of one "
         "key at its limit.",
         "",
-        "| Claim | without held-back tasks | with held-back tasks | ratio |",
-        "| --- | ---: | ---: | ---: |",
+        "| Claim | without held-back tasks | with held-back tasks | ratio | CPU without | CPU with | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for batch, runs in data["results"].items():
-        without, held = statistics.median(runs["without"]), statistics.median(runs["held"])
+        wall, cpu = (
+            [statistics.median(run[i] for run in runs[case]) for case in ("without", "held")] for i in (0, 1)
+        )
         lines.append(
-            f"| {batch} per claim | {without:.0f} µs/task | {held:.0f} µs/task | {held / without:.2f} |"
+            f"| {batch} per claim | {wall[0]:.0f} µs/task | {wall[1]:.0f} µs/task | {wall[1] / wall[0]:.2f} "
+            f"| {cpu[0]:.0f} µs/task | {cpu[1]:.0f} µs/task | {cpu[1] / cpu[0]:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -169,7 +177,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2_000, help="free tasks claimed per measure (2,000)")
     parser.add_argument("--held", type=int, default=10_000, help="tasks held back (10,000)")
     parser.add_argument("--batch", default="1,10", help="tasks per claim, comma-separated (1,10)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measure (3)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each measure (5)")
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("SITQ_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
