@@ -382,12 +382,12 @@ class SQLiteBackend:
         }
 
         def take(db: sqlite3.Connection) -> list[Any]:
-            limited = limits.limited_task(db, task_id)
-            if limited is not None and not limits.has_room_now(db, limited, now):
+            limited = limits.limited_task(db, task_id, now)
+            if limited is not None and not limits.has_room_now(db, *limited, now):
                 return []
             rows = db.execute(queries.CLAIM_TASK, params).fetchall()
             if rows and limited is not None:
-                limits.remember_starts(db, [limited], now)
+                limits.remember_starts(db, [limited[0]], now)
             return rows
 
         rows = await self._claim(f"claiming task {task_id!r}", take, (), now)

@@ -167,9 +167,12 @@ WITH RECURSIVE keys (key) AS (
     FROM keys WHERE keys.key IS NOT NULL
 )
 """
+# A candidate, and how many tasks of its key run with a lease not expired at :now (a dead worker's
+# slot frees then), read through tasks_running_by_key.
 _CANDIDATE_COLUMNS = (
     "tasks.seq, tasks.limit_key, tasks.priority, tasks.eta, tasks.concurrency_limit, tasks.rate_count,"
-    " tasks.rate_period"
+    " tasks.rate_period, (SELECT count(*) FROM tasks AS running WHERE running.status = 'in_progress'"
+    " AND running.limit_key = tasks.limit_key AND running.lease_expires_at >= :now)"
 )
 LIMITED_CANDIDATES = f"""{_LIMIT_KEYS}
 SELECT {_CANDIDATE_COLUMNS} FROM keys JOIN tasks ON tasks.seq IN (
@@ -179,7 +182,7 @@ SELECT {_CANDIDATE_COLUMNS} FROM keys JOIN tasks ON tasks.seq IN (
     ORDER BY priority DESC, eta, seq LIMIT :limit
 )
 """
-# For next_due: each key's earliest ready task of the queues.
+# For next_due: each key's earliest ready task of the queues (:now far back: every running task counts).
 LIMITED_FIRST = f"""{_LIMIT_KEYS}
 SELECT {_CANDIDATE_COLUMNS} FROM keys JOIN tasks ON tasks.seq = (
     SELECT seq FROM tasks WHERE limit_key = keys.key AND {_LIMITED}
@@ -189,11 +192,6 @@ SELECT {_CANDIDATE_COLUMNS} FROM keys JOIN tasks ON tasks.seq = (
 """
 # One task, if it is ready and has a limit key (for claim_task).
 LIMITED_TASK = f"SELECT {_CANDIDATE_COLUMNS} FROM tasks WHERE id = :task_id AND {_LIMITED}"
-# Running tasks per key: those whose lease had not expired at :now (a dead worker's slot frees then).
-RUNNING_BY_KEY = (
-    "SELECT limit_key, count(*) FROM tasks WHERE status = 'in_progress' AND limit_key IS NOT NULL"
-    " AND lease_expires_at >= :now GROUP BY limit_key"
-)
 FORGET_STARTS = "DELETE FROM limit_starts WHERE until <= :now"
 STARTS = "SELECT limit_key, started_at, until FROM limit_starts"
 ADD_START = "INSERT INTO limit_starts (limit_key, started_at, until) VALUES (?, ?, ?)"
