@@ -142,5 +142,10 @@ def test_options_round_trip_through_their_stored_fields(options: TaskOptions) ->
     fields = semantics.option_fields(options)
     assert fields[:3] == (options.queue, options.priority, options.max_attempts)
     assert (fields[3] is None) == (options.retry == RetryPolicy())
-    assert fields[4:] == (options.timeout, options.description, options.unique_for)
+    assert fields[4:7] == (options.timeout, options.description, options.unique_for)
+    rate = options.rate_limit
+    assert fields[7:] == (
+        options.concurrency_limit,
+        *((None, None) if rate is None else (rate.count, rate.period)),
+    )
     assert semantics.task_options(*fields) == options

@@ -92,6 +92,13 @@ EXPECTED_OUTPUT = {
         "after three days down: 1 task(s) enqueued",
         "left: ['nightly-report']",
     ],
+    "11_limits.py": [
+        "key 'tenant-7', limit 2",
+        "tenant 7: 6 reports, at most 2 at once",
+        "tenant 8: 6 reports, at most 2 at once",
+        "the third partner call waited for the window: True",
+        'refused: rate_limit must be a sitq.RateLimit or a rate such as "10/s", "100/m"',
+    ],
     "api_demo.py": [
         "sitq.TaskQueue",
         "SQLiteBackend(path",

@@ -58,3 +58,32 @@ def test_the_page_shows_the_committed_plot(section: str) -> None:
     results, image = SECTIONS[section]
     assert image.read_bytes() == (results / "results.png").read_bytes(), update(section)
     assert f"images/{image.name}" in PAGE.read_text(), f"docs/performance.md shows {image.name}"
+
+
+HELD_BACK = {
+    "sqlite": RESULTS / "limits",
+    "postgres": RESULTS / "limits" / "postgres",
+}
+"""bench/held_back.py's runs: claims with tasks held back by a concurrency limit, against none."""
+
+
+def claim_tables(markdown: str) -> list[list[str]]:
+    """The held-back benchmark's tables, in order: each the block of rows that starts with its header."""
+    lines = markdown.splitlines()
+    return [
+        lines[start : next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))]
+        for start, line in enumerate(lines)
+        if line.startswith("| Claim |")
+    ]
+
+
+@pytest.mark.parametrize(("position", "section"), list(enumerate(HELD_BACK)))
+def test_the_page_shows_the_committed_held_back_claims(position: int, section: str) -> None:
+    results = HELD_BACK[section]
+    [committed] = claim_tables((results / "results.md").read_text())
+    shown = claim_tables(PAGE.read_text())
+    assert len(shown) == len(HELD_BACK), "docs/performance.md shows one held-back claims table per backend"
+    assert shown[position] == committed, (
+        f"after a new run of bench/held_back.py --backend {section}, copy the table of "
+        f"{results.relative_to(ROOT)}/results.md into docs/performance.md"
+    )

@@ -35,6 +35,7 @@ from sitq.errors import (
     WorkflowNotFoundError,
 )
 from sitq.hookspecs import hookimpl
+from sitq.limiting import RateLimit
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
@@ -80,6 +81,7 @@ __all__ = [
     "PickleSerializer",
     "PluginNotFoundError",
     "QueueInTransaction",
+    "RateLimit",
     "ReservedTask",
     "Result",
     "Retry",

@@ -159,6 +159,17 @@ class Backend(Protocol):
         until `now + lease`. An expired task that would end instead (no attempts left, or its
         cancellation requested) is neither claimed nor ended here: `recover_lost` ends it and reports it.
         No task is ever handed to two claimers whose leases overlap.
+
+        Limits per key: a task whose `concurrency_key` is set (its limit key) is claimed only when
+        `sitq.limiting.admit` admits it, given each such key's first claimable tasks in the order above
+        (at least `limit` of them, or all), how many tasks of the key are in progress with a lease that
+        has not expired before `now`, and the key's remembered starts. The claim remembers a start
+        (`now`, until `now` plus the task's `rate_limit.period`) for each rate-limited task it claims,
+        and may forget starts whose `until` has passed. The counting and the claiming are atomic
+        together across every claimer of the store (of every process): a key's last slot is never
+        taken twice. Tasks over their limits stay pending and never hold back other keys or tasks
+        without a key; a claim should not read a key's held-back tasks beyond its first few, so that
+        thousands of them cost a claim about nothing.
         """
         ...
 
@@ -174,7 +185,10 @@ class Backend(Protocol):
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
     ) -> ReservedTask | None:
-        """Claim this one task now, whatever its `eta`; None when it is not claimable (or unknown)."""
+        """Claim this one task now, whatever its `eta`; None when it is not claimable (or unknown), or when
+        its own limits hold it back (`sitq.limiting.has_room`, counted as `claim` counts them, atomically
+        with the claim; the order of its key's tasks does not apply here). Remembers its start, as
+        `claim` does, if it is rate-limited."""
         ...
 
     async def renew(
@@ -251,7 +265,12 @@ class Backend(Protocol):
     async def next_due(self, queues: Sequence[str]) -> datetime | None:
         """When the next task of these `queues` becomes claimable: the earliest `eta` of a pending task
         whose parents have all succeeded, or lease expiry of a running one (its worker may be dead), so
-        an idle worker sleeps exactly until then."""
+        an idle worker sleeps exactly until then.
+
+        A task with a limit key counts only as `sitq.limiting.next_start` says, for the earliest such
+        task of each key (counting every running task of the key, whatever its lease): not at all while
+        its key is at its concurrency limit (a completion wakes the workers), and not before its rate
+        window reopens."""
         ...
 
     async def put_schedule(self, schedule: StoredSchedule) -> None:

@@ -24,6 +24,7 @@ from sitq.arguments import (
     check_unique_key,
 )
 from sitq.errors import PayloadTooLargeError, SignatureError, TaskExecutionError, ValidationError
+from sitq.limiting import RateLimit
 
 
 def utcnow() -> datetime:
@@ -144,6 +145,12 @@ class TaskOptions:
     """Seconds after a task with the same `Task.unique_key` succeeded during which enqueueing that key
     again returns the finished task's id (its cached result) instead of storing a new task; a
     `timedelta` is taken too. None (or 0): only a pending or running task holds its key."""
+    concurrency_limit: int | None = None
+    """At most this many tasks of the task's limit key in progress at once, across every worker (see
+    `sitq.limiting`)."""
+    rate_limit: RateLimit | None = None
+    """At most this many tasks of the task's limit key start per period, across every worker; given as
+    a `RateLimit` or its short form, such as ``"100/m"``."""
 
     def __post_init__(self) -> None:
         check_name(self.queue, "queue")
@@ -157,6 +164,10 @@ class TaskOptions:
             raise ValidationError(f"description must be a str or None, not {self.description!r}")
         if self.unique_for is not None:
             object.__setattr__(self, "unique_for", check_unique_for(self.unique_for))
+        if self.concurrency_limit is not None:
+            check_int(self.concurrency_limit, "concurrency_limit", low=1)
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
 
 
 _MiB = 1024 * 1024
@@ -247,6 +258,11 @@ class Task:
     this one stores nothing and returns that task's id (see the unique tasks how-to). None: the key of
     the function's `@sitq.task(unique_key=...)`, if any."""
     unique_for: float | timedelta | None = None
+    concurrency_limit: int | None = None
+    rate_limit: RateLimit | str | None = None
+    concurrency_key: str | None = None
+    """The key this call's limits count by (see `sitq.limiting`); by default the decorator's, else the
+    task's name."""
 
     def __post_init__(self) -> None:
         check_callable(self.function, "a task's function")
@@ -269,6 +285,12 @@ class Task:
             check_unique_key(self.unique_key, "unique_key")
         if self.unique_for is not None:
             object.__setattr__(self, "unique_for", check_unique_for(self.unique_for))
+        if self.concurrency_limit is not None:
+            check_int(self.concurrency_limit, "concurrency_limit", low=1)
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
+        if self.concurrency_key is not None:
+            check_name(self.concurrency_key, "concurrency_key")
 
     def options(self) -> TaskOptions:
         """This call's options: its own, over the function's decorator defaults, over sitq's defaults."""
@@ -299,6 +321,9 @@ TASK_NAME_ATTRIBUTE = "__sitq_name__"
 TASK_UNIQUE_KEY_ATTRIBUTE = "__sitq_unique_key__"
 """Where `@sitq.task(unique_key=...)` keeps its key (a str, or a callable of the call's arguments), apart
 from the options: those stay plain data, the same for every call."""
+TASK_KEY_ATTRIBUTE = "__sitq_concurrency_key__"
+"""Where `@sitq.task` keeps a function's `concurrency_key`: a str, or a callable of the call's arguments
+that returns one (resolved at enqueue), kept apart from the plain data of `TaskOptions`."""
 
 
 @dataclass(frozen=True)
@@ -341,6 +366,8 @@ class NewTask:
     workflow_id: str | None = None
     unique_key: str | None = None
     """The task's key, resolved: `Backend.enqueue` stores no second task while one holds it."""
+    concurrency_key: str | None = None
+    """The key the task's limits count by (`sitq.limiting.limit_key`); None for a task without limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,6 +447,8 @@ class TaskInfo:
     workflow_id: str | None
     history: tuple[AttemptRecord, ...]
     unique_key: str | None = None
+    concurrency_key: str | None = None
+    """The key the task's limits count by; None for a task without limits."""
 
     @classmethod
     def from_record(cls, record: TaskRecord, history: Sequence[AttemptRecord]) -> TaskInfo:
@@ -441,6 +470,7 @@ class TaskInfo:
             workflow_id=record.workflow_id,
             history=tuple(history),
             unique_key=record.unique_key,
+            concurrency_key=record.concurrency_key,
         )
 
 
@@ -466,6 +496,8 @@ class TaskRecord:
     depends_on: tuple[str, ...] = ()
     workflow_id: str | None = None
     unique_key: str | None = None
+    concurrency_key: str | None = None
+    """The key the task's limits count by; None for a task without limits."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from sitq.errors import (
     WorkerError,
     WorkflowNotFoundError,
 )
+from sitq.limiting import limit_key
 from sitq.models import (
     TASK_NAME_ATTRIBUTE,
     Compaction,
@@ -46,7 +47,7 @@ from sitq.plugins import plugins_with
 from sitq.schedules import CatchUp, Cron, Schedule, StoredSchedule, check_catch_up
 from sitq.sealing import Keys, Part, Sealer
 from sitq.serializer import Serializer
-from sitq.tasks import unique_key_of
+from sitq.tasks import concurrency_key_of, unique_key_of
 from sitq.workflow import Workflow, WorkflowRun, WorkflowStatus
 
 # get_result re-reads at least this often, in case a backend cannot signal every change.
@@ -261,9 +262,10 @@ class TaskQueue:
         payload = self._codec.encode_call(task_id, task.function, task.args, task.kwargs)
         self.limits.check_call(len(payload))
         now = utcnow()
+        name = _task_name(task)
         return NewTask(
             id=task_id,
-            name=_task_name(task),
+            name=name,
             payload=payload,
             serializer=self.serializer.name,
             enqueued_at=now,
@@ -272,6 +274,9 @@ class TaskQueue:
             depends_on=depends_on,
             workflow_id=workflow_id,
             unique_key=unique_key_of(task),
+            concurrency_key=limit_key(
+                name, concurrency_key_of(task), options.concurrency_limit, options.rate_limit
+            ),
         )
 
     async def schedule(

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from sitq.errors import TaskCancelledError, WorkerLostError
+from sitq.limiting import RateLimit
 from sitq.models import NewTask, RetryPolicy, TaskOptions, TaskOutcome, TaskStatus
 
 _Node = TypeVar("_Node")
@@ -167,9 +168,12 @@ def task_options(
     timeout: float | None,
     description: str | None,
     unique_for: float | None,
+    concurrency_limit: int | None,
+    rate_count: int | None,
+    rate_period: float | None,
 ) -> TaskOptions:
-    """Options from their stored fields (the retry policy as `retry_to_json` stored it); cached, since
-    the tasks of one function usually share one options object."""
+    """Options from their stored fields (the retry policy as `retry_to_json` stored it, the rate limit as
+    its count and period); cached, since the tasks of one function usually share one options object."""
     return TaskOptions(
         queue=queue,
         priority=priority,
@@ -178,16 +182,22 @@ def task_options(
         timeout=timeout,
         description=description,
         unique_for=unique_for,
+        concurrency_limit=concurrency_limit,
+        rate_limit=None if rate_count is None or rate_period is None else RateLimit(rate_count, rate_period),
     )
 
 
 @functools.lru_cache(maxsize=256)
 def option_fields(
     options: TaskOptions,
-) -> tuple[str, int, int, str | None, float | None, str | None, float | None]:
+) -> tuple[
+    str, int, int, str | None, float | None, str | None, float | None, int | None, int | None, float | None
+]:
     """The fields `task_options` takes back, in its order: queue, priority, max_attempts, retry (JSON or
-    None), timeout, description, unique_for. A backend stores these as columns it can index (queue,
-    priority)."""
+    None), timeout, description, unique_for, concurrency_limit, and the rate limit's count and period in
+    seconds (None and None for no rate limit). A backend stores these as columns it can index (queue,
+    priority) and its claim reads (the limits: see `sitq.limiting`)."""
+    rate = options.rate_limit
     return (
         options.queue,
         options.priority,
@@ -196,6 +206,9 @@ def option_fields(
         options.timeout,
         options.description,
         options.unique_for,
+        options.concurrency_limit,
+        None if rate is None else rate.count,
+        None if rate is None else rate.period,
     )
 
 

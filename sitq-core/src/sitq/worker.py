@@ -585,7 +585,9 @@ class Worker:
         """Run this one task now, whatever its eta, and return its `Result`.
 
         A task that has already finished is not run again: its stored result is returned, and one this
-        worker is already running is waited for.
+        worker is already running is waited for. A task its limits hold back (`concurrency_limit`,
+        `rate_limit`) is not run: `WorkerError` says so, and it stays pending, to start when its key has
+        room.
         """
         check_id(task_id)
         await self._ready()
@@ -606,6 +608,12 @@ class Worker:
             record = await self.backend.get(task_id)
         if record is None:
             raise TaskNotFoundError(task_id)
+        if record.status is TaskStatus.PENDING and record.concurrency_key and not record.depends_on:
+            raise WorkerError(
+                f"task {task_id} is held back by the limits of its key {record.concurrency_key!r} (its "
+                "concurrency or rate limit is reached): it stays pending and starts when its key has room; "
+                "wait for it with queue.get_result()"
+            )
         if not record.status.is_finished:
             raise WorkerError(
                 f"task {task_id} is running on worker {record.worker_id}; wait for it with queue.get_result()"

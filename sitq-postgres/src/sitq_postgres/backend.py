@@ -35,7 +35,7 @@ from sitq.semantics import (
     LOST_BEFORE_WORKER,
     NO_ATTEMPTS_LEFT,
 )
-from sitq_postgres import faults, queries, schedules, url
+from sitq_postgres import faults, limits, queries, schedules, url
 from sitq_postgres import schema as sql_schema
 from sitq_postgres.dependencies import cancel_dependents
 from sitq_postgres.keys import store_checked
@@ -97,6 +97,7 @@ class PostgresBackend:
         self._connect_timeout = float(connect_timeout)
         self._where = str(url.parse(dsn).location) if dsn.startswith(url.SCHEMES) else "PostgreSQL"
         self._channel = channel(self._schema)
+        self._lock_prefix = f"sitq limit {self._schema} "
         self._shared = SharedConnection()
         self._signal = ChangeSignal()
         self._pool: asyncpg.Pool | None = None
@@ -359,7 +360,24 @@ class PostgresBackend:
                 await self._recover_lost(connection, now, end=False)
             if not names or limit <= 0:
                 return []
-            rows = list(await connection.fetch(sql, worker_id, now, expires, limit, chosen))
+            # Tasks with a limit key: a first read of each key's first task, without locks, says which
+            # keys may start one (a key held back costs one row).
+            hopeful = (await limits.read(connection, self._sql, now, 1, names)).heads_admitted(now)
+            if hopeful:
+                async with connection.transaction():
+                    rows = await limits.claim(
+                        connection,
+                        self._sql,
+                        self._lock_prefix,
+                        hopeful,
+                        worker_id=worker_id,
+                        now=now,
+                        expires=expires,
+                        limit=limit,
+                        queues=names,
+                    )
+            else:
+                rows = list(await connection.fetch(sql, worker_id, now, expires, limit, chosen))
             self._came_up_short = len(rows) < limit
             return rows
 
@@ -373,6 +391,8 @@ class PostgresBackend:
 
         async def claim(connection: Any) -> Any:
             await self._recover_lost(connection, now, end=False)
+            if not await limits.room_for_task(connection, self._sql, self._lock_prefix, task_id, now):
+                return None
             return await connection.fetchrow(self._sql(queries.CLAIM_TASK), worker_id, now, expires, task_id)
 
         row = await self._atomically(f"claiming task {task_id!r}", claim)
@@ -511,11 +531,11 @@ class PostgresBackend:
         return {TaskStatus(status): count for status, count in rows}
 
     async def next_due(self, queues: Sequence[str]) -> datetime | None:
+        names = list(dict.fromkeys(queues))
         async with self._connection("finding the next due task") as connection:
-            due: datetime | None = await connection.fetchval(
-                self._sql(queries.NEXT_DUE), list(dict.fromkeys(queues))
-            )
-        return due
+            free: datetime | None = await connection.fetchval(self._sql(queries.NEXT_DUE), names)
+            limited = await limits.next_due(connection, self._sql, names)
+        return min((due for due in (free, limited) if due is not None), default=None)
 
     async def put_schedule(self, schedule: StoredSchedule) -> None:
         async with self._connection(f"storing schedule {schedule.name!r}") as connection:

@@ -42,7 +42,7 @@ async def store_checked(
     tasks whose key another task holds; return the id each task goes by."""
     task_ids = [task.id for task in tasks]
     if keys := keyed(tasks):
-        await connection.execute(queries.LOCK_KEYS, lock_ids(schema, keys))
+        await connection.execute(queries.LOCK_UNIQUE_KEYS, lock_ids(schema, keys))
         stored = await connection.fetch(sql(queries.KEY_HOLDERS), keys, cached_since(tasks))
         task_ids = key_holders(tasks, [tuple(row) for row in stored])
         tasks = [task for task, task_id in zip(tasks, task_ids, strict=True) if task.id == task_id]

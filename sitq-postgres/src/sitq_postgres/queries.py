@@ -27,21 +27,23 @@ NOTIFY = "SELECT pg_notify($1, '')"
 # Enqueueing: a batch is one INSERT of unnested arrays (see rows.task_columns), numbered in batch order.
 _TASK_ARRAYS = (
     "$1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::timestamptz[], $7::text[],"
-    " $8::int[], $9::int[], $10::text[], $11::float8[], $12::text[], $13::float8[], $14::int[], $15::text[],"
-    " $16::text[], $17::text[]"
+    " $8::int[], $9::int[], $10::text[], $11::float8[], $12::text[], $13::float8[], $14::int[], $15::int[],"
+    " $16::float8[], $17::text[], $18::int[], $19::text[], $20::text[], $21::text[]"
 )
 _INSERT = f"""
 INSERT INTO {{s}}.tasks (id, name, serializer, payload, enqueued_at, eta, queue, priority, max_attempts,
-    retry, timeout, description, unique_for, unmet, depends_on, workflow_id, unique_key, status)
+    retry, timeout, description, unique_for, concurrency_limit, rate_count, rate_period, limit_key, unmet,
+    depends_on, workflow_id, unique_key, status)
 SELECT id, name, serializer, payload, enqueued_at, eta, queue, priority, max_attempts, retry, timeout,
-    description, unique_for, unmet, depends_on::jsonb, workflow_id, unique_key, 'pending'
+    description, unique_for, concurrency_limit, rate_count, rate_period, limit_key, unmet, depends_on::jsonb,
+    workflow_id, unique_key, 'pending'
 FROM unnest({_TASK_ARRAYS}) WITH ORDINALITY AS new (id, name, serializer, payload, enqueued_at, eta, queue,
-    priority, max_attempts, retry, timeout, description, unique_for, unmet, depends_on, workflow_id,
-    unique_key, position)
+    priority, max_attempts, retry, timeout, description, unique_for, concurrency_limit, rate_count,
+    rate_period, limit_key, unmet, depends_on, workflow_id, unique_key, position)
 ORDER BY position
 """
 # A batch without parents, and its notification, in one statement: atomic without a transaction.
-INSERT_AND_NOTIFY = f"WITH inserted AS ({_INSERT} RETURNING 1) SELECT pg_notify($18, '')"
+INSERT_AND_NOTIFY = f"WITH inserted AS ({_INSERT} RETURNING 1) SELECT pg_notify($22, '')"
 INSERT = _INSERT
 
 # Unique keys: a transaction-scoped advisory lock per key, taken in the order of the array (unnest keeps
@@ -50,7 +52,7 @@ INSERT = _INSERT
 # enqueue order: pending or running, or succeeded after $2 (NULL: none). Each statement at READ
 # COMMITTED sees what committed before it began, so the read sees every task that another holder of the
 # lock committed: the lock is released only once its transaction's rows are visible.
-LOCK_KEYS = "SELECT count(pg_advisory_xact_lock(lock_id)) FROM unnest($1::bigint[]) AS lock_id"
+LOCK_UNIQUE_KEYS = "SELECT count(pg_advisory_xact_lock(lock_id)) FROM unnest($1::bigint[]) AS lock_id"
 KEY_HOLDERS = """
 SELECT unique_key, id, status, finished_at FROM {s}.tasks
 WHERE unique_key = ANY($1::text[])
@@ -128,7 +130,8 @@ RETURNING tasks.seq, tasks.id, tasks.status, tasks.finished_at
 _RESERVED_COLUMNS = (
     "tasks.seq, tasks.id, tasks.name, tasks.payload, tasks.serializer, tasks.attempts, tasks.enqueued_at,"
     " tasks.eta, tasks.queue, tasks.priority, tasks.max_attempts, tasks.retry, tasks.timeout,"
-    " tasks.description, tasks.unique_for, tasks.depends_on"
+    " tasks.description, tasks.unique_for, tasks.concurrency_limit, tasks.rate_count, tasks.rate_period,"
+    " tasks.depends_on"
 )
 _RESERVE = (
     "UPDATE {s}.tasks SET status = 'in_progress', attempts = tasks.attempts + 1, worker_id = $1,"
@@ -140,7 +143,7 @@ _RESERVE = (
 _CLAIM = f"""
 WITH chosen AS (
     SELECT seq FROM {{s}}.tasks
-    WHERE status = 'pending' AND unmet = 0 AND eta <= $2 AND queue {{queues}}
+    WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL AND eta <= $2 AND queue {{queues}}
     ORDER BY priority DESC, eta, seq
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -151,6 +154,92 @@ RETURNING {_RESERVED_COLUMNS}
 """
 CLAIM_ONE_QUEUE = _CLAIM.replace("{queues}", "= $5")
 CLAIM_QUEUES = _CLAIM.replace("{queues}", "= ANY($5::text[])")
+# Tasks with a limit key are claimed apart, in a transaction (see `sitq_postgres.limits`): these are the
+# first claimable tasks without a key, locked, for it to merge with those its limits admit; then the
+# claim of the chosen ones, by seq.
+_CANDIDATES = """
+SELECT seq, priority, eta FROM {s}.tasks
+WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL AND eta <= $1 AND queue {queues}
+ORDER BY priority DESC, eta, seq
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+CANDIDATES_ONE_QUEUE = _CANDIDATES.replace("{queues}", "= $3")
+CANDIDATES_QUEUES = _CANDIDATES.replace("{queues}", "= ANY($3::text[])")
+CLAIM_SEQS = (
+    f"{_RESERVE} WHERE seq = ANY($4::bigint[]) AND status = 'pending' AND unmet = 0"
+    f" RETURNING {_RESERVED_COLUMNS}"
+)
+
+# Limits per key (`sitq.limiting`). `keys` steps through the keys that have ready tasks, one probe of
+# tasks_limited each (a loose index scan, written with ORDER BY ... LIMIT 1, which the planner makes that
+# probe even before the table has statistics, where it may plan min() as a scan of the index); each key
+# ($4: only these, or NULL for all) gives its first $2 due tasks of the queues $3 in claim order, with
+# its running tasks (leases not expired at $1) and its remembered starts (as two arrays in one order, so
+# that they pair up), so a key's held-back tasks beyond those are never read.
+_LIMITED = "status = 'pending' AND unmet = 0 AND limit_key IS NOT NULL"
+_LIMIT_KEYS = f"""
+WITH RECURSIVE keys (key) AS (
+    SELECT (SELECT limit_key FROM {{s}}.tasks WHERE {_LIMITED} ORDER BY limit_key LIMIT 1)
+    UNION ALL
+    SELECT (
+        SELECT limit_key FROM {{s}}.tasks WHERE {_LIMITED} AND limit_key > keys.key ORDER BY limit_key LIMIT 1
+    )
+    FROM keys WHERE keys.key IS NOT NULL
+)
+"""
+_KEY_STATE = """
+    (SELECT count(*) FROM {s}.tasks AS running WHERE running.status = 'in_progress'
+        AND running.limit_key = keys.key AND running.lease_expires_at >= $1) AS running,
+    (SELECT array_agg(started_at ORDER BY started_at, until) FROM {s}.limit_starts
+        WHERE limit_key = keys.key) AS started,
+    (SELECT array_agg(until ORDER BY started_at, until) FROM {s}.limit_starts
+        WHERE limit_key = keys.key) AS until
+"""
+_CANDIDATE_COLUMNS = (
+    "task.seq, keys.key, task.priority, task.eta, task.concurrency_limit, task.rate_count, task.rate_period"
+)
+LIMITED_CANDIDATES = f"""{_LIMIT_KEYS}
+SELECT {_CANDIDATE_COLUMNS}, {_KEY_STATE}
+FROM keys CROSS JOIN LATERAL (
+    SELECT * FROM {{s}}.tasks
+    WHERE limit_key = keys.key AND {_LIMITED} AND eta <= $1 AND queue = ANY($3::text[])
+    ORDER BY priority DESC, eta, seq LIMIT $2
+) AS task
+WHERE keys.key IS NOT NULL AND ($4::text[] IS NULL OR keys.key = ANY($4::text[]))
+"""
+# For next_due: each key's earliest ready task of the queues $2, with every running task of its key
+# ($1 is -infinity: an expiring lease wakes a worker anyway) and its starts.
+LIMITED_FIRST = f"""{_LIMIT_KEYS}
+SELECT {_CANDIDATE_COLUMNS}, {_KEY_STATE}
+FROM keys CROSS JOIN LATERAL (
+    SELECT * FROM {{s}}.tasks
+    WHERE limit_key = keys.key AND {_LIMITED} AND queue = ANY($2::text[])
+    ORDER BY eta, seq LIMIT 1
+) AS task
+WHERE keys.key IS NOT NULL
+"""
+# One task, if it is ready and has a limit key (for claim_task), with its key's state.
+LIMITED_TASK = f"""
+SELECT {_CANDIDATE_COLUMNS}, {_KEY_STATE}
+FROM {{s}}.tasks AS task CROSS JOIN LATERAL (SELECT task.limit_key AS key) AS keys
+WHERE task.id = $2 AND task.{_LIMITED.replace(" AND ", " AND task.")}
+"""
+# Claims of a key are serialized by a transaction-scoped advisory lock on it (named after the schema
+# and the key, $1 || key), taken before its counts are read: a claim skips a key another is claiming
+# (try, never wait), and `claim_task`, which takes one key, waits for it.
+LOCK_KEYS = (
+    "SELECT key FROM unnest($2::text[]) AS key"
+    " WHERE pg_try_advisory_xact_lock(hashtextextended($1 || key, 0))"
+)
+LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))"
+# The starts of rate-limited tasks just claimed; those of the claimed keys past their period, forgotten.
+ADD_STARTS = """
+WITH forgotten AS (DELETE FROM {s}.limit_starts WHERE limit_key = ANY($1::text[]) AND until <= $2)
+INSERT INTO {s}.limit_starts (limit_key, started_at, until)
+SELECT * FROM unnest($1::text[], $3::timestamptz[], $4::timestamptz[])
+"""
+
 # Claims one task by id, if it is ready, whatever its eta.
 CLAIM_TASK = f"{_RESERVE} WHERE id = $4 AND status = 'pending' AND unmet = 0 RETURNING {_RESERVED_COLUMNS}"
 
@@ -247,9 +336,9 @@ ORDER BY position
 # Reading: the columns of `rows.record`; a task's attempts in the order they ended.
 _RECORD_COLUMNS = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    " result, error, traceback, cancel_requested, depends_on, workflow_id, unique_key, queue, priority,"
-    " max_attempts,"
-    " retry, timeout, description, unique_for FROM {s}.tasks"
+    " result, error, traceback, cancel_requested, depends_on, workflow_id, unique_key, limit_key, queue,"
+    " priority, max_attempts, retry, timeout, description, unique_for, concurrency_limit, rate_count,"
+    " rate_period FROM {s}.tasks"
 )
 GET = f"{_RECORD_COLUMNS} WHERE id = $1"
 GET_MANY = f"{_RECORD_COLUMNS} WHERE id = ANY($1::text[]) ORDER BY seq"
@@ -296,12 +385,14 @@ DELETE FROM {s}.tasks WHERE finished_at < $1
 # How many of a workflow's tasks are in each status.
 WORKFLOW_COUNTS = "SELECT status, count(*) FROM {s}.tasks WHERE workflow_id = $1 GROUP BY status"
 
-# Waiting: per queue, the earliest ready eta and the earliest lease expiry, one index probe each.
+# Waiting: per queue, the earliest ready eta (of tasks without a limit key: for those, `LIMITED_FIRST`)
+# and the earliest lease expiry, one index probe each.
 NEXT_DUE = """
 SELECT min(due) FROM unnest($1::text[]) AS queues (name)
 CROSS JOIN LATERAL (
     SELECT (
-        SELECT eta FROM {s}.tasks WHERE status = 'pending' AND unmet = 0 AND queue = queues.name
+        SELECT eta FROM {s}.tasks
+        WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL AND queue = queues.name
         ORDER BY eta LIMIT 1
     )
     UNION ALL

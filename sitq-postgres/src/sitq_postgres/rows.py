@@ -20,7 +20,13 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq.semantics import first_outcomes, option_fields, parents_from_json, parents_to_json, task_options
+from sitq.semantics import (
+    first_outcomes,
+    option_fields,
+    parents_from_json,
+    parents_to_json,
+    task_options,
+)
 
 
 def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[Any]]:
@@ -32,7 +38,7 @@ def columns(rows: Iterable[Sequence[object]], width: int) -> list[list[Any]]:
     return arrays
 
 
-TASK_WIDTH = 17
+TASK_WIDTH = 21
 
 
 def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
@@ -45,6 +51,7 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         task.enqueued_at,
         task.eta,
         *option_fields(task.options),
+        task.concurrency_key,
         unmet,
         parents_to_json(task.depends_on),
         task.workflow_id,
@@ -99,6 +106,7 @@ def record(row: Any) -> TaskRecord:
         depends_on,
         workflow_id,
         unique_key,
+        limit_key,
         *options,
     ) = row
     return TaskRecord(
@@ -120,6 +128,7 @@ def record(row: Any) -> TaskRecord:
         depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
         unique_key=unique_key,
+        concurrency_key=limit_key,
     )
 
 

@@ -122,6 +122,34 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # limits: concurrency and rate limits per key (sitq.limiting). `limit_key` is the key a task's limits
+    # count by (NULL for a task without limits), `concurrency_limit`, `rate_count` and `rate_period`
+    # (seconds) its limits. The ready indexes keep only tasks without a key, so claiming them never reads
+    # a held-back task; tasks with a key have their own index, by key first, then in claim order, and
+    # running ones theirs, by key, for the counts. `limit_starts` remembers the starts of rate-limited
+    # tasks until their period has passed (`until`).
+    (
+        "ALTER TABLE {s}.tasks ADD COLUMN limit_key text, ADD COLUMN concurrency_limit integer,"
+        " ADD COLUMN rate_count integer, ADD COLUMN rate_period double precision",
+        "DROP INDEX {s}.tasks_ready",
+        "DROP INDEX {s}.tasks_ready_by_eta",
+        "CREATE INDEX tasks_ready ON {s}.tasks (queue, priority DESC, eta, seq)"
+        " WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL",
+        "CREATE INDEX tasks_ready_by_eta ON {s}.tasks (queue, eta)"
+        " WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL",
+        "CREATE INDEX tasks_limited ON {s}.tasks (limit_key, priority DESC, eta, seq)"
+        " WHERE status = 'pending' AND unmet = 0 AND limit_key IS NOT NULL",
+        "CREATE INDEX tasks_running_by_key ON {s}.tasks (limit_key, lease_expires_at)"
+        " WHERE status = 'in_progress' AND limit_key IS NOT NULL",
+        """
+        CREATE TABLE {s}.limit_starts (
+            limit_key text NOT NULL,
+            started_at timestamptz NOT NULL,
+            until timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX limit_starts_by_key ON {s}.limit_starts (limit_key, until)",
+    ),
 ]
 
 _CREATE_BOOKKEEPING = (

@@ -40,7 +40,18 @@ from sitq.schedules import StoredSchedule
 from sitq.semantics import (
     CANCELLED_WHILE_RUNNING,
 )
-from sitq_sqlite import connection, faults, files, maintenance, queries, schedules, schema, transitions, watch
+from sitq_sqlite import (
+    connection,
+    faults,
+    files,
+    limits,
+    maintenance,
+    queries,
+    schedules,
+    schema,
+    transitions,
+    watch,
+)
 from sitq_sqlite import url as sqlite_url
 from sitq_sqlite.rows import attempt_record, outcome_rows, record, reserved, task_row, utc_time
 from sitq_sqlite.url import BUSY_TIMEOUT, Synchronous
@@ -356,8 +367,22 @@ class SQLiteBackend:
             params["queues"] = json.dumps(names)
         else:
             params.update((f"q{index}", name) for index, name in enumerate(names))
-        sql = queries.claim_sql(len(names)) if names and limit > 0 else None
-        rows = await self._claim("claiming tasks", sql, params, outcome_rows(outcomes))
+
+        def take(db: sqlite3.Connection) -> list[Any]:
+            if not names or limit <= 0:
+                return []
+            limited = limits.limited_candidates(db, now, limit, json.dumps(names))
+            if not limited:  # the common case: one statement, as without limits
+                return db.execute(queries.claim_sql(len(names)), params).fetchall()
+            free = db.execute(queries.candidates_sql(len(names)), params).fetchall()
+            chosen = sorted(
+                [*((-priority, eta, seq) for seq, priority, eta in free), *(c.sort for c in limited)]
+            )[:limit]
+            seqs = {sort[2] for sort in chosen}
+            limits.remember_starts(db, [c for c in limited if c.ref in seqs], now)
+            return db.execute(queries.CLAIM_SEQS, {**params, "seqs": json.dumps(sorted(seqs))}).fetchall()
+
+        rows = await self._claim("claiming tasks", take, outcome_rows(outcomes), now)
         # RETURNING yields rows in no promised order: sort as the claim chose them.
         rows.sort(key=lambda row: (-row[9], row[7], row[0]))
         return [reserved(row, worker_id, now, expires) for row in rows]
@@ -372,23 +397,33 @@ class SQLiteBackend:
             "now": now.timestamp(),
             "expires": expires.timestamp(),
         }
-        rows = await self._claim(f"claiming task {task_id!r}", queries.CLAIM_TASK, params)
+
+        def take(db: sqlite3.Connection) -> list[Any]:
+            limited = limits.limited_task(db, task_id, now)
+            if limited is not None and not limits.has_room_now(db, *limited, now):
+                return []
+            rows = db.execute(queries.CLAIM_TASK, params).fetchall()
+            if rows and limited is not None:
+                limits.remember_starts(db, [limited[0]], now)
+            return rows
+
+        rows = await self._claim(f"claiming task {task_id!r}", take, (), now)
         return reserved(rows[0], worker_id, now, expires) if rows else None
 
     async def _claim(
         self,
         doing: str,
-        sql: str | None,
-        params: dict[str, object],
-        outcomes: Sequence[dict[str, object]] = (),
+        take: Callable[[sqlite3.Connection], list[Any]],
+        outcomes: Sequence[dict[str, object]],
+        now: datetime,
     ) -> list[Any]:
-        """Record `outcomes`, recover the tasks of dead workers, then run the claim `sql`, in one write
+        """Record `outcomes`, recover the tasks of dead workers, then `take` tasks, in one write
         transaction."""
 
         def claim(db: sqlite3.Connection) -> list[Any]:
             transitions.record_outcomes(db, outcomes)
-            transitions.recover_lost(db, params["now"], end=False)
-            return [] if sql is None else db.execute(sql, params).fetchall()
+            transitions.recover_lost(db, now.timestamp(), end=False)
+            return take(db)
 
         rows = await self._atomically(doing, claim)
         if outcomes:  # a finished task, which someone may be waiting for
@@ -543,10 +578,17 @@ class SQLiteBackend:
 
     async def next_due(self, queues: Sequence[str]) -> datetime | None:
         params = {"queues": json.dumps(list(dict.fromkeys(queues)))}
+
+        def due(db: sqlite3.Connection) -> datetime | None:
+            ((free,),) = connection.fetch_all(db, self._waits, queries.NEXT_DUE, params)
+            limited = limits.next_due(db, params["queues"])
+            times = [time for time in (None if free is None else utc_time(free), limited) if time is not None]
+            return min(times, default=None)
+
         async with self._connection("finding the next due task") as conn:
-            ((due,),) = await self._fetch_all(conn, queries.NEXT_DUE, params)
+            result = await connection.on_thread(conn, due)
         self._keep_wal_small()  # asked when a worker is idle: a gap in which to shrink the WAL
-        return None if due is None else utc_time(due)
+        return result
 
     async def put_schedule(self, schedule: StoredSchedule) -> None:
         row = schedules.schedule_row(schedule)

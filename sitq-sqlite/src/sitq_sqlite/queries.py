@@ -19,8 +19,9 @@ import functools
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
 INSERT = (
     "INSERT INTO tasks (seq, id, name, status, serializer, enqueued_at, eta, queue, priority,"
-    " max_attempts, retry, timeout, description, unique_for, unmet, depends_on, workflow_id, unique_key)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " max_attempts, retry, timeout, description, unique_for, concurrency_limit, rate_count, rate_period,"
+    " limit_key, unmet, depends_on, workflow_id, unique_key)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_PAYLOAD = "INSERT INTO payloads (task_seq, payload) VALUES (?, ?)"
 # The tasks that may hold one of a batch's unique keys (`sitq.semantics.key_holders` picks), in enqueue
@@ -40,7 +41,10 @@ SET_RESULT = (
 )
 FORGET_RESULTS = "DELETE FROM results WHERE task_seq IN (SELECT value FROM json_each(?))"
 # The option columns, in the order `sitq.semantics.task_options` takes them.
-_OPTIONS = "queue, priority, max_attempts, retry, timeout, description, unique_for"
+_OPTIONS = (
+    "queue, priority, max_attempts, retry, timeout, description, unique_for, concurrency_limit, rate_count,"
+    " rate_period"
+)
 
 # Dependencies: the parents a batch names, as stored before it; its edges, by seq; a success meeting one
 # of each child's unmet parents.
@@ -126,29 +130,81 @@ CLAIM_TASK = f"{_RESERVE} WHERE id = :task_id AND status = 'pending' AND unmet =
 # INDEXED BY: left to itself, the planner prefers tasks_ready_by_eta's range on eta, then sorts every due
 # task of the queue to find the first `limit`.
 MERGED_QUEUES = 100
+# Tasks with a limit key are claimed apart (see `LIMITED_CANDIDATES`): this index leaves them out.
 _CLAIM_ARM = (
     "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
-    " WHERE status = 'pending' AND unmet = 0 AND queue = :q{} AND eta <= :now"
+    " WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL AND queue = :q{} AND eta <= :now"
 )
 _CLAIM_MANY_QUEUES = (
     "SELECT seq, priority, eta FROM tasks INDEXED BY tasks_ready_by_priority"
-    " WHERE status = 'pending' AND unmet = 0"
+    " WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL"
     " AND queue IN (SELECT value FROM json_each(:queues)) AND eta <= :now"
 )
 
 
 @functools.lru_cache(maxsize=32)
-def claim_sql(queues: int) -> str:
-    """The claim for this many distinct queues (none: claim nothing, after recovering lost leases)."""
+def candidates_sql(queues: int) -> str:
+    """The first `:limit` claimable tasks without a limit key, of this many distinct queues, in claim
+    order: (seq, priority, eta)."""
     if queues <= MERGED_QUEUES:
         candidates = " UNION ALL ".join(_CLAIM_ARM.format(index) for index in range(queues))
     else:
         candidates = _CLAIM_MANY_QUEUES
-    return f"""
-{_RESERVE}
-WHERE seq IN (SELECT seq FROM ({candidates} ORDER BY priority DESC, eta, seq LIMIT :limit))
-{_RESERVED_COLUMNS}
+    # The ORDER BY of the compound itself, so that SQLite merges the arms (each already in claim order).
+    return f"{candidates} ORDER BY priority DESC, eta, seq LIMIT :limit"
+
+
+@functools.lru_cache(maxsize=32)
+def claim_sql(queues: int) -> str:
+    """The claim for this many distinct queues, when no task with a limit key may start."""
+    return f"{_RESERVE} WHERE seq IN (SELECT seq FROM ({candidates_sql(queues)})) {_RESERVED_COLUMNS}"
+
+
+# Claims the tasks chosen by seq (the ones `sitq.limiting.admit` let start, and others beside them).
+CLAIM_SEQS = (
+    f"{_RESERVE} WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status = 'pending' {_RESERVED_COLUMNS}"
+)
+
+# Limits per key (`sitq.limiting`). `keys` steps through the keys that have ready tasks, one probe of
+# tasks_limited_by_key each (a loose index scan), and each key gives its first `:limit` due tasks of the
+# claimed queues in claim order, so a key's held-back tasks beyond those are never read.
+_LIMITED = "status = 'pending' AND unmet = 0 AND limit_key IS NOT NULL"
+_LIMIT_KEYS = f"""
+WITH RECURSIVE keys (key) AS (
+    SELECT min(limit_key) FROM tasks WHERE {_LIMITED}
+    UNION ALL
+    SELECT (SELECT min(limit_key) FROM tasks WHERE {_LIMITED} AND limit_key > keys.key)
+    FROM keys WHERE keys.key IS NOT NULL
+)
 """
+# A candidate, and how many tasks of its key run with a lease not expired at :now (a dead worker's
+# slot frees then), read through tasks_running_by_key.
+_CANDIDATE_COLUMNS = (
+    "tasks.seq, tasks.limit_key, tasks.priority, tasks.eta, tasks.concurrency_limit, tasks.rate_count,"
+    " tasks.rate_period, (SELECT count(*) FROM tasks AS running WHERE running.status = 'in_progress'"
+    " AND running.limit_key = tasks.limit_key AND running.lease_expires_at >= :now)"
+)
+LIMITED_CANDIDATES = f"""{_LIMIT_KEYS}
+SELECT {_CANDIDATE_COLUMNS} FROM keys JOIN tasks ON tasks.seq IN (
+    SELECT seq FROM tasks INDEXED BY tasks_limited_by_key
+    WHERE limit_key = keys.key AND {_LIMITED} AND eta <= :now
+        AND queue IN (SELECT value FROM json_each(:queues))
+    ORDER BY priority DESC, eta, seq LIMIT :limit
+)
+"""
+# For next_due: each key's earliest ready task of the queues (:now far back: every running task counts).
+LIMITED_FIRST = f"""{_LIMIT_KEYS}
+SELECT {_CANDIDATE_COLUMNS} FROM keys JOIN tasks ON tasks.seq = (
+    SELECT seq FROM tasks WHERE limit_key = keys.key AND {_LIMITED}
+        AND queue IN (SELECT value FROM json_each(:queues))
+    ORDER BY eta, seq LIMIT 1
+)
+"""
+# One task, if it is ready and has a limit key (for claim_task).
+LIMITED_TASK = f"SELECT {_CANDIDATE_COLUMNS} FROM tasks WHERE id = :task_id AND {_LIMITED}"
+FORGET_STARTS = "DELETE FROM limit_starts WHERE until <= :now"
+STARTS = "SELECT limit_key, started_at, until FROM limit_starts"
+ADD_START = "INSERT INTO limit_starts (limit_key, started_at, until) VALUES (?, ?, ?)"
 
 
 # Renewing leases: extends those the worker still holds; returns whether each was asked to cancel.
@@ -207,8 +263,8 @@ RETURNING seq, status
 # Reading: the columns of `rows.record`; a task's attempts in the order they ended.
 _RECORD_COLUMNS = (
     "SELECT id, name, status, serializer, enqueued_at, eta, attempts, started_at, finished_at, worker_id,"
-    f" result, error, traceback, cancel_requested, depends_on, workflow_id, unique_key, {_OPTIONS}"
-    " FROM tasks LEFT JOIN results ON results.task_seq = tasks.seq"
+    " result, error, traceback, cancel_requested, depends_on, workflow_id, unique_key, limit_key,"
+    f" {_OPTIONS} FROM tasks LEFT JOIN results ON results.task_seq = tasks.seq"
 )
 GET = f"{_RECORD_COLUMNS} WHERE id = ?"
 HISTORY = """
@@ -265,24 +321,28 @@ PURGE_DEPENDENCIES = (
 # How many of a workflow's tasks are in each status.
 WORKFLOW_COUNTS = "SELECT status, count(*) FROM tasks WHERE workflow_id = ? GROUP BY status"
 
-# Waiting: per queue, the earliest ready eta and the earliest lease expiry. tasks_ready_by_priority holds
+# Waiting: per queue, the earliest ready eta (of tasks without a limit key: for those, `LIMITED_FIRST`)
+# and the earliest lease expiry. tasks_ready_by_priority holds
 # each priority's tasks in eta order, so `levels` steps from one priority in use to the next (one index
 # probe each), and the earliest eta of each is its first entry. Running tasks are few: their index is read
 # whole.
 NEXT_DUE = """
 WITH RECURSIVE levels (queue, priority) AS (
     SELECT queues.value, (
-        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = queues.value
+        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL
+            AND queue = queues.value
     ) FROM json_each(:queues) AS queues
     UNION ALL
     SELECT levels.queue, (
-        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
+        SELECT max(priority) FROM tasks WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL
+            AND queue = levels.queue
             AND priority < levels.priority
     ) FROM levels WHERE levels.priority IS NOT NULL
 )
 SELECT min(due) FROM (
     SELECT (
-        SELECT min(eta) FROM tasks WHERE status = 'pending' AND unmet = 0 AND queue = levels.queue
+        SELECT min(eta) FROM tasks WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL
+            AND queue = levels.queue
             AND priority = levels.priority
     ) AS due FROM levels WHERE levels.priority IS NOT NULL
     UNION ALL

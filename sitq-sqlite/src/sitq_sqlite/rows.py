@@ -19,7 +19,13 @@ from sitq.models import (
     TaskRecord,
     TaskStatus,
 )
-from sitq.semantics import first_outcomes, option_fields, parents_from_json, parents_to_json, task_options
+from sitq.semantics import (
+    first_outcomes,
+    option_fields,
+    parents_from_json,
+    parents_to_json,
+    task_options,
+)
 
 
 def utc_time(seconds: float) -> datetime:
@@ -36,6 +42,7 @@ def task_row(task: NewTask, *, unmet: int) -> tuple[object, ...]:
         task.enqueued_at.timestamp(),
         task.eta.timestamp(),
         *option_fields(task.options),
+        task.concurrency_key,
         unmet,
         parents_to_json(task.depends_on),
         task.workflow_id,
@@ -87,6 +94,7 @@ def record(row: Any) -> TaskRecord:
         depends_on,
         workflow_id,
         unique_key,
+        limit_key,
         *options,
     ) = row
     return TaskRecord(
@@ -108,6 +116,7 @@ def record(row: Any) -> TaskRecord:
         depends_on=parents_from_json(depends_on),
         workflow_id=workflow_id,
         unique_key=unique_key,
+        concurrency_key=limit_key,
     )
 
 

@@ -192,6 +192,35 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # limits: concurrency and rate limits per key (sitq.limiting). `limit_key` is the key a task's limits
+    # count by (NULL for a task without limits), `concurrency_limit`, `rate_count` and `rate_period`
+    # (seconds) its limits. The claims' ready index keeps only tasks without a key, so a claim of them
+    # never reads a held-back task; tasks with a key have their own index, by key first, then in claim
+    # order (not by queue: one walk per key then gives its first tasks in claim order whatever queues
+    # the worker takes), and running ones theirs, by key, for the counts. `limit_starts` remembers the
+    # starts of rate-limited tasks until their period has passed (`until`), so it holds at most a few
+    # windows' worth of rows.
+    (
+        "ALTER TABLE tasks ADD COLUMN limit_key TEXT",
+        "ALTER TABLE tasks ADD COLUMN concurrency_limit INTEGER",
+        "ALTER TABLE tasks ADD COLUMN rate_count INTEGER",
+        "ALTER TABLE tasks ADD COLUMN rate_period REAL",
+        "DROP INDEX tasks_ready_by_priority",
+        "CREATE INDEX tasks_ready_by_priority ON tasks (queue, priority DESC, eta)"
+        " WHERE status = 'pending' AND unmet = 0 AND limit_key IS NULL",
+        "CREATE INDEX tasks_limited_by_key ON tasks (limit_key, priority DESC, eta)"
+        " WHERE status = 'pending' AND unmet = 0 AND limit_key IS NOT NULL",
+        "CREATE INDEX tasks_running_by_key ON tasks (limit_key, lease_expires_at)"
+        " WHERE status = 'in_progress' AND limit_key IS NOT NULL",
+        """
+        CREATE TABLE limit_starts (
+            limit_key TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            until REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX limit_starts_by_until ON limit_starts (until)",
+    ),
 ]
 
 PAGE_SIZE = 1024

@@ -351,6 +351,7 @@ QUERY_PARAMS = {
     "q1": "other",
     "queues": '["default", "other"]',
     "parents": '["a", "b"]',
+    "seqs": "[1, 2]",
     "cancelled": "cancelled",
     "started_at": None,
     "finished_at": 1.0,
@@ -397,6 +398,14 @@ BY_ID = "sqlite_autoindex_tasks_1 (id=?)"
         (queries.MET, ["PRIMARY KEY (parent_seq=?)"]),
         (queries.DEPENDENTS, ["PRIMARY KEY (parent_seq=?)", "INTEGER PRIMARY KEY (rowid=?)"]),
         (queries.CANCEL_DEPENDENT, ["INTEGER PRIMARY KEY (rowid=?)"]),
+        # Limits per key: a probe per key, then at most a claim's limit of its tasks, in claim order.
+        (
+            queries.LIMITED_CANDIDATES,
+            ["tasks_limited_by_key (limit_key>?)", "tasks_limited_by_key (limit_key=?)"],
+        ),
+        (queries.LIMITED_TASK, [BY_ID, "tasks_running_by_key (limit_key=? AND lease_expires_at>?)"]),
+        (queries.FORGET_STARTS, ["limit_starts_by_until (until<?)"]),
+        (queries.CLAIM_SEQS, ["INTEGER PRIMARY KEY (rowid=?)"]),
     ],
 )
 async def test_queries_search_indexes_and_never_scan_the_table(

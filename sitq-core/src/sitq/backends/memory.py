@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sitq.backend import Capability, SharedConnection
 from sitq.changes import ChangeSignal, Subscription
 from sitq.errors import BackendError, ConfigurationError, TaskNotFoundError
+from sitq.limiting import Candidate, Start, admit, has_room, next_start
 from sitq.models import (
     AttemptOutcome,
     AttemptRecord,
@@ -55,6 +56,8 @@ class _Store:
         """The ids of the stored tasks with each unique key, in enqueue order."""
         self.changes = ChangeSignal()
         self.schedules: dict[str, StoredSchedule] = {}
+        self.starts: dict[str, list[Start]] = {}
+        """The remembered starts of rate-limited tasks, by limit key (`sitq.limiting`)."""
 
 
 _named_stores: dict[str, _Store] = {}
@@ -127,6 +130,7 @@ class MemoryBackend:
                     depends_on=task.depends_on,
                     workflow_id=task.workflow_id,
                     unique_key=task.unique_key,
+                    concurrency_key=task.concurrency_key,
                 ),
             )
         for task in tasks:
@@ -165,12 +169,20 @@ class MemoryBackend:
             await self.complete(outcomes)  # nothing can come between: there is no await inside
         self._recover_lost(now, end=False)
         due = [
-            (-row.record.options.priority, row.record.eta, order, row)
+            _candidate(row, order)
             for order, row in enumerate(self._rows().values())
             if self._ready(row) and row.record.eta <= now and row.record.options.queue in queues
         ]
-        due.sort(key=lambda entry: entry[:3])
-        return [_reserve(row, worker_id, now, lease) for *_, row in due[: max(limit, 0)]]
+        free = [candidate for candidate in due if not candidate.key]
+        limited = admit(
+            (candidate for candidate in due if candidate.key),
+            running=self._running(now),
+            starts=self._store.starts,
+            now=now,
+            limit=limit,
+        )
+        chosen = sorted([*free, *limited], key=lambda candidate: candidate.sort)[: max(limit, 0)]
+        return [self._reserve(candidate.ref, worker_id, now, lease) for candidate in chosen]
 
     async def claim_task(
         self, task_id: str, *, worker_id: str, now: datetime, lease: timedelta
@@ -179,6 +191,39 @@ class MemoryBackend:
         row = self._rows().get(task_id)
         if row is None or not self._ready(row):
             return None
+        candidate = _candidate(row, 0)
+        if candidate.key and not has_room(
+            candidate, self._running(now).get(candidate.key, 0), self._starts(candidate.key, now), now
+        ):
+            return None
+        return self._reserve(row, worker_id, now, lease)
+
+    def _running(self, now: datetime | None) -> dict[str, int]:
+        """How many tasks of each limit key are in progress, with a lease not yet expired at `now` (with
+        any lease, for None: an expiring lease wakes an idle worker anyway)."""
+        running: dict[str, int] = {}
+        for row in self._rows().values():
+            key = row.record.concurrency_key
+            if key and row.record.status is TaskStatus.IN_PROGRESS and (now is None or _leased(row, now)):
+                running[key] = running.get(key, 0) + 1
+        return running
+
+    def _starts(self, key: str, now: datetime) -> list[Start]:
+        """The remembered starts of a key, forgetting those past their period."""
+        starts = [start for start in self._store.starts.get(key, ()) if start.until > now]
+        if starts:
+            self._store.starts[key] = starts
+        else:
+            self._store.starts.pop(key, None)
+        return starts
+
+    def _reserve(self, row: _Row, worker_id: str, now: datetime, lease: timedelta) -> ReservedTask:
+        """Claim the task, remembering its start if it is rate-limited."""
+        rate = row.record.options.rate_limit
+        if rate is not None and row.record.concurrency_key:
+            starts = self._starts(row.record.concurrency_key, now)
+            starts.append(Start(now, now + timedelta(seconds=rate.period)))
+            self._store.starts[row.record.concurrency_key] = starts
         return _reserve(row, worker_id, now, lease)
 
     def _ready(self, row: _Row) -> bool:
@@ -403,7 +448,20 @@ class MemoryBackend:
 
     async def next_due(self, queues: Sequence[str]) -> datetime | None:
         rows = [row for row in self._rows().values() if row.record.options.queue in queues]
-        etas = [row.record.eta for row in rows if self._ready(row)]
+        ready = [row for row in rows if self._ready(row)]
+        etas = [row.record.eta for row in ready if not row.record.concurrency_key]
+        first: dict[str, _Row] = {}
+        for row in ready:
+            key = row.record.concurrency_key
+            if key and (key not in first or row.record.eta < first[key].record.eta):
+                first[key] = row
+        if first:
+            running = self._running(None)
+            for key, row in first.items():
+                start = next_start(
+                    _candidate(row, 0), row.record.eta, running.get(key, 0), self._store.starts.get(key, [])
+                )
+                etas.extend(() if start is None else (start,))
         expiries = [row.lease_expires_at for row in rows if row.record.status is TaskStatus.IN_PROGRESS]
         return min([*etas, *(expiry for expiry in expiries if expiry is not None)], default=None)
 
@@ -481,6 +539,24 @@ def _end_attempt(row: _Row, outcome: AttemptOutcome, finished_at: datetime, erro
     )
     row.lease_expires_at = None
     row.record = dataclasses.replace(row.record, worker_id=None, cancel_requested=False)
+
+
+def _leased(row: _Row, now: datetime) -> bool:
+    return row.lease_expires_at is not None and row.lease_expires_at >= now
+
+
+def _candidate(row: _Row, order: int) -> Candidate[_Row]:
+    """The row as `sitq.limiting.admit` judges it (a task without limits has the empty key)."""
+    options = row.record.options
+    rate = options.rate_limit
+    return Candidate(
+        row,
+        row.record.concurrency_key or "",
+        (-options.priority, row.record.eta, order),
+        options.concurrency_limit,
+        None if rate is None else rate.count,
+        None if rate is None else rate.period,
+    )
 
 
 def _reserve(row: _Row, worker_id: str, now: datetime, lease: timedelta) -> ReservedTask:

@@ -12,6 +12,7 @@ from sitq.testing.conformance.admin import AdminConformance
 from sitq.testing.conformance.cancellation import CancellationConformance
 from sitq.testing.conformance.claim import ClaimConformance
 from sitq.testing.conformance.lease import LeaseConformance
+from sitq.testing.conformance.limits import LimitsConformance
 from sitq.testing.conformance.outcome import OutcomeConformance
 from sitq.testing.conformance.schedules import ScheduleConformance
 from sitq.testing.conformance.shared_store import SharedStoreConformance
@@ -31,6 +32,7 @@ __all__ = [
     "ClaimConformance",
     "ConformanceFixtures",
     "LeaseConformance",
+    "LimitsConformance",
     "OutcomeConformance",
     "ScheduleConformance",
     "SharedStoreConformance",
@@ -59,6 +61,7 @@ class BackendConformance(
     SigningConformance,
     UniqueConformance,
     ScheduleConformance,
+    LimitsConformance,
 ):
     """The whole backend suite. Subclass it and override the `backend` fixture to return a new,
     unconnected backend on an empty store; for a backend that declares `Capability.SHARED_STORE`, also
