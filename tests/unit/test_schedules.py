@@ -155,6 +155,34 @@ def test_a_scheduled_task_takes_no_eta_or_parents() -> None:
             queue.schedule("", multiply, 1, 2, cron="* * * * *")
 
 
+@pytest.mark.parametrize(
+    "keyed",
+    [
+        Task(multiply, [1, 2], unique_key="once"),
+        Task(multiply, [1, 2], concurrency_key="k", concurrency_limit=1),
+    ],
+    ids=["unique_key", "concurrency_key"],
+)
+def test_a_scheduled_task_takes_no_keys(keyed: Task) -> None:
+    with (
+        SyncTaskQueue("memory://") as queue,
+        pytest.raises(ValidationError, match="cannot carry a unique_key"),
+    ):
+        queue.schedule("keyed", keyed, cron="* * * * *")
+    assert queue.schedules() == []
+
+
+async def test_a_tick_counts_against_its_task_names_limits() -> None:
+    async with TaskQueue("memory://tick-limits") as queue:
+        made = await queue.schedule("limited", Task(multiply, [6, 7], concurrency_limit=1), cron="* * * * *")
+        worker = Worker(queue)
+        try:
+            [task_id] = await worker.fire_schedules(made.next_run)
+            assert (await queue.get_task(task_id)).concurrency_key == made.task_name
+        finally:
+            await worker.stop()
+
+
 async def test_an_encrypted_schedule_is_stored_unreadable_and_each_tick_sealed_for_its_task() -> None:
     key = "unit-test-encryption-key-0123456789"
     async with TaskQueue("memory://", "pickle", encryption_key=key, signing_key=key) as queue:

@@ -20,6 +20,7 @@ from sitq.backend import Backend
 from sitq.backoff import Backoff
 from sitq.codec import Codec
 from sitq.errors import SerializationError, ValidationError
+from sitq.limiting import limit_key
 from sitq.models import NewTask, utcnow
 from sitq.plugins import Plugins
 from sitq.schedules import Cron, StoredSchedule
@@ -117,6 +118,9 @@ class ScheduleFirer:
                     enqueued_at=now,
                     eta=firing.tick,
                     options=stored.options,
+                    concurrency_key=limit_key(
+                        stored.task_name, None, stored.options.concurrency_limit, stored.options.rate_limit
+                    ),
                 )
         except (SerializationError, ValidationError) as exc:
             refusal = (stored.id, stored.next_run)

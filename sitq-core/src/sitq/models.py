@@ -162,12 +162,18 @@ class TaskOptions:
             check_seconds(self.timeout, "timeout", none="for no limit")
         if self.description is not None and not isinstance(self.description, str):
             raise ValidationError(f"description must be a str or None, not {self.description!r}")
-        if self.unique_for is not None:
-            object.__setattr__(self, "unique_for", check_unique_for(self.unique_for))
-        if self.concurrency_limit is not None:
-            check_int(self.concurrency_limit, "concurrency_limit", low=1)
-        if self.rate_limit is not None:
-            object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
+        _check_window_and_limits(self)
+
+
+def _check_window_and_limits(options: TaskOptions | Task) -> None:
+    """Check, and store in their one form, the options that both `TaskOptions` and a `Task` overriding
+    them take in several forms: `unique_for` (seconds or a timedelta) and the limits (a rate as text)."""
+    if options.unique_for is not None:
+        object.__setattr__(options, "unique_for", check_unique_for(options.unique_for))
+    if options.concurrency_limit is not None:
+        check_int(options.concurrency_limit, "concurrency_limit", low=1)
+    if options.rate_limit is not None:
+        object.__setattr__(options, "rate_limit", RateLimit.parse(options.rate_limit))
 
 
 _MiB = 1024 * 1024
@@ -283,12 +289,7 @@ class Task:
             object.__setattr__(self, "depends_on", check_ids(self.depends_on, "depends_on"))
         if self.unique_key is not None:
             check_unique_key(self.unique_key, "unique_key")
-        if self.unique_for is not None:
-            object.__setattr__(self, "unique_for", check_unique_for(self.unique_for))
-        if self.concurrency_limit is not None:
-            check_int(self.concurrency_limit, "concurrency_limit", low=1)
-        if self.rate_limit is not None:
-            object.__setattr__(self, "rate_limit", RateLimit.parse(self.rate_limit))
+        _check_window_and_limits(self)
         if self.concurrency_key is not None:
             check_name(self.concurrency_key, "concurrency_key")
 

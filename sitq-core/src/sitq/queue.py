@@ -304,6 +304,12 @@ class TaskQueue:
             raise ValidationError(
                 "a scheduled task runs at its ticks, on its own: leave eta and depends_on out of it"
             )
+        if unique_key_of(task) is not None or concurrency_key_of(task) is not None:
+            raise ValidationError(
+                f"schedule {name!r}: a schedule's ticks cannot carry a unique_key or a concurrency_key "
+                "(its own or its function's @sitq.task one); a concurrency_limit or rate_limit without a "
+                "key applies, counted by the task's name"
+            )
         ticks = Cron(cron, timezone)
         schedule_id = secrets.token_hex(16)
         check_call(task.function, task.args, task.kwargs, parent_results=False)
