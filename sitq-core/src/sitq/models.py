@@ -162,6 +162,11 @@ class TaskOptions:
             check_seconds(self.timeout, "timeout", none="for no limit")
         if self.description is not None and not isinstance(self.description, str):
             raise ValidationError(f"description must be a str or None, not {self.description!r}")
+        if self.description is not None and "\x00" in self.description:
+            raise ValidationError(
+                "description must be a str without NUL characters (PostgreSQL's text cannot hold them, so "
+                f"no task can carry one), not {self.description!r:.200}"
+            )
         _check_window_and_limits(self)
 
 
@@ -224,7 +229,10 @@ class Limits:
             )
 
     def clip(self, text: str) -> str:
-        """`text` cut to `error_chars`, keeping its start and end around a note of what was cut."""
+        """`text` as sitq stores an error or traceback: each NUL character written as ``\\x00`` (a task's
+        error may hold any character, and PostgreSQL's text cannot hold NUL), cut to `error_chars`,
+        keeping its start and end around a note of what was cut."""
+        text = text.replace("\x00", "\\x00")
         limit = self.error_chars
         if limit is None or len(text) <= limit:
             return text

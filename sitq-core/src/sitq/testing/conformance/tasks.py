@@ -74,6 +74,10 @@ def explode() -> None:
     raise ValueError("boom")
 
 
+def explode_with_nul() -> None:
+    raise ValueError("a NUL \x00 in an error")
+
+
 FAST_RETRY = RetryPolicy(backoff=0.01, jitter=0)
 
 

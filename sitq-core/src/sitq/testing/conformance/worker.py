@@ -20,6 +20,7 @@ from sitq.testing.conformance.tasks import (
     decorated,
     echo_priority,
     explode,
+    explode_with_nul,
     multiply,
     tracked_sleep,
 )
@@ -88,6 +89,17 @@ class WorkerConformance(ConformanceFixtures):
             await worker.stop()
         assert result.value == again.value == 25
         assert result.finished_at == again.finished_at
+
+    async def test_an_error_holding_a_nul_character_is_stored(self, backend: Backend) -> None:
+        async with TaskQueue(backend) as queue:
+            task_id = await queue.enqueue(explode_with_nul)
+            worker = Worker(queue)
+            try:
+                result = await asyncio.wait_for(worker.process_task(task_id), 10)
+            finally:
+                await worker.stop()
+        assert result.status is TaskStatus.FAILED
+        assert result.error == "ValueError: a NUL \\x00 in an error"
 
     async def test_a_burst_worker_runs_what_is_due_then_returns(self, backend: Backend) -> None:
         async with TaskQueue(backend) as queue:
